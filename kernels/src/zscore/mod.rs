@@ -1,0 +1,218 @@
+//! Rolling z-scores over many (sensor, channel) slots at once.
+//!
+//! Each slot keeps an exponentially weighted mean and variance (West's incremental form) and a
+//! warm-up counter, laid out as columns ([`ZSlots`]): one kernel call updates a contiguous run of
+//! slots with one new reading each and writes each reading's score.
+//!
+//! For a reading `x` against the slot's state before the update:
+//!
+//! ```text
+//! d     = x - mean
+//! std   = sqrt(max(var, min_std²))
+//! score = |d| / std                      (0 while count < warmup, NaN when x is not finite)
+//! dc    = clamp(d, -clip·std, clip·std)  (d itself while warming up)
+//! mean' = mean + α·dc
+//! var'  = (1 - α)·(var + dc·α·dc)        with α = 1 - 2^(-1/half_life)
+//! ```
+//!
+//! The first reading of a slot sets `mean = x, var = 0`. Clipping the update (a Huber-style robust
+//! EWMA) keeps one spike from inflating the variance and lets a level shift be absorbed over a few
+//! half-lives instead of at once.
+//!
+//! **Non-finite readings never poison the state**: a NaN or ±Inf reading leaves the slot unchanged
+//! and scores NaN ("no observation"); the caller counts them. A finite reading whose update would
+//! overflow the state (|x| near `f32::MAX`) is scored but not absorbed.
+//!
+//! **Both paths round identically.** The AVX2 path uses the same IEEE operations in the same order as
+//! the scalar path and deliberately no fused multiply-add, so scores and state are bit-for-bit equal
+//! whichever path runs: alerts never depend on the CPU. Tests check this beside the f64 oracle.
+
+mod scalar;
+#[cfg(target_arch = "x86_64")]
+mod x86_64;
+
+#[cfg(test)]
+mod oracle;
+#[cfg(test)]
+mod tests;
+
+use crate::isa::Isa;
+use std::fmt;
+
+/// Detector parameters, validated.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct ZParams {
+    /// Weight of a new reading: `1 - 2^(-1/half_life)`.
+    pub(crate) alpha: f32,
+    /// `1 - alpha`.
+    pub(crate) one_minus_alpha: f32,
+    /// Readings a slot must have absorbed before it scores (at least 1).
+    pub(crate) warmup: u32,
+    /// Floor of the variance: `min_std²`.
+    pub(crate) min_var: f32,
+    /// Clip of the update, in standard deviations (may be +Inf: no clipping).
+    pub(crate) clip: f32,
+}
+
+/// Why [`ZParams::new`] refused its arguments.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ParamError(String);
+
+impl fmt::Display for ParamError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for ParamError {}
+
+impl ZParams {
+    /// `half_life` in readings (> 0), `warmup` in readings (1..=1e9), `min_std` > 0, `clip` > 0
+    /// (`f32::INFINITY` turns clipping off).
+    pub fn new(
+        half_life: f64,
+        warmup: u32,
+        min_std: f32,
+        clip: f32,
+    ) -> Result<ZParams, ParamError> {
+        if !(half_life.is_finite() && half_life > 0.0) {
+            return Err(ParamError(format!(
+                "half_life must be a positive number of readings, got {half_life}"
+            )));
+        }
+        if !(1..=1_000_000_000).contains(&warmup) {
+            return Err(ParamError(format!(
+                "warmup must be between 1 and 1e9 readings, got {warmup}"
+            )));
+        }
+        let min_var = min_std * min_std;
+        if !(min_std.is_finite() && min_std > 0.0 && min_var > 0.0 && min_var.is_finite()) {
+            return Err(ParamError(format!(
+                "min_std must be positive and representable squared, got {min_std}"
+            )));
+        }
+        if clip.is_nan() || clip <= 0.0 {
+            return Err(ParamError(format!(
+                "clip must be positive (or inf), got {clip}"
+            )));
+        }
+        let alpha = (1.0 - 0.5f64.powf(1.0 / half_life)) as f32;
+        if alpha <= 0.0 {
+            return Err(ParamError(format!(
+                "half_life {half_life} is too long for f32 state"
+            )));
+        }
+        Ok(ZParams {
+            alpha,
+            one_minus_alpha: 1.0 - alpha,
+            warmup,
+            min_var,
+            clip,
+        })
+    }
+
+    /// Weight of a new reading.
+    pub fn alpha(&self) -> f32 {
+        self.alpha
+    }
+
+    /// Readings before a slot scores.
+    pub fn warmup(&self) -> u32 {
+        self.warmup
+    }
+}
+
+/// The state of many slots, as columns.
+#[derive(Clone, Debug, Default)]
+pub struct ZSlots {
+    /// Exponentially weighted mean.
+    pub mean: Vec<f32>,
+    /// Exponentially weighted variance (never negative, never NaN).
+    pub var: Vec<f32>,
+    /// Readings absorbed, saturating at the warm-up count.
+    pub count: Vec<u32>,
+}
+
+impl ZSlots {
+    /// `n` fresh slots.
+    pub fn new(n: usize) -> ZSlots {
+        ZSlots {
+            mean: vec![0.0; n],
+            var: vec![0.0; n],
+            count: vec![0; n],
+        }
+    }
+
+    /// Number of slots.
+    pub fn len(&self) -> usize {
+        self.mean.len()
+    }
+
+    /// Whether there are no slots.
+    pub fn is_empty(&self) -> bool {
+        self.mean.is_empty()
+    }
+
+    /// Appends `n` fresh slots and returns the index of the first.
+    pub fn grow(&mut self, n: usize) -> usize {
+        let base = self.len();
+        self.mean.resize(base + n, 0.0);
+        self.var.resize(base + n, 0.0);
+        self.count.resize(base + n, 0);
+        base
+    }
+}
+
+/// The z-score kernel on one instruction set. Holding one means the ISA is available.
+#[derive(Clone, Copy, Debug)]
+pub struct ZScore {
+    isa: Isa,
+    params: ZParams,
+}
+
+impl ZScore {
+    /// `None` when this CPU cannot run `isa`.
+    pub fn new(isa: Isa, params: ZParams) -> Option<ZScore> {
+        isa.is_available().then_some(ZScore { isa, params })
+    }
+
+    /// The path this kernel runs.
+    pub fn isa(&self) -> Isa {
+        self.isa
+    }
+
+    /// The parameters.
+    pub fn params(&self) -> &ZParams {
+        &self.params
+    }
+
+    /// Absorbs `x[i]` into slot `start + i` for every `i` and writes its score to `score[i]`.
+    ///
+    /// # Panics
+    /// If `score` is not as long as `x`, or the slots `start..start + x.len()` do not exist.
+    #[inline]
+    pub fn update(&self, slots: &mut ZSlots, start: usize, x: &[f32], score: &mut [f32]) {
+        let end = start + x.len();
+        assert!(
+            score.len() == x.len(),
+            "zscore: score and x differ in length"
+        );
+        assert!(
+            end <= slots.len(),
+            "zscore: slots {start}..{end} out of {}",
+            slots.len()
+        );
+        let mean = &mut slots.mean[start..end];
+        let var = &mut slots.var[start..end];
+        let count = &mut slots.count[start..end];
+        match self.isa {
+            Isa::Scalar => scalar::update(&self.params, mean, var, count, x, score),
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: `ZScore::new` only builds an Avx2 kernel when `Isa::Avx2.is_available()`
+            // confirmed AVX2 and FMA on this CPU; all slices have the length of `x` (checked above).
+            Isa::Avx2 => unsafe { x86_64::avx2::update(&self.params, mean, var, count, x, score) },
+            #[cfg(not(target_arch = "x86_64"))]
+            Isa::Avx2 => unreachable!("Avx2 is never available off x86_64"),
+        }
+    }
+}

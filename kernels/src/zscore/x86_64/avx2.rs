@@ -1,0 +1,96 @@
+//! AVX2 path: 8 slots per step, scalar tail.
+
+use super::super::{scalar, ZParams};
+use core::arch::x86_64::*;
+
+/// See [`crate::zscore::ZScore::update`].
+///
+/// # Safety
+/// The CPU must support AVX2 and FMA, and every slice must have the length of `x`.
+#[target_feature(enable = "avx2,fma")]
+pub(crate) unsafe fn update(
+    p: &ZParams,
+    mean: &mut [f32],
+    var: &mut [f32],
+    count: &mut [u32],
+    x: &[f32],
+    score: &mut [f32],
+) {
+    let n = x.len();
+    debug_assert!(mean.len() == n && var.len() == n && count.len() == n && score.len() == n);
+    let body = n - n % 8;
+
+    let sign = _mm256_set1_ps(-0.0);
+    let inf = _mm256_set1_ps(f32::INFINITY);
+    let nan = _mm256_set1_ps(f32::NAN);
+    let zero = _mm256_setzero_ps();
+    let alpha = _mm256_set1_ps(p.alpha);
+    let oma = _mm256_set1_ps(p.one_minus_alpha);
+    let min_var = _mm256_set1_ps(p.min_var);
+    let clip = _mm256_set1_ps(p.clip);
+    // warmup >= 1 and <= 1e9 (ZParams::new), so `count > warmup - 1` is a signed compare that works.
+    let warm_below = _mm256_set1_epi32((p.warmup - 1) as i32);
+    let cap = _mm256_set1_epi32(p.warmup.max(1) as i32);
+    let one = _mm256_set1_epi32(1);
+    let izero = _mm256_setzero_si256();
+
+    let (xp, mp, vp, cp, sp) = (
+        x.as_ptr(),
+        mean.as_mut_ptr(),
+        var.as_mut_ptr(),
+        count.as_mut_ptr(),
+        score.as_mut_ptr(),
+    );
+    let mut i = 0;
+    while i < body {
+        // SAFETY: i + 8 <= body <= n and every slice has length n, so each 8-lane access is in
+        // bounds; loadu/storeu need no alignment.
+        unsafe {
+            let xv = _mm256_loadu_ps(xp.add(i));
+            let m = _mm256_loadu_ps(mp.add(i));
+            let v = _mm256_loadu_ps(vp.add(i));
+            let c = _mm256_loadu_si256(cp.add(i) as *const __m256i);
+
+            let finite_x = _mm256_cmp_ps::<_CMP_LT_OQ>(_mm256_andnot_ps(sign, xv), inf);
+            let d = _mm256_sub_ps(xv, m);
+            let sd = _mm256_sqrt_ps(_mm256_max_ps(v, min_var));
+            let z = _mm256_div_ps(_mm256_andnot_ps(sign, d), sd);
+            let warm = _mm256_castsi256_ps(_mm256_cmpgt_epi32(c, warm_below));
+            let lim = _mm256_mul_ps(clip, sd);
+            let clipped = _mm256_min_ps(_mm256_max_ps(d, _mm256_xor_ps(lim, sign)), lim);
+            let dc = _mm256_blendv_ps(d, clipped, warm);
+            let incr = _mm256_mul_ps(alpha, dc);
+            let m1 = _mm256_add_ps(m, incr);
+            let v1 = _mm256_mul_ps(oma, _mm256_add_ps(v, _mm256_mul_ps(dc, incr)));
+            let first = _mm256_castsi256_ps(_mm256_cmpeq_epi32(c, izero));
+            let m1 = _mm256_blendv_ps(m1, xv, first);
+            let v1 = _mm256_blendv_ps(v1, zero, first);
+            let ok = _mm256_and_ps(
+                finite_x,
+                _mm256_and_ps(
+                    _mm256_cmp_ps::<_CMP_LT_OQ>(_mm256_andnot_ps(sign, m1), inf),
+                    _mm256_cmp_ps::<_CMP_LT_OQ>(v1, inf),
+                ),
+            );
+            let c1 = _mm256_min_epu32(_mm256_add_epi32(c, one), cap);
+
+            _mm256_storeu_ps(mp.add(i), _mm256_blendv_ps(m, m1, ok));
+            _mm256_storeu_ps(vp.add(i), _mm256_blendv_ps(v, v1, ok));
+            _mm256_storeu_si256(
+                cp.add(i) as *mut __m256i,
+                _mm256_blendv_epi8(c, c1, _mm256_castps_si256(ok)),
+            );
+            let s = _mm256_blendv_ps(nan, _mm256_blendv_ps(zero, z, warm), finite_x);
+            _mm256_storeu_ps(sp.add(i), s);
+        }
+        i += 8;
+    }
+    scalar::update(
+        p,
+        &mut mean[body..],
+        &mut var[body..],
+        &mut count[body..],
+        &x[body..],
+        &mut score[body..],
+    );
+}

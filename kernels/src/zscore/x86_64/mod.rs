@@ -1,0 +1,3 @@
+//! x86_64 paths.
+
+pub(crate) mod avx2;
