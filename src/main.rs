@@ -1,1 +1,223 @@
-fn main() {}
+//! The `vigil` command: parse flags, build the configuration, run, map failures to exit codes
+//! (2: bad flag, config or input, nothing ran; 1: failure while running).
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand};
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use vigil::config::{Config, RawConfig};
+use vigil::replay;
+use vigil::simulate::{self, SimOptions};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "vigil",
+    version,
+    about = "Real-time anomaly detection for sensor streams"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Replay recorded sensor files (CSV or JSON lines) through the pipeline.
+    Replay(ReplayArgs),
+    /// Generate the bundled pump recording and its labels (deterministic for a seed).
+    Simulate(SimulateArgs),
+}
+
+#[derive(clap::Args, Debug)]
+struct ReplayArgs {
+    /// Files to replay, in order.
+    #[arg(required = true)]
+    files: Vec<PathBuf>,
+    /// Config file (TOML). Flags override it.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Write alerts (JSON lines) here instead of standard output.
+    #[arg(long)]
+    alerts: Option<PathBuf>,
+    /// Write records that fail to decode here (default dead-letters.jsonl, made only if needed).
+    #[arg(long)]
+    dead_letter: Option<PathBuf>,
+    /// Number of shard workers.
+    #[arg(long)]
+    shards: Option<usize>,
+    /// max, realtime, or a factor of real time (e.g. 60).
+    #[arg(long)]
+    speed: Option<String>,
+    /// Write the summary and per-stage latency as JSON here.
+    #[arg(long)]
+    metrics_out: Option<PathBuf>,
+    /// Columns that are not channels (comma-separated, repeatable), e.g. anomaly,changepoint.
+    #[arg(long, value_delimiter = ',')]
+    ignore: Vec<String>,
+    /// Rows per batch.
+    #[arg(long)]
+    batch_size: Option<usize>,
+    /// No progress bar, no summary table.
+    #[arg(long, short)]
+    quiet: bool,
+}
+
+#[derive(clap::Args, Debug)]
+struct SimulateArgs {
+    /// The recording to write; its labels go beside it as NAME.labels.json.
+    #[arg(long, default_value = "fixtures/pumps.csv")]
+    out: PathBuf,
+    #[arg(long, default_value_t = SimOptions::default().pumps)]
+    pumps: usize,
+    #[arg(long, default_value_t = SimOptions::default().seconds)]
+    seconds: u64,
+    #[arg(long, default_value_t = SimOptions::default().seed)]
+    seed: u64,
+}
+
+/// A failure and the exit code it maps to.
+enum Failure {
+    Usage(anyhow::Error),
+    Runtime(anyhow::Error),
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) if e.use_stderr() => {
+            let text = e.render().to_string();
+            let first = text
+                .lines()
+                .next()
+                .unwrap_or("invalid arguments")
+                .trim_start_matches("error: ");
+            eprintln!("vigil: {first} (see 'vigil --help')");
+            return ExitCode::from(2);
+        }
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::SUCCESS;
+        }
+    };
+    init_logging();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(Failure::Usage(e)) => {
+            eprintln!("vigil: {e:#}");
+            ExitCode::from(2)
+        }
+        Err(Failure::Runtime(e)) => {
+            eprintln!("vigil: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("VIGIL_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+fn run(cli: Cli) -> Result<(), Failure> {
+    match cli.command {
+        Command::Replay(args) => run_replay(args),
+        Command::Simulate(args) => run_simulate(args),
+    }
+}
+
+fn load_config(path: Option<&PathBuf>) -> Result<RawConfig, Failure> {
+    match path {
+        Some(p) => RawConfig::from_file(p).map_err(|e| Failure::Usage(e.into())),
+        None => Ok(RawConfig::default()),
+    }
+}
+
+fn run_replay(args: ReplayArgs) -> Result<(), Failure> {
+    let mut raw = load_config(args.config.as_ref())?;
+    // Flags override the file.
+    raw.pipeline.shards = args.shards.or(raw.pipeline.shards);
+    raw.pipeline.speed = args.speed.or(raw.pipeline.speed);
+    raw.pipeline.batch_size = args.batch_size.or(raw.pipeline.batch_size);
+    raw.output.alerts = args.alerts.or(raw.output.alerts);
+    raw.output.dead_letter = args.dead_letter.or(raw.output.dead_letter);
+    raw.output.metrics = args.metrics_out.or(raw.output.metrics);
+    raw.input.ignore_columns.extend(args.ignore);
+    let isa_env = std::env::var("VIGIL_ISA").ok();
+    let config = Config::validate(raw, isa_env.as_deref()).map_err(|e| Failure::Usage(e.into()))?;
+    let stop = Arc::new(AtomicBool::new(false));
+    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(signal, stop.clone())
+            .context("cannot install signal handlers")
+            .map_err(Failure::Runtime)?;
+    }
+    let isa_note = if isa_env.is_some() {
+        "forced by VIGIL_ISA"
+    } else {
+        "chosen at run time; VIGIL_ISA=scalar forces the portable path"
+    };
+    let report =
+        replay::replay(&config, &args.files, stop, !args.quiet, isa_note).map_err(|e| {
+            if e.is_usage() {
+                Failure::Usage(e.into())
+            } else {
+                Failure::Runtime(e.into())
+            }
+        })?;
+    if !args.quiet {
+        eprint!("{}", report.table());
+        if report.dead_letters > 0 {
+            eprintln!(
+                "dead letters written to {}",
+                config.output.dead_letter.display()
+            );
+        }
+    }
+    if let Some(path) = &config.output.metrics {
+        replay::write_metrics(&report, path)
+            .with_context(|| format!("cannot write metrics to {}", path.display()))
+            .map_err(Failure::Runtime)?;
+    }
+    Ok(())
+}
+
+fn run_simulate(args: SimulateArgs) -> Result<(), Failure> {
+    let opts = SimOptions {
+        pumps: args.pumps,
+        seconds: args.seconds,
+        seed: args.seed,
+        ..SimOptions::default()
+    };
+    let name = args
+        .out
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let (csv, labels) =
+        simulate::generate(&opts, &name).map_err(|e| Failure::Usage(anyhow::anyhow!(e)))?;
+    let labels_path = args.out.with_extension("labels.json");
+    let write = |path: &PathBuf, bytes: &[u8]| {
+        std::fs::write(path, bytes)
+            .with_context(|| format!("cannot write {}", path.display()))
+            .map_err(Failure::Usage)
+    };
+    write(&args.out, csv.as_bytes())?;
+    let mut json = serde_json::to_vec_pretty(&labels).map_err(|e| Failure::Runtime(e.into()))?;
+    json.push(b'\n');
+    write(&labels_path, &json)?;
+    eprintln!(
+        "wrote {} ({} records) and {}",
+        args.out.display(),
+        opts.pumps as u64 * opts.seconds,
+        labels_path.display()
+    );
+    Ok(())
+}

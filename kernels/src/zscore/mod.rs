@@ -7,17 +7,22 @@
 //! For a reading `x` against the slot's state before the update:
 //!
 //! ```text
+//! α     = max(1 - 2^(-1/half_life), 1/(n + 1))   n = readings absorbed so far
 //! d     = x - mean
 //! std   = sqrt(max(var, min_std²))
 //! score = |d| / std                      (0 while count < warmup, NaN when x is not finite)
 //! dc    = clamp(d, -clip·std, clip·std)  (d itself while warming up)
 //! mean' = mean + α·dc
-//! var'  = (1 - α)·(var + dc·α·dc)        with α = 1 - 2^(-1/half_life)
+//! var'  = (1 - α)·(var + dc·α·dc)        (var itself when |d| > clip·std: an outlier)
 //! ```
 //!
-//! The first reading of a slot sets `mean = x, var = 0`. Clipping the update (a Huber-style robust
-//! EWMA) keeps one spike from inflating the variance and lets a level shift be absorbed over a few
-//! half-lives instead of at once.
+//! The first reading of a slot sets `mean = x, var = 0`. While `1/(n + 1)` exceeds the
+//! half-life's weight, the statistics are plain running means (no start-up bias, so a long
+//! half-life does not make the first scores after warm-up too high). This is a robust (Huber-style) EWMA: an
+//! outlier moves the mean by at most `α·clip·std` and says nothing about the spread, so one spike
+//! barely moves the state, a level shift is absorbed at a bounded rate (its alert stays open for a
+//! while instead of fading in seconds as the variance balloons), and a drift faster than that rate
+//! keeps scoring high for as long as it lasts.
 //!
 //! **Non-finite readings never poison the state**: a NaN or ±Inf reading leaves the slot unchanged
 //! and scores NaN ("no observation"); the caller counts them. A finite reading whose update would
@@ -44,10 +49,11 @@ use std::fmt;
 pub struct ZParams {
     /// Weight of a new reading: `1 - 2^(-1/half_life)`.
     pub(crate) alpha: f32,
-    /// `1 - alpha`.
-    pub(crate) one_minus_alpha: f32,
     /// Readings a slot must have absorbed before it scores (at least 1).
     pub(crate) warmup: u32,
+    /// Where a slot's count saturates: `max(warmup, ceil(1/alpha))`, so that `1/(n + 1) < alpha`
+    /// once it is reached.
+    pub(crate) count_cap: u32,
     /// Floor of the variance: `min_std²`.
     pub(crate) min_var: f32,
     /// Clip of the update, in standard deviations (may be +Inf: no clipping).
@@ -67,7 +73,7 @@ impl fmt::Display for ParamError {
 impl std::error::Error for ParamError {}
 
 impl ZParams {
-    /// `half_life` in readings (> 0), `warmup` in readings (1..=1e9), `min_std` > 0, `clip` > 0
+    /// `half_life` in readings (0 < half_life <= 1e8), `warmup` in readings (1..=1e9), `min_std` > 0, `clip` > 0
     /// (`f32::INFINITY` turns clipping off).
     pub fn new(
         half_life: f64,
@@ -75,7 +81,7 @@ impl ZParams {
         min_std: f32,
         clip: f32,
     ) -> Result<ZParams, ParamError> {
-        if !(half_life.is_finite() && half_life > 0.0) {
+        if !(half_life.is_finite() && half_life > 0.0 && half_life <= 1e8) {
             return Err(ParamError(format!(
                 "half_life must be a positive number of readings, got {half_life}"
             )));
@@ -102,10 +108,11 @@ impl ZParams {
                 "half_life {half_life} is too long for f32 state"
             )));
         }
+        let count_cap = warmup.max((1.0 / alpha as f64).ceil() as u32);
         Ok(ZParams {
             alpha,
-            one_minus_alpha: 1.0 - alpha,
             warmup,
+            count_cap,
             min_var,
             clip,
         })
@@ -129,7 +136,7 @@ pub struct ZSlots {
     pub mean: Vec<f32>,
     /// Exponentially weighted variance (never negative, never NaN).
     pub var: Vec<f32>,
-    /// Readings absorbed, saturating at the warm-up count.
+    /// Readings absorbed, saturating at `max(warmup, ceil(1/alpha))`.
     pub count: Vec<u32>,
 }
 

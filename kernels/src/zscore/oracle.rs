@@ -23,7 +23,9 @@ pub(crate) fn step(p: &Params, slot: &mut Slot, x: f32) -> Option<f64> {
         return None;
     }
     let x = x as f64;
-    let alpha = 1.0 - 0.5f64.powf(1.0 / p.half_life);
+    let base_alpha = 1.0 - 0.5f64.powf(1.0 / p.half_life);
+    let alpha = base_alpha.max(1.0 / (slot.count as f64 + 1.0));
+    let cap = p.warmup.max((1.0 / base_alpha).ceil() as u32);
     let std = slot.var.max(p.min_std * p.min_std).sqrt();
     let deviation = x - slot.mean;
     let warm = slot.count >= p.warmup;
@@ -38,8 +40,10 @@ pub(crate) fn step(p: &Params, slot: &mut Slot, x: f32) -> Option<f64> {
             deviation
         };
         slot.mean += alpha * used;
-        slot.var = (1.0 - alpha) * (slot.var + alpha * used * used);
+        if !(warm && deviation.abs() > p.clip * std) {
+            slot.var = (1.0 - alpha) * (slot.var + alpha * used * used);
+        }
     }
-    slot.count = (slot.count + 1).min(p.warmup.max(1));
+    slot.count = (slot.count + 1).min(cap);
     Some(score)
 }

@@ -12,7 +12,6 @@ pub(crate) fn update(
     x: &[f32],
     score: &mut [f32],
 ) {
-    let cap = p.warmup.max(1);
     let n = x.len();
     let (mean, var, count, score) = (
         &mut mean[..n],
@@ -30,17 +29,21 @@ pub(crate) fn update(
         let warm = c >= p.warmup;
         let lim = p.clip * sd;
         let dc = if warm { d.max(-lim).min(lim) } else { d };
-        let incr = p.alpha * dc;
+        let outlier = warm && d.abs() > lim;
+        let a = p.alpha.max(1.0 / (c + 1) as f32);
+        let incr = a * dc;
         let (m1, v1) = if c == 0 {
             (xi, 0.0)
+        } else if outlier {
+            (m + incr, v)
         } else {
-            (m + incr, p.one_minus_alpha * (v + dc * incr))
+            (m + incr, (1.0 - a) * (v + dc * incr))
         };
         let ok = finite_x && m1.abs() < f32::INFINITY && v1 < f32::INFINITY;
         if ok {
             mean[i] = m1;
             var[i] = v1;
-            count[i] = (c + 1).min(cap);
+            count[i] = (c + 1).min(p.count_cap);
         }
         score[i] = if !finite_x {
             f32::NAN

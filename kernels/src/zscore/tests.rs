@@ -1,4 +1,5 @@
 //! Every available path against the f64 oracle, and the paths against each other.
+#![allow(clippy::needless_range_loop)] // slot-indexed loops read best against the oracle
 
 use super::oracle::{self, Slot};
 use super::{ZParams, ZScore, ZSlots};

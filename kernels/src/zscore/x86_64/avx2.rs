@@ -25,12 +25,12 @@ pub(crate) unsafe fn update(
     let nan = _mm256_set1_ps(f32::NAN);
     let zero = _mm256_setzero_ps();
     let alpha = _mm256_set1_ps(p.alpha);
-    let oma = _mm256_set1_ps(p.one_minus_alpha);
+    let onef = _mm256_set1_ps(1.0);
     let min_var = _mm256_set1_ps(p.min_var);
     let clip = _mm256_set1_ps(p.clip);
     // warmup >= 1 and <= 1e9 (ZParams::new), so `count > warmup - 1` is a signed compare that works.
     let warm_below = _mm256_set1_epi32((p.warmup - 1) as i32);
-    let cap = _mm256_set1_epi32(p.warmup.max(1) as i32);
+    let cap = _mm256_set1_epi32(p.count_cap as i32);
     let one = _mm256_set1_epi32(1);
     let izero = _mm256_setzero_si256();
 
@@ -59,9 +59,21 @@ pub(crate) unsafe fn update(
             let lim = _mm256_mul_ps(clip, sd);
             let clipped = _mm256_min_ps(_mm256_max_ps(d, _mm256_xor_ps(lim, sign)), lim);
             let dc = _mm256_blendv_ps(d, clipped, warm);
-            let incr = _mm256_mul_ps(alpha, dc);
+            let c1 = _mm256_add_epi32(c, one);
+            // counts are below 2^31 (count_cap <= max(1e9, 1.45e8)), so the signed convert is exact enough
+            // and matches the scalar path's `(c + 1) as f32` (both round to nearest).
+            let a = _mm256_max_ps(alpha, _mm256_div_ps(onef, _mm256_cvtepi32_ps(c1)));
+            let incr = _mm256_mul_ps(a, dc);
             let m1 = _mm256_add_ps(m, incr);
-            let v1 = _mm256_mul_ps(oma, _mm256_add_ps(v, _mm256_mul_ps(dc, incr)));
+            let outlier = _mm256_and_ps(
+                warm,
+                _mm256_cmp_ps::<_CMP_GT_OQ>(_mm256_andnot_ps(sign, d), lim),
+            );
+            let v1 = _mm256_mul_ps(
+                _mm256_sub_ps(onef, a),
+                _mm256_add_ps(v, _mm256_mul_ps(dc, incr)),
+            );
+            let v1 = _mm256_blendv_ps(v1, v, outlier);
             let first = _mm256_castsi256_ps(_mm256_cmpeq_epi32(c, izero));
             let m1 = _mm256_blendv_ps(m1, xv, first);
             let v1 = _mm256_blendv_ps(v1, zero, first);
@@ -72,7 +84,7 @@ pub(crate) unsafe fn update(
                     _mm256_cmp_ps::<_CMP_LT_OQ>(v1, inf),
                 ),
             );
-            let c1 = _mm256_min_epu32(_mm256_add_epi32(c, one), cap);
+            let c1 = _mm256_min_epu32(c1, cap);
 
             _mm256_storeu_ps(mp.add(i), _mm256_blendv_ps(m, m1, ok));
             _mm256_storeu_ps(vp.add(i), _mm256_blendv_ps(v, v1, ok));

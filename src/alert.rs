@@ -1,0 +1,242 @@
+//! Alerts and the policy that raises them.
+//!
+//! A (detector, sensor, channel) opens an alert when its score is at or above `open` for
+//! `open_after` consecutive readings, and closes it when the score is below `close` for
+//! `close_after` consecutive readings (hysteresis). One `open` and one `close` per episode.
+//! Missing readings (NaN scores) neither advance nor break a streak.
+
+use crate::config::PolicyConfig;
+use crate::detectors::{Scores, SlotMap};
+use crate::record::{Origin, RecordBatch, SensorId};
+use std::sync::Arc;
+
+/// Which edge of an episode an alert marks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AlertEvent {
+    Open,
+    Close,
+}
+
+impl AlertEvent {
+    pub fn name(self) -> &'static str {
+        match self {
+            AlertEvent::Open => "open",
+            AlertEvent::Close => "close",
+        }
+    }
+}
+
+/// One alert event.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Alert {
+    pub event: AlertEvent,
+    pub sensor: SensorId,
+    pub channel: Arc<str>,
+    pub detector: Arc<str>,
+    /// Event time of the reading that opened or closed the alert (epoch ms).
+    pub ts: i64,
+    /// Open: event time of the first reading of the streak that opened it. Close: when it opened.
+    pub since: i64,
+    pub score: f32,
+    pub value: f32,
+    /// What the detector expected (for the z-score, the rolling mean before this reading).
+    pub expected: f32,
+    /// Highest score of the episode so far.
+    pub peak: f32,
+    /// The record that opened or closed the alert.
+    pub origin: Origin,
+}
+
+/// The policy state of one detector in one shard, one slot per (sensor, channel).
+#[derive(Debug)]
+pub struct AlertPolicy {
+    cfg: PolicyConfig,
+    map: SlotMap,
+    open: Vec<bool>,
+    streak: Vec<u32>,
+    since: Vec<i64>,
+    peak: Vec<f32>,
+    open_now: u64,
+}
+
+impl AlertPolicy {
+    pub fn new(cfg: PolicyConfig) -> AlertPolicy {
+        AlertPolicy {
+            cfg,
+            map: SlotMap::default(),
+            open: Vec::new(),
+            streak: Vec::new(),
+            since: Vec::new(),
+            peak: Vec::new(),
+            open_now: 0,
+        }
+    }
+
+    /// Alerts open right now.
+    pub fn open_now(&self) -> u64 {
+        self.open_now
+    }
+
+    /// Runs the policy over a scored batch, appending alert events to `out`.
+    pub fn apply(
+        &mut self,
+        detector: &Arc<str>,
+        batch: &RecordBatch,
+        keys: &[u32],
+        scores: &Scores,
+        out: &mut Vec<Alert>,
+    ) {
+        let w = batch.width();
+        let cfg = self.cfg;
+        for (r, &key) in keys.iter().enumerate() {
+            let (base, new) = self.map.base(key, w);
+            if new {
+                let n = self.map.len();
+                self.open.resize(n, false);
+                self.streak.resize(n, 0);
+                self.since.resize(n, 0);
+                self.peak.resize(n, 0.0);
+            }
+            for c in 0..w {
+                let score = scores.score[r * w + c];
+                if score.is_nan() {
+                    continue;
+                }
+                let s = base + c;
+                let event = if !self.open[s] {
+                    if score >= cfg.open {
+                        if self.streak[s] == 0 {
+                            self.since[s] = batch.ts[r];
+                            self.peak[s] = score;
+                        }
+                        self.streak[s] += 1;
+                        self.peak[s] = self.peak[s].max(score);
+                        (self.streak[s] >= cfg.open_after).then_some(AlertEvent::Open)
+                    } else {
+                        self.streak[s] = 0;
+                        None
+                    }
+                } else {
+                    self.peak[s] = self.peak[s].max(score);
+                    if score < cfg.close {
+                        self.streak[s] += 1;
+                        (self.streak[s] >= cfg.close_after).then_some(AlertEvent::Close)
+                    } else {
+                        self.streak[s] = 0;
+                        None
+                    }
+                };
+                let Some(event) = event else { continue };
+                out.push(Alert {
+                    event,
+                    sensor: batch.sensors[r],
+                    channel: batch.schema.channels[c].clone(),
+                    detector: detector.clone(),
+                    ts: batch.ts[r],
+                    since: self.since[s],
+                    score,
+                    value: batch.values[r * w + c],
+                    expected: scores.expected[r * w + c],
+                    peak: self.peak[s],
+                    origin: batch.origins[r],
+                });
+                self.streak[s] = 0;
+                match event {
+                    AlertEvent::Open => {
+                        self.open[s] = true;
+                        self.since[s] = batch.ts[r];
+                        self.open_now += 1;
+                    }
+                    AlertEvent::Close => {
+                        self.open[s] = false;
+                        self.open_now -= 1;
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::record::{Schema, SourceId};
+
+    fn batch(scores: &[f32]) -> (RecordBatch, Scores) {
+        let schema = Arc::new(Schema {
+            id: 0,
+            channels: vec![Arc::from("p")],
+        });
+        let mut b = RecordBatch::with_capacity(schema, scores.len());
+        for (i, _) in scores.iter().enumerate() {
+            b.sensors.push(7);
+            b.ts.push(i as i64 * 1000);
+            b.values.push(i as f32);
+            b.origins.push(Origin {
+                source: 0 as SourceId,
+                position: i as u64 + 2,
+            });
+        }
+        (
+            b,
+            Scores {
+                score: scores.to_vec(),
+                expected: vec![0.5; scores.len()],
+            },
+        )
+    }
+
+    fn run(cfg: PolicyConfig, scores: &[f32]) -> Vec<(AlertEvent, i64, i64)> {
+        let (b, s) = batch(scores);
+        let mut p = AlertPolicy::new(cfg);
+        let mut out = Vec::new();
+        p.apply(&Arc::from("z"), &b, &vec![0; scores.len()], &s, &mut out);
+        out.iter()
+            .map(|a| (a.event, a.ts / 1000, a.since / 1000))
+            .collect()
+    }
+
+    const CFG: PolicyConfig = PolicyConfig {
+        open: 5.0,
+        open_after: 3,
+        close: 2.0,
+        close_after: 2,
+    };
+
+    #[test]
+    fn opens_after_k_and_closes_after_m_with_hysteresis() {
+        use AlertEvent::*;
+        // 2 above is not enough; 3 above opens (since = first of the streak); scores between close
+        // and open keep it open; 2 below close it.
+        let got = run(
+            CFG,
+            &[6.0, 6.0, 1.0, 6.0, 7.0, 9.0, 3.0, 4.0, 1.0, 3.0, 1.0, 1.0],
+        );
+        assert_eq!(got, vec![(Open, 5, 3), (Close, 11, 5)]);
+    }
+
+    #[test]
+    fn missing_readings_neither_advance_nor_break_a_streak() {
+        use AlertEvent::*;
+        let got = run(CFG, &[6.0, f32::NAN, 6.0, f32::NAN, 6.0, 1.0, 1.0]);
+        assert_eq!(got, vec![(Open, 4, 0), (Close, 6, 4)]);
+    }
+
+    #[test]
+    fn one_event_per_edge() {
+        let got = run(CFG, &[9.0; 50]);
+        assert_eq!(got.len(), 1);
+    }
+
+    #[test]
+    fn carries_value_expected_peak_and_origin() {
+        let (b, s) = batch(&[6.0, 8.0, 6.0]);
+        let mut p = AlertPolicy::new(CFG);
+        let mut out = Vec::new();
+        p.apply(&Arc::from("z"), &b, &[0, 0, 0], &s, &mut out);
+        let a = &out[0];
+        assert_eq!((a.value, a.expected, a.peak, a.score), (2.0, 0.5, 8.0, 6.0));
+        assert_eq!(a.origin.position, 4);
+        assert_eq!(p.open_now(), 1);
+    }
+}

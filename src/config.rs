@@ -1,0 +1,516 @@
+//! Configuration in two steps: the raw TOML shape (every field documented, unknown fields refused),
+//! then one validated [`Config`] in which nothing is a raw string any more.
+//!
+//! Precedence, highest first: command-line flags, `VIGIL_ISA`, the config file, built-in defaults.
+
+use crate::time::EpochUnit;
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+use vigil_kernels::isa::Isa;
+use vigil_kernels::zscore::ZParams;
+
+/// What went wrong reading or checking configuration.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config {path}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("config {path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("invalid configuration: {0}")]
+    Invalid(String),
+}
+
+fn invalid(msg: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid(msg.into())
+}
+
+/// The config file, as written.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfig {
+    /// How input files and records are read.
+    #[serde(default)]
+    pub input: RawInput,
+    /// Threads, channels and batching.
+    #[serde(default)]
+    pub pipeline: RawPipeline,
+    /// The default alert policy, for detectors that do not set their own.
+    #[serde(default)]
+    pub alerts: RawPolicy,
+    /// Detectors run on every record. Empty: one z-score detector with default parameters.
+    #[serde(default)]
+    pub detectors: Vec<RawDetector>,
+    /// Where results go.
+    #[serde(default)]
+    pub output: RawOutput,
+}
+
+/// `[input]`
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawInput {
+    /// Columns (CSV) or value names (JSON lines) that are not channels, e.g. label columns
+    /// `["anomaly", "changepoint"]`. Names absent from a file are fine.
+    #[serde(default)]
+    pub ignore_columns: Vec<String>,
+    /// The CSV timestamp column. Default: the first of `timestamp`, `datetime`, `time`, `ts`,
+    /// `date` (any case).
+    pub timestamp_column: Option<String>,
+    /// The CSV sensor column. Default: `sensor` or `sensor_id` if present; without one, a file is
+    /// one sensor named after the file (its name without extension).
+    pub sensor_column: Option<String>,
+    /// Unit of numeric timestamps: `auto` (by magnitude), `s`, `ms`, `us` or `ns`. Default `auto`.
+    pub epoch_unit: Option<String>,
+    /// CSV delimiter: `,`, `;`, `\t` (or `tab`), or `auto` (the most frequent of the three in the
+    /// header). Default `auto`.
+    pub delimiter: Option<String>,
+}
+
+/// `[pipeline]`
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPipeline {
+    /// Shard workers; each owns the state of the sensors hashed to it. Default 2.
+    pub shards: Option<usize>,
+    /// Rows a shard collects before it scores. Default 1024.
+    pub batch_size: Option<usize>,
+    /// Longest a shard waits to fill a batch, in milliseconds. Default 5.
+    pub linger_ms: Option<u64>,
+    /// Batches each channel between stages holds before the sender waits. Default 16.
+    pub channel_capacity: Option<usize>,
+    /// Kernel instruction set: `auto`, `avx2` or `scalar`. `VIGIL_ISA` overrides. Default `auto`.
+    pub isa: Option<String>,
+    /// Replay speed: `max`, `realtime`, or a factor of real time such as `10`. Default `max`.
+    pub speed: Option<String>,
+}
+
+/// An alert policy (hysteresis). Every field optional: unset fields inherit.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPolicy {
+    /// A channel opens an alert when its score is at or above this... Default 6.
+    pub open: Option<f32>,
+    /// ...for this many consecutive records. Default 3.
+    pub open_after: Option<u32>,
+    /// An open alert closes when the score is below this (lower than `open`)... Default 3.
+    pub close: Option<f32>,
+    /// ...for this many consecutive records. Default 10.
+    pub close_after: Option<u32>,
+}
+
+/// One `[[detectors]]` entry.
+#[derive(Debug, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum RawDetector {
+    /// Rolling z-score per (sensor, channel).
+    Zscore(RawZscore),
+}
+
+/// `[[detectors]] kind = "zscore"`
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawZscore {
+    /// Name in alerts. Default `zscore`.
+    pub name: Option<String>,
+    /// Half-life of the rolling mean and variance, in readings. Default 300.
+    pub half_life: Option<f64>,
+    /// Readings a (sensor, channel) absorbs before it may alert. Default 60.
+    pub warmup: Option<u32>,
+    /// Floor of the standard deviation, in the channel's unit (a flat line does not divide by
+    /// zero). Default 0.001.
+    pub min_std: Option<f32>,
+    /// Deviations beyond this many standard deviations move the statistics as if they were this
+    /// large and leave the variance alone (robust to spikes and level shifts). `inf` turns
+    /// clipping off. Default 3.
+    pub clip: Option<f32>,
+    /// This detector's alert policy; unset fields come from `[alerts]`.
+    #[serde(default)]
+    pub alerts: RawPolicy,
+}
+
+/// `[output]`
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawOutput {
+    /// Alerts as JSON lines. Default: standard output.
+    pub alerts: Option<PathBuf>,
+    /// Dead letters (records that failed to decode) as JSON lines. Default `dead-letters.jsonl`,
+    /// created only when there is one.
+    pub dead_letter: Option<PathBuf>,
+    /// The run's summary and latency percentiles as JSON. Default: none.
+    pub metrics: Option<PathBuf>,
+}
+
+impl RawConfig {
+    /// Reads and parses a TOML file.
+    pub fn from_file(path: &Path) -> Result<RawConfig, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        RawConfig::from_toml(&text).map_err(|message| ConfigError::Parse {
+            path: path.to_path_buf(),
+            message,
+        })
+    }
+
+    /// Parses TOML text; the error is one line.
+    pub fn from_toml(text: &str) -> Result<RawConfig, String> {
+        toml::from_str(text).map_err(|e| {
+            let msg = e.message().trim().to_string();
+            match e.span().map(|s| line_of(text, s.start)) {
+                Some(line) => format!("line {line}: {msg}"),
+                None => msg,
+            }
+        })
+    }
+}
+
+fn line_of(text: &str, byte: usize) -> usize {
+    text.as_bytes()[..byte.min(text.len())]
+        .iter()
+        .filter(|&&b| b == b'\n')
+        .count()
+        + 1
+}
+
+/// Replay pacing.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Speed {
+    /// As fast as the pipeline goes.
+    Max,
+    /// Event time runs this many times faster than wall time (1.0 is real time).
+    Factor(f64),
+}
+
+impl Speed {
+    /// Parses `max`, `realtime` or a positive factor.
+    pub fn parse(text: &str) -> Result<Speed, ConfigError> {
+        match text {
+            "max" => Ok(Speed::Max),
+            "realtime" => Ok(Speed::Factor(1.0)),
+            _ => match text.parse::<f64>() {
+                Ok(f) if f.is_finite() && f > 0.0 => Ok(Speed::Factor(f)),
+                _ => Err(invalid(format!(
+                    "speed must be max, realtime or a positive factor, got {text:?}"
+                ))),
+            },
+        }
+    }
+}
+
+/// Validated `[input]`.
+#[derive(Debug, Clone)]
+pub struct InputConfig {
+    pub ignore_columns: Vec<String>,
+    pub timestamp_column: Option<String>,
+    pub sensor_column: Option<String>,
+    pub epoch_unit: EpochUnit,
+    /// `None`: detect from the header.
+    pub delimiter: Option<u8>,
+}
+
+/// Validated `[pipeline]`.
+#[derive(Debug, Clone)]
+pub struct PipelineConfig {
+    pub shards: usize,
+    pub batch_size: usize,
+    pub linger: Duration,
+    pub channel_capacity: usize,
+    pub isa: Isa,
+    pub speed: Speed,
+}
+
+/// Validated alert policy.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PolicyConfig {
+    pub open: f32,
+    pub open_after: u32,
+    pub close: f32,
+    pub close_after: u32,
+}
+
+/// What a detector computes.
+#[derive(Debug, Clone)]
+pub enum DetectorKind {
+    ZScore(ZParams),
+}
+
+/// One validated detector.
+#[derive(Debug, Clone)]
+pub struct DetectorConfig {
+    pub name: Arc<str>,
+    pub kind: DetectorKind,
+    pub policy: PolicyConfig,
+}
+
+/// Validated `[output]`.
+#[derive(Debug, Clone)]
+pub struct OutputConfig {
+    pub alerts: Option<PathBuf>,
+    pub dead_letter: PathBuf,
+    pub metrics: Option<PathBuf>,
+}
+
+/// Everything a run needs, checked.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub input: InputConfig,
+    pub pipeline: PipelineConfig,
+    pub detectors: Vec<DetectorConfig>,
+    pub output: OutputConfig,
+}
+
+fn positive<T: PartialOrd + Default + std::fmt::Display>(
+    name: &str,
+    v: T,
+) -> Result<T, ConfigError> {
+    if v > T::default() {
+        Ok(v)
+    } else {
+        Err(invalid(format!("{name} must be positive, got {v}")))
+    }
+}
+
+impl PolicyConfig {
+    fn from_raw(
+        raw: &RawPolicy,
+        inherit: &PolicyConfig,
+        what: &str,
+    ) -> Result<PolicyConfig, ConfigError> {
+        let p = PolicyConfig {
+            open: raw.open.unwrap_or(inherit.open),
+            open_after: raw.open_after.unwrap_or(inherit.open_after),
+            close: raw.close.unwrap_or(inherit.close),
+            close_after: raw.close_after.unwrap_or(inherit.close_after),
+        };
+        if !(p.open.is_finite() && p.close.is_finite() && p.close >= 0.0 && p.close < p.open) {
+            return Err(invalid(format!(
+                "{what}: need 0 <= close < open, got open {} close {}",
+                p.open, p.close
+            )));
+        }
+        if p.open_after == 0
+            || p.close_after == 0
+            || p.open_after > 1_000_000
+            || p.close_after > 1_000_000
+        {
+            return Err(invalid(format!(
+                "{what}: open_after and close_after must be between 1 and 1e6"
+            )));
+        }
+        Ok(p)
+    }
+}
+
+/// The built-in alert policy.
+pub const DEFAULT_POLICY: PolicyConfig = PolicyConfig {
+    open: 6.0,
+    open_after: 3,
+    close: 3.0,
+    close_after: 10,
+};
+
+/// Built-in z-score parameters: (half_life, warmup, min_std, clip).
+pub const DEFAULT_ZSCORE: (f64, u32, f32, f32) = (300.0, 60, 1e-3, 3.0);
+
+impl Config {
+    /// Checks `raw`, with `isa_override` (from `VIGIL_ISA`) taking precedence over `pipeline.isa`.
+    pub fn validate(raw: RawConfig, isa_override: Option<&str>) -> Result<Config, ConfigError> {
+        let input = InputConfig {
+            ignore_columns: raw.input.ignore_columns,
+            timestamp_column: raw.input.timestamp_column,
+            sensor_column: raw.input.sensor_column,
+            epoch_unit: match raw.input.epoch_unit.as_deref() {
+                None => EpochUnit::Auto,
+                Some(name) => EpochUnit::from_name(name).ok_or_else(|| {
+                    invalid(format!(
+                        "input.epoch_unit must be auto, s, ms, us or ns, got {name:?}"
+                    ))
+                })?,
+            },
+            delimiter: match raw.input.delimiter.as_deref() {
+                None | Some("auto") => None,
+                Some(",") => Some(b','),
+                Some(";") => Some(b';'),
+                Some("\t") | Some("tab") | Some("\\t") => Some(b'\t'),
+                Some(other) => {
+                    return Err(invalid(format!(
+                        "input.delimiter must be ',', ';', tab or auto, got {other:?}"
+                    )))
+                }
+            },
+        };
+
+        let isa_name = isa_override
+            .or(raw.pipeline.isa.as_deref())
+            .unwrap_or("auto");
+        let isa = match isa_name {
+            "auto" => Isa::best(),
+            name => match Isa::from_name(name) {
+                Some(isa) if isa.is_available() => isa,
+                Some(isa) => {
+                    return Err(invalid(format!(
+                        "instruction set {isa} is not available on this CPU"
+                    )))
+                }
+                None => {
+                    return Err(invalid(format!(
+                        "unknown instruction set {name:?} (auto, avx2, scalar)"
+                    )))
+                }
+            },
+        };
+        let p = &raw.pipeline;
+        let pipeline = PipelineConfig {
+            shards: positive("pipeline.shards", p.shards.unwrap_or(2))?,
+            batch_size: positive("pipeline.batch_size", p.batch_size.unwrap_or(1024))?,
+            linger: Duration::from_millis(p.linger_ms.unwrap_or(5)),
+            channel_capacity: positive(
+                "pipeline.channel_capacity",
+                p.channel_capacity.unwrap_or(16),
+            )?,
+            isa,
+            speed: Speed::parse(p.speed.as_deref().unwrap_or("max"))?,
+        };
+        if pipeline.shards > 256 {
+            return Err(invalid(format!(
+                "pipeline.shards must be at most 256, got {}",
+                pipeline.shards
+            )));
+        }
+
+        let default_policy = PolicyConfig::from_raw(&raw.alerts, &DEFAULT_POLICY, "[alerts]")?;
+        let raw_detectors = if raw.detectors.is_empty() {
+            vec![RawDetector::Zscore(RawZscore::default())]
+        } else {
+            raw.detectors
+        };
+        let mut detectors = Vec::with_capacity(raw_detectors.len());
+        for raw in raw_detectors {
+            detectors.push(match raw {
+                RawDetector::Zscore(z) => {
+                    let name = z.name.unwrap_or_else(|| "zscore".to_string());
+                    let (hl, warm, min_std, clip) = DEFAULT_ZSCORE;
+                    let params = ZParams::new(
+                        z.half_life.unwrap_or(hl),
+                        z.warmup.unwrap_or(warm),
+                        z.min_std.unwrap_or(min_std),
+                        z.clip.unwrap_or(clip),
+                    )
+                    .map_err(|e| invalid(format!("detector {name}: {e}")))?;
+                    let policy = PolicyConfig::from_raw(
+                        &z.alerts,
+                        &default_policy,
+                        &format!("detector {name}"),
+                    )?;
+                    DetectorConfig {
+                        name: Arc::from(name),
+                        kind: DetectorKind::ZScore(params),
+                        policy,
+                    }
+                }
+            });
+        }
+        for (i, d) in detectors.iter().enumerate() {
+            if detectors[..i].iter().any(|e| e.name == d.name) {
+                return Err(invalid(format!("two detectors are named {:?}", d.name)));
+            }
+        }
+
+        let output = OutputConfig {
+            alerts: raw.output.alerts,
+            dead_letter: raw
+                .output
+                .dead_letter
+                .unwrap_or_else(|| PathBuf::from("dead-letters.jsonl")),
+            metrics: raw.output.metrics,
+        };
+        Ok(Config {
+            input,
+            pipeline,
+            detectors,
+            output,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_validate() {
+        let c = Config::validate(RawConfig::default(), Some("scalar")).expect("valid");
+        assert_eq!(c.pipeline.isa, Isa::Scalar);
+        assert_eq!(c.detectors.len(), 1);
+        assert_eq!(&*c.detectors[0].name, "zscore");
+        assert_eq!(c.detectors[0].policy, DEFAULT_POLICY);
+    }
+
+    #[test]
+    fn a_full_file_parses() {
+        let raw = RawConfig::from_toml(
+            r#"
+            [input]
+            ignore_columns = ["anomaly", "changepoint"]
+            delimiter = ";"
+            [pipeline]
+            shards = 4
+            speed = "realtime"
+            [alerts]
+            open = 5.0
+            [[detectors]]
+            kind = "zscore"
+            name = "fast"
+            half_life = 30
+            [detectors.alerts]
+            open_after = 1
+            "#,
+        )
+        .expect("parses");
+        let c = Config::validate(raw, None).expect("valid");
+        assert_eq!(c.input.delimiter, Some(b';'));
+        assert_eq!(c.pipeline.shards, 4);
+        assert_eq!(c.pipeline.speed, Speed::Factor(1.0));
+        assert_eq!(c.detectors[0].policy.open, 5.0);
+        assert_eq!(c.detectors[0].policy.open_after, 1);
+    }
+
+    #[test]
+    fn unknown_fields_and_bad_values_are_refused_in_one_line() {
+        for (text, want) in [
+            ("[pipeline]\nshardz = 3\n", "line 2: unknown field `shardz`"),
+            (
+                "[[detectors]]\nkind = \"zscore\"\nhalf_lfe = 3\n",
+                "unknown field `half_lfe`",
+            ),
+            (
+                "[[detectors]]\nkind = \"magic\"\n",
+                "unknown variant `magic`",
+            ),
+            ("bogus = 1\n", "unknown field `bogus`"),
+        ] {
+            let err = RawConfig::from_toml(text).expect_err(text);
+            assert!(err.contains(want), "{err}");
+            assert!(!err.contains('\n'), "{err}");
+        }
+        for (text, want) in [
+            ("[pipeline]\nshards = 0\n", "shards must be positive"),
+            ("[pipeline]\nspeed = \"fast\"\n", "speed must be"),
+            ("[pipeline]\nisa = \"sse9\"\n", "unknown instruction set"),
+            ("[alerts]\nopen = 2.0\nclose = 3.0\n", "close < open"),
+            ("[[detectors]]\nkind = \"zscore\"\nwarmup = 0\n", "warmup"),
+            ("[input]\nepoch_unit = \"days\"\n", "epoch_unit"),
+        ] {
+            let raw = RawConfig::from_toml(text).expect(text);
+            let err = Config::validate(raw, None).expect_err(text).to_string();
+            assert!(err.contains(want), "{err}");
+        }
+    }
+}

@@ -1,0 +1,124 @@
+//! JSON-lines records: `{"sensor": "pump-1", "ts": 1700000000000, "values": {"pressure": 5.1}}`.
+//!
+//! `ts` is a number (epoch, in the configured unit) or a string (ISO-8601). A value that is `null`
+//! is a missing reading. Other fields are ignored, so producers can add some.
+
+use crate::time::{parse_timestamp, EpochUnit};
+use serde::de::{Deserializer, MapAccess, Visitor};
+use serde::Deserialize;
+use std::borrow::Cow;
+use std::fmt;
+
+/// One decoded record, borrowing from the input where it can.
+#[derive(Debug, Deserialize)]
+pub struct JsonRecord<'a> {
+    #[serde(borrow)]
+    pub sensor: Cow<'a, str>,
+    #[serde(borrow)]
+    pub ts: JsonTs<'a>,
+    #[serde(borrow, deserialize_with = "values_in_order")]
+    pub values: Values<'a>,
+}
+
+/// Channel readings in the order they were written; `None` is a missing reading.
+pub type Values<'a> = Vec<(Cow<'a, str>, Option<f64>)>;
+
+/// A timestamp as a number or a string.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum JsonTs<'a> {
+    Number(f64),
+    Text(#[serde(borrow)] Cow<'a, str>),
+}
+
+fn values_in_order<'de, D: Deserializer<'de>>(d: D) -> Result<Values<'de>, D::Error> {
+    struct InOrder;
+    impl<'de> Visitor<'de> for InOrder {
+        type Value = Values<'de>;
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("an object of channel names to numbers or null")
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+            let mut out = Vec::with_capacity(map.size_hint().unwrap_or(8));
+            while let Some(key) = map.next_key::<Cow<'de, str>>()? {
+                out.push((key, map.next_value::<Option<f64>>()?));
+            }
+            Ok(out)
+        }
+    }
+    d.deserialize_map(InOrder)
+}
+
+/// Parses one record; the error is a sentence. On success `values` is sorted by channel name,
+/// without ignored channels, and free of duplicates.
+pub fn decode<'a>(
+    bytes: &'a [u8],
+    unit: EpochUnit,
+    ignore: &[String],
+) -> Result<(JsonRecord<'a>, i64), String> {
+    let mut rec: JsonRecord =
+        serde_json::from_slice(bytes).map_err(|e| format!("bad JSON record: {e}"))?;
+    if rec.sensor.is_empty() {
+        return Err("empty sensor id".into());
+    }
+    let ts = match &rec.ts {
+        JsonTs::Number(n) => unit.to_millis(*n),
+        JsonTs::Text(t) => parse_timestamp(t, unit),
+    }
+    .ok_or_else(|| format!("bad timestamp {:?}", rec.ts))?;
+    rec.values
+        .retain(|(k, _)| !ignore.iter().any(|ig| ig.eq_ignore_ascii_case(k)));
+    if rec.values.is_empty() {
+        return Err("no values".into());
+    }
+    rec.values.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    if let Some(w) = rec.values.windows(2).find(|w| w[0].0 == w[1].0) {
+        return Err(format!("value {:?} appears twice", w[0].0));
+    }
+    Ok((rec, ts))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decodes_records_and_refuses_bad_ones() {
+        let (r, ts) = decode(
+            br#"{"sensor":"p1","ts":"2026-01-05T00:00:01Z","values":{"q":2,"p":null},"unit":"bar"}"#,
+            EpochUnit::Auto,
+            &[],
+        )
+        .expect("record");
+        assert_eq!(ts, 1_767_571_201_000);
+        assert_eq!(
+            r.values,
+            vec![(Cow::Borrowed("p"), None), (Cow::Borrowed("q"), Some(2.0))]
+        );
+        for (bad, why) in [
+            (&b"not json"[..], "bad JSON record"),
+            (br#"{"ts":1,"values":{"p":1}}"#, "missing field `sensor`"),
+            (
+                br#"{"sensor":"a","ts":1,"values":{"p":"high"}}"#,
+                "bad JSON record",
+            ),
+            (
+                br#"{"sensor":"a","ts":"noon","values":{"p":1}}"#,
+                "bad timestamp",
+            ),
+            (br#"{"sensor":"a","ts":1,"values":{}}"#, "no values"),
+            (
+                br#"{"sensor":"a","ts":1,"values":{"p":1,"p":2}}"#,
+                "appears twice",
+            ),
+            (br#"{"sensor":"","ts":1,"values":{"p":1}}"#, "empty sensor"),
+            (
+                b"{\"sensor\":\"\xff\",\"ts\":1,\"values\":{\"p\":1}}",
+                "bad JSON record",
+            ),
+        ] {
+            let err = decode(bad, EpochUnit::Auto, &[]).expect_err(why);
+            assert!(err.contains(why), "{err}");
+        }
+    }
+}

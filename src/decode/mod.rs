@@ -1,0 +1,325 @@
+//! The decode stage: bytes in, [`RecordBatch`]es and [`DeadLetter`]s out.
+//!
+//! One decoder thread owns the sensor and schema interners, so ids are made without locks. Lines
+//! that do not decode become dead letters with their source, line number and reason; decoding goes
+//! on.
+
+pub mod csv;
+pub mod json;
+
+use crate::config::{InputConfig, Speed};
+use crate::record::{
+    DeadLetter, Interner, NameTable, Origin, RecordBatch, Schema, Schemas, SourceId,
+};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Longest record accepted, in bytes. Longer lines are dead letters (with their first bytes).
+pub const MAX_RECORD_BYTES: usize = 1 << 20;
+
+/// How a file's lines are read.
+#[derive(Debug)]
+pub enum Format {
+    Csv(csv::CsvLayout),
+    JsonLines,
+}
+
+/// A file being replayed.
+#[derive(Debug)]
+pub struct FileSpec {
+    pub source: SourceId,
+    pub path: PathBuf,
+    pub format: Format,
+}
+
+/// A run of whole lines of one file, as the source read them.
+#[derive(Debug)]
+pub struct Chunk {
+    pub file: Arc<FileSpec>,
+    /// The first chunk of its file (line numbering restarts).
+    pub first: bool,
+    pub data: Vec<u8>,
+    /// The last line of `data` is the start of a line longer than [`MAX_RECORD_BYTES`].
+    pub oversized_last: bool,
+    pub read_at: Instant,
+    pub sent_at: Instant,
+}
+
+/// Sleeps so that event time advances at `factor` times wall time, from the first record seen.
+#[derive(Debug)]
+struct Pacer {
+    factor: f64,
+    anchor: Option<(i64, Instant)>,
+}
+
+impl Pacer {
+    /// How long to wait before a record at `ts` is due.
+    fn wait_for(&mut self, ts: i64) -> Option<Duration> {
+        let (t0, w0) = *self.anchor.get_or_insert((ts, Instant::now()));
+        let due = w0 + Duration::from_secs_f64(((ts - t0).max(0) as f64 / 1000.0) / self.factor);
+        due.checked_duration_since(Instant::now())
+            .filter(|d| !d.is_zero())
+    }
+}
+
+/// What the decode stage counted.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct DecodeCounts {
+    pub records: u64,
+    pub dead_letters: u64,
+    /// Readings that were missing, NaN or infinite: decoded, then skipped by the detectors.
+    pub readings_skipped: u64,
+}
+
+/// Turns lines into batches. See the module docs.
+#[derive(Debug)]
+pub struct Decoder {
+    sensors: Interner,
+    schemas: Schemas,
+    input: InputConfig,
+    batch_rows: usize,
+    pacer: Option<Pacer>,
+    line: u64,
+    current: Option<RecordBatch>,
+    fields: Vec<std::ops::Range<usize>>,
+    values: Vec<f32>,
+    pub counts: DecodeCounts,
+}
+
+impl Decoder {
+    /// A decoder interning sensors into `sensor_names`, emitting batches of at most `batch_rows`.
+    pub fn new(
+        input: InputConfig,
+        sensor_names: Arc<NameTable>,
+        batch_rows: usize,
+        speed: Speed,
+    ) -> Decoder {
+        Decoder {
+            sensors: Interner::new(sensor_names),
+            schemas: Schemas::default(),
+            input,
+            batch_rows: batch_rows.max(1),
+            pacer: match speed {
+                Speed::Max => None,
+                Speed::Factor(factor) => Some(Pacer {
+                    factor,
+                    anchor: None,
+                }),
+            },
+            line: 0,
+            current: None,
+            fields: Vec::new(),
+            values: Vec::new(),
+            counts: DecodeCounts::default(),
+        }
+    }
+
+    /// Works out a CSV file's layout from its header line (`file_sensor` names the sensor of a
+    /// file without a sensor column).
+    pub fn csv_layout(
+        &mut self,
+        header: &str,
+        file_sensor: &str,
+    ) -> Result<csv::CsvLayout, String> {
+        csv::CsvLayout::from_header(
+            header,
+            &self.input,
+            file_sensor,
+            &mut self.sensors,
+            &mut self.schemas,
+        )
+    }
+
+    /// Decodes every line of `chunk`. Full batches go to `emit`, which returns false when nobody
+    /// listens any more (decoding then stops early). Returns false in that case.
+    pub fn chunk(
+        &mut self,
+        chunk: &Chunk,
+        dead: &mut Vec<DeadLetter>,
+        emit: &mut dyn FnMut(RecordBatch) -> bool,
+    ) -> bool {
+        if chunk.first {
+            self.line = 0;
+            if let Some(pacer) = &mut self.pacer {
+                pacer.anchor = None;
+            }
+        }
+        let file = &chunk.file;
+        // Chunks hold whole lines, each ending in a newline.
+        let data = chunk.data.strip_suffix(b"\n").unwrap_or(&chunk.data);
+        if chunk.data.is_empty() {
+            return true;
+        }
+        let mut lines = data.split(|&b| b == b'\n').peekable();
+        while let Some(line) = lines.next() {
+            let is_last = lines.peek().is_none();
+            self.line += 1;
+            let origin = Origin {
+                source: file.source,
+                position: self.line,
+            };
+            let line = line.strip_suffix(b"\r").unwrap_or(line);
+            if self.line == 1 && matches!(file.format, Format::Csv(_)) {
+                continue; // the header, read when the file was opened
+            }
+            if is_last && chunk.oversized_last || line.len() > MAX_RECORD_BYTES {
+                self.dead(
+                    dead,
+                    origin,
+                    format!("record longer than {MAX_RECORD_BYTES} bytes"),
+                    line,
+                );
+                continue;
+            }
+            if line.iter().all(|b| b.is_ascii_whitespace()) {
+                continue; // blank lines carry nothing
+            }
+            let text = match std::str::from_utf8(line) {
+                Ok(text) => text,
+                Err(e) => {
+                    self.dead(
+                        dead,
+                        origin,
+                        format!("invalid UTF-8 at byte {}", e.valid_up_to()),
+                        line,
+                    );
+                    continue;
+                }
+            };
+            let ok = match &file.format {
+                Format::Csv(layout) => {
+                    match layout.decode(text, &mut self.fields, &mut self.sensors, &mut self.values)
+                    {
+                        Ok((sensor, ts)) => {
+                            self.push(&layout.schema, sensor, ts, origin, chunk.read_at, emit)
+                        }
+                        Err(reason) => {
+                            self.dead(dead, origin, reason, line);
+                            true
+                        }
+                    }
+                }
+                Format::JsonLines => self.json(line, origin, chunk.read_at, dead, emit),
+            };
+            if !ok {
+                return false;
+            }
+        }
+        true
+    }
+
+    /// Decodes one JSON record (a line of a file, or a message from a topic).
+    pub fn json(
+        &mut self,
+        bytes: &[u8],
+        origin: Origin,
+        read_at: Instant,
+        dead: &mut Vec<DeadLetter>,
+        emit: &mut dyn FnMut(RecordBatch) -> bool,
+    ) -> bool {
+        if bytes.len() > MAX_RECORD_BYTES {
+            self.dead(
+                dead,
+                origin,
+                format!("record longer than {MAX_RECORD_BYTES} bytes"),
+                bytes,
+            );
+            return true;
+        }
+        match json::decode(bytes, self.input.epoch_unit, &self.input.ignore_columns) {
+            Ok((rec, ts)) => {
+                let same = self.current.as_ref().is_some_and(|b| {
+                    b.schema.width() == rec.values.len()
+                        && b.schema
+                            .channels
+                            .iter()
+                            .zip(&rec.values)
+                            .all(|(c, (k, _))| **c == **k)
+                });
+                let schema = match &self.current {
+                    Some(b) if same => b.schema.clone(),
+                    _ => self.schemas.get(
+                        &rec.values
+                            .iter()
+                            .map(|(k, _)| k.as_ref())
+                            .collect::<Vec<_>>(),
+                    ),
+                };
+                self.values.clear();
+                self.values.extend(
+                    rec.values
+                        .iter()
+                        .map(|(_, v)| v.map_or(f32::NAN, |v| v as f32)),
+                );
+                let sensor = self.sensors.intern(&rec.sensor);
+                self.push(&schema, sensor, ts, origin, read_at, emit)
+            }
+            Err(reason) => {
+                self.dead(dead, origin, reason, bytes);
+                true
+            }
+        }
+    }
+
+    fn dead(&mut self, dead: &mut Vec<DeadLetter>, origin: Origin, reason: String, raw: &[u8]) {
+        self.counts.dead_letters += 1;
+        let keep = raw.len().min(4096);
+        dead.push(DeadLetter {
+            origin,
+            reason,
+            raw: raw[..keep].to_vec(),
+        });
+    }
+
+    /// Appends the row in `self.values`, flushing first on a schema change, when the pacer says
+    /// wait, or when the batch is full.
+    fn push(
+        &mut self,
+        schema: &Arc<Schema>,
+        sensor: u32,
+        ts: i64,
+        origin: Origin,
+        read_at: Instant,
+        emit: &mut dyn FnMut(RecordBatch) -> bool,
+    ) -> bool {
+        if self
+            .current
+            .as_ref()
+            .is_some_and(|b| !Arc::ptr_eq(&b.schema, schema))
+            && !self.flush(emit)
+        {
+            return false;
+        }
+        if let Some(wait) = self.pacer.as_mut().and_then(|p| p.wait_for(ts)) {
+            if !self.flush(emit) {
+                return false;
+            }
+            std::thread::sleep(wait);
+        }
+        let batch = self.current.get_or_insert_with(|| {
+            let mut b = RecordBatch::with_capacity(schema.clone(), 256);
+            b.read_at = read_at;
+            b
+        });
+        batch.sensors.push(sensor);
+        batch.ts.push(ts);
+        batch.origins.push(origin);
+        batch.values.extend_from_slice(&self.values);
+        self.counts.records += 1;
+        self.counts.readings_skipped +=
+            self.values.iter().filter(|v| !v.is_finite()).count() as u64;
+        if batch.len() >= self.batch_rows {
+            return self.flush(emit);
+        }
+        true
+    }
+
+    /// Emits the batch being built, if any.
+    pub fn flush(&mut self, emit: &mut dyn FnMut(RecordBatch) -> bool) -> bool {
+        match self.current.take() {
+            Some(batch) if !batch.is_empty() => emit(batch),
+            _ => true,
+        }
+    }
+}

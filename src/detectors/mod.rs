@@ -1,0 +1,103 @@
+//! Detectors: stateful scorers run by a shard on each batch.
+//!
+//! A detector keeps per-sensor state in slot blocks addressed by the shard's sensor keys
+//! ([`SlotMap`]) and writes, for every reading of a batch, an anomaly score and the value it
+//! expected. A NaN score means "no observation" (a missing or non-finite reading).
+
+pub mod zscore;
+
+use crate::config::{DetectorConfig, DetectorKind};
+use crate::record::RecordBatch;
+use std::fmt;
+use std::sync::Arc;
+use vigil_kernels::isa::Isa;
+
+/// Scores of one batch, row-major like the batch's values.
+#[derive(Debug, Default)]
+pub struct Scores {
+    pub score: Vec<f32>,
+    pub expected: Vec<f32>,
+}
+
+impl Scores {
+    /// Sizes both columns to `n` (contents unspecified until a detector writes them).
+    pub fn reset(&mut self, n: usize) {
+        self.score.resize(n, 0.0);
+        self.expected.resize(n, 0.0);
+    }
+}
+
+/// A stateful scorer. One instance per shard: it only ever sees that shard's sensors.
+pub trait Detector: Send + fmt::Debug {
+    /// The name alerts carry.
+    fn name(&self) -> &Arc<str>;
+    /// Scores every reading of `batch`; `keys[i]` is the shard's key for row `i`'s sensor.
+    fn score(&mut self, batch: &RecordBatch, keys: &[u32], out: &mut Scores);
+}
+
+/// Builds one shard's detectors.
+pub fn build(configs: &[DetectorConfig], isa: Isa) -> Vec<Box<dyn Detector>> {
+    configs
+        .iter()
+        .map(|c| match &c.kind {
+            DetectorKind::ZScore(params) => {
+                Box::new(zscore::ZScoreDetector::new(c.name.clone(), isa, *params))
+                    as Box<dyn Detector>
+            }
+        })
+        .collect()
+}
+
+/// Maps a shard's sensor keys to blocks of slots, allocated in first-seen order so that sensors
+/// seen one after another get adjacent blocks.
+#[derive(Debug, Default)]
+pub struct SlotMap {
+    base: Vec<u32>,
+    len: usize,
+}
+
+impl SlotMap {
+    const NONE: u32 = u32::MAX;
+
+    /// The first slot of `key`'s block of `width` slots, and whether it was just allocated.
+    #[inline]
+    pub fn base(&mut self, key: u32, width: usize) -> (usize, bool) {
+        let k = key as usize;
+        if k >= self.base.len() {
+            self.base.resize(k + 1, Self::NONE);
+        }
+        match self.base[k] {
+            Self::NONE => {
+                let b = self.len;
+                self.base[k] = b as u32;
+                self.len += width;
+                (b, true)
+            }
+            b => (b as usize, false),
+        }
+    }
+
+    /// Slots allocated so far.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether no slot is allocated.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::SlotMap;
+
+    #[test]
+    fn slot_blocks_are_adjacent_in_first_seen_order() {
+        let mut m = SlotMap::default();
+        assert_eq!(m.base(3, 4), (0, true));
+        assert_eq!(m.base(0, 4), (4, true));
+        assert_eq!(m.base(3, 4), (0, false));
+        assert_eq!(m.len(), 8);
+    }
+}

@@ -1,0 +1,186 @@
+//! The pipeline: threads joined by bounded channels.
+//!
+//! ```text
+//! source ─chunks─▶ decode ─batches─▶ route ─┬─▶ shard 0 ─┐
+//!                    │                      ├─▶ shard 1 ─┼─scored─▶ sink
+//!                    │                      └─▶ shard N ─┘            ▲
+//!                    └──────────────dead letters──────────────────────┘
+//! ```
+//!
+//! Every channel is bounded: a slow stage blocks the one before it (backpressure), nothing is
+//! dropped. Closing the input drains the pipeline stage by stage. Sources differ (files for
+//! replay); everything from decode on is this one pipeline.
+
+pub mod route;
+pub mod shard;
+pub mod sink;
+
+use crate::alert::AlertPolicy;
+use crate::config::Config;
+use crate::decode::{Chunk, DecodeCounts, Decoder};
+use crate::detectors;
+use crate::record::{DeadLetter, NameTable, RecordBatch};
+use crate::sinks::Sink;
+use crate::telemetry::{Counters, Stage, Telemetry};
+use crossbeam_channel::{bounded, Sender};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::thread::{self, JoinHandle};
+use std::time::Instant;
+
+/// What can stop a running pipeline.
+#[derive(Debug, thiserror::Error)]
+pub enum PipelineError {
+    #[error("cannot start thread {0}: {1}")]
+    Spawn(&'static str, std::io::Error),
+    #[error("writing output failed: {0}")]
+    Sink(std::io::Error),
+    #[error("the {0} stage panicked")]
+    Panicked(&'static str),
+}
+
+/// A started pipeline. Send chunks to [`Running::input`], drop it, then [`Running::finish`].
+#[derive(Debug)]
+pub struct Running {
+    input: Option<Sender<Chunk>>,
+    decode: JoinHandle<DecodeCounts>,
+    route: JoinHandle<()>,
+    shards: Vec<JoinHandle<u64>>,
+    sink: JoinHandle<std::io::Result<()>>,
+}
+
+/// What a finished pipeline reports.
+#[derive(Debug, Clone, Copy)]
+pub struct Finished {
+    pub decode: DecodeCounts,
+    pub alerts_open_at_end: u64,
+}
+
+fn spawn<T: Send + 'static>(
+    name: &'static str,
+    f: impl FnOnce() -> T + Send + 'static,
+) -> Result<JoinHandle<T>, PipelineError> {
+    thread::Builder::new()
+        .name(format!("vigil-{name}"))
+        .spawn(f)
+        .map_err(|e| PipelineError::Spawn(name, e))
+}
+
+/// Starts decode, route, shards and sink.
+pub fn start(
+    config: &Config,
+    mut decoder: Decoder,
+    sink: Box<dyn Sink>,
+    sensor_names: Arc<NameTable>,
+    counters: Arc<Counters>,
+    telemetry: &Telemetry,
+) -> Result<Running, PipelineError> {
+    let p = &config.pipeline;
+    let cap = p.channel_capacity;
+    let (chunk_tx, chunk_rx) = bounded::<Chunk>(cap);
+    let (batch_tx, batch_rx) = bounded::<RecordBatch>(cap);
+    let (dead_tx, dead_rx) = bounded::<Vec<DeadLetter>>(cap);
+    let (scored_tx, scored_rx) = bounded::<shard::Scored>(cap * p.shards);
+
+    let sink = {
+        let (counters, rec) = (counters.clone(), telemetry.recorders());
+        spawn("sink", move || {
+            sink::run(scored_rx, dead_rx, sink, counters, rec)
+        })?
+    };
+
+    let mut shard_txs = Vec::with_capacity(p.shards);
+    let mut shards = Vec::with_capacity(p.shards);
+    for _ in 0..p.shards {
+        let (tx, rx) = bounded::<RecordBatch>(cap);
+        shard_txs.push(tx);
+        let dets = detectors::build(&config.detectors, p.isa)
+            .into_iter()
+            .zip(&config.detectors)
+            .map(|(d, c)| (d, AlertPolicy::new(c.policy)))
+            .collect();
+        let worker = shard::Shard::new(dets, p.batch_size, p.linger);
+        let (out, rec) = (scored_tx.clone(), telemetry.recorders());
+        shards.push(spawn("shard", move || worker.run(rx, out, rec))?);
+    }
+    drop(scored_tx);
+
+    let route = {
+        let rec = telemetry.recorders();
+        spawn("route", move || {
+            route::run(batch_rx, shard_txs, sensor_names, rec)
+        })?
+    };
+
+    let decode = {
+        let mut rec = telemetry.recorders();
+        spawn("decode", move || {
+            let mut dead = Vec::new();
+            for chunk in chunk_rx {
+                rec.record(Stage::QueueWait, chunk.sent_at.elapsed());
+                let t0 = Instant::now();
+                let mut emit = |mut b: RecordBatch| {
+                    b.sent_at = Instant::now();
+                    batch_tx.send(b).is_ok()
+                };
+                let mut ok =
+                    decoder.chunk(&chunk, &mut dead, &mut emit) && decoder.flush(&mut emit);
+                rec.record(Stage::Decode, t0.elapsed());
+                if !dead.is_empty() {
+                    ok &= dead_tx.send(std::mem::take(&mut dead)).is_ok();
+                }
+                let c = decoder.counts;
+                counters.records.store(c.records, Ordering::Relaxed);
+                counters
+                    .dead_letters
+                    .store(c.dead_letters, Ordering::Relaxed);
+                counters
+                    .readings_skipped
+                    .store(c.readings_skipped, Ordering::Relaxed);
+                if !ok {
+                    break;
+                }
+            }
+            decoder.counts
+        })?
+    };
+
+    Ok(Running {
+        input: Some(chunk_tx),
+        decode,
+        route,
+        shards,
+        sink,
+    })
+}
+
+impl Running {
+    /// Where the source sends chunks.
+    pub fn input(&self) -> Sender<Chunk> {
+        self.input.clone().expect("input is only taken by finish")
+    }
+
+    /// Closes the input, waits for every stage to drain, and reports.
+    pub fn finish(mut self) -> Result<Finished, PipelineError> {
+        drop(self.input.take());
+        let decode = self
+            .decode
+            .join()
+            .map_err(|_| PipelineError::Panicked("decode"))?;
+        self.route
+            .join()
+            .map_err(|_| PipelineError::Panicked("route"))?;
+        let mut open = 0;
+        for s in self.shards {
+            open += s.join().map_err(|_| PipelineError::Panicked("shard"))?;
+        }
+        self.sink
+            .join()
+            .map_err(|_| PipelineError::Panicked("sink"))?
+            .map_err(PipelineError::Sink)?;
+        Ok(Finished {
+            decode,
+            alerts_open_at_end: open,
+        })
+    }
+}

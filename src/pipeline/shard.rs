@@ -1,0 +1,174 @@
+//! A shard worker: owns the state of its sensors, batches their records by size and linger time,
+//! runs every detector on each batch, then the alert policy.
+
+use crate::alert::{Alert, AlertPolicy};
+use crate::detectors::{Detector, Scores};
+use crate::record::RecordBatch;
+use crate::telemetry::{Recorders, Stage};
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// A scored batch on its way to the sink.
+#[derive(Debug)]
+pub struct Scored {
+    pub alerts: Vec<Alert>,
+    pub rows: usize,
+    pub read_at: Instant,
+    pub sent_at: Instant,
+}
+
+/// Sensor keys of one shard: a small dense integer per (sensor, schema), in first-seen order.
+/// A sensor that changes schema gets a new key (its state starts over).
+#[derive(Debug, Default)]
+struct SensorKeys {
+    by_sensor: Vec<(u32, u32)>,
+    next: u32,
+}
+
+impl SensorKeys {
+    const NONE: (u32, u32) = (u32::MAX, u32::MAX);
+
+    #[inline]
+    fn key(&mut self, sensor: u32, schema: u32) -> u32 {
+        let s = sensor as usize;
+        if s >= self.by_sensor.len() {
+            self.by_sensor.resize(s + 1, Self::NONE);
+        }
+        let entry = &mut self.by_sensor[s];
+        if entry.0 != schema {
+            *entry = (schema, self.next);
+            self.next += 1;
+        }
+        entry.1
+    }
+}
+
+/// One shard's detectors and policies.
+#[derive(Debug)]
+pub struct Shard {
+    keys: SensorKeys,
+    detectors: Vec<(Box<dyn Detector>, AlertPolicy)>,
+    scores: Scores,
+    row_keys: Vec<u32>,
+    batch_size: usize,
+    linger: Duration,
+}
+
+impl Shard {
+    pub fn new(
+        detectors: Vec<(Box<dyn Detector>, AlertPolicy)>,
+        batch_size: usize,
+        linger: Duration,
+    ) -> Shard {
+        Shard {
+            keys: SensorKeys::default(),
+            detectors,
+            scores: Scores::default(),
+            row_keys: Vec::new(),
+            batch_size,
+            linger,
+        }
+    }
+
+    /// Scores one batch and returns its alert events.
+    pub fn process(&mut self, batch: &RecordBatch, rec: &mut Recorders) -> Vec<Alert> {
+        self.row_keys.clear();
+        let schema = batch.schema.id;
+        for &sensor in &batch.sensors {
+            let k = self.keys.key(sensor, schema);
+            self.row_keys.push(k);
+        }
+        let mut alerts = Vec::new();
+        for (detector, policy) in &mut self.detectors {
+            let t0 = Instant::now();
+            detector.score(batch, &self.row_keys, &mut self.scores);
+            let t1 = Instant::now();
+            policy.apply(
+                detector.name(),
+                batch,
+                &self.row_keys,
+                &self.scores,
+                &mut alerts,
+            );
+            rec.record(Stage::Scoring, t1 - t0);
+            rec.record(Stage::AlertPolicy, t1.elapsed());
+        }
+        alerts
+    }
+
+    /// Alerts open now, over all detectors.
+    pub fn open_alerts(&self) -> u64 {
+        self.detectors.iter().map(|(_, p)| p.open_now()).sum()
+    }
+
+    /// The worker loop. Returns the number of alerts still open when the input ends.
+    pub fn run(
+        mut self,
+        input: Receiver<RecordBatch>,
+        output: Sender<Scored>,
+        mut rec: Recorders,
+    ) -> u64 {
+        let mut pending: Option<(RecordBatch, Instant)> = None;
+        loop {
+            let received = match &pending {
+                Some((_, since)) => input.recv_deadline(*since + self.linger),
+                None => input.recv().map_err(|_| RecvTimeoutError::Disconnected),
+            };
+            let (flush, done) = match received {
+                Ok(batch) => {
+                    rec.record(Stage::QueueWait, batch.sent_at.elapsed());
+                    match &mut pending {
+                        Some((p, _)) if Arc::ptr_eq(&p.schema, &batch.schema) => {
+                            p.append(&batch);
+                            (p.len() >= self.batch_size, false)
+                        }
+                        Some(_) => {
+                            if !self.flush(pending.take(), &output, &mut rec) {
+                                return self.open_alerts();
+                            }
+                            let full = batch.len() >= self.batch_size;
+                            pending = Some((batch, Instant::now()));
+                            (full, false)
+                        }
+                        None => {
+                            let full = batch.len() >= self.batch_size;
+                            pending = Some((batch, Instant::now()));
+                            (full, false)
+                        }
+                    }
+                }
+                Err(RecvTimeoutError::Timeout) => (true, false),
+                Err(RecvTimeoutError::Disconnected) => (true, true),
+            };
+            if flush && !self.flush(pending.take(), &output, &mut rec) {
+                break;
+            }
+            if done {
+                break;
+            }
+        }
+        self.open_alerts()
+    }
+
+    /// Scores the pending batch and sends the result; false when the sink has gone.
+    fn flush(
+        &mut self,
+        pending: Option<(RecordBatch, Instant)>,
+        output: &Sender<Scored>,
+        rec: &mut Recorders,
+    ) -> bool {
+        let Some((batch, since)) = pending else {
+            return true;
+        };
+        rec.record(Stage::BatchLinger, since.elapsed());
+        let alerts = self.process(&batch, rec);
+        let scored = Scored {
+            alerts,
+            rows: batch.len(),
+            read_at: batch.read_at,
+            sent_at: Instant::now(),
+        };
+        output.send(scored).is_ok()
+    }
+}

@@ -1,0 +1,166 @@
+//! Offline replay: recorded files through the same pipeline the live scorer uses.
+
+use crate::config::Config;
+use crate::decode::Decoder;
+use crate::pipeline::{self, PipelineError};
+use crate::record::{Interner, NameTable};
+use crate::sinks::file::FileSink;
+use crate::sinks::Names;
+use crate::sources::file::{self, InputError};
+use crate::telemetry::report::Report;
+use crate::telemetry::{Counters, Telemetry};
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Why a replay failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ReplayError {
+    /// A file cannot be opened or has no usable header (a usage error: nothing ran).
+    #[error(transparent)]
+    Input(InputError),
+    /// An output file cannot be created (a usage error: nothing ran).
+    #[error("cannot write {path}")]
+    Output {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    /// Reading input failed part-way.
+    #[error("reading input failed: {0}")]
+    Read(InputError),
+    #[error(transparent)]
+    Pipeline(#[from] PipelineError),
+}
+
+impl ReplayError {
+    /// Whether the error is the user's to fix before anything ran (exit code 2).
+    pub fn is_usage(&self) -> bool {
+        matches!(self, ReplayError::Input(_) | ReplayError::Output { .. })
+    }
+}
+
+/// Replays `files` in order. `stop` ends the replay early (the pipeline still drains); `progress`
+/// draws a progress bar on stderr when it is a terminal. `isa_note` says in the log how the kernel
+/// instruction set was chosen.
+pub fn replay(
+    config: &Config,
+    files: &[PathBuf],
+    stop: Arc<AtomicBool>,
+    progress: bool,
+    isa_note: &str,
+) -> Result<Report, ReplayError> {
+    let names = Names {
+        sensors: Arc::new(NameTable::default()),
+        sources: Arc::new(NameTable::default()),
+    };
+    let mut decoder = Decoder::new(
+        config.input.clone(),
+        names.sensors.clone(),
+        config.pipeline.batch_size,
+        config.pipeline.speed,
+    );
+    let mut sources = Interner::new(names.sources.clone());
+    let inputs = files
+        .iter()
+        .map(|f| file::open(f, &mut decoder, &mut sources))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(ReplayError::Input)?;
+    let total_bytes: u64 = inputs.iter().map(|i| i.len).sum();
+    let sink = FileSink::create(
+        config.output.alerts.as_deref(),
+        &config.output.dead_letter,
+        names.clone(),
+    )
+    .map_err(|(path, source)| ReplayError::Output { path, source })?;
+
+    tracing::info!(
+        "replaying {} file(s): z-score kernel {} ({isa_note}), {} shards",
+        files.len(),
+        config.pipeline.isa,
+        config.pipeline.shards
+    );
+    let mut telemetry = Telemetry::default();
+    let counters = Arc::new(Counters::default());
+    let started = Instant::now();
+    let running = pipeline::start(
+        config,
+        decoder,
+        Box::new(sink),
+        names.sensors.clone(),
+        counters.clone(),
+        &telemetry,
+    )?;
+    let source = {
+        let (tx, counters, stop) = (running.input(), counters.clone(), stop.clone());
+        std::thread::Builder::new()
+            .name("vigil-source".into())
+            .spawn(move || file::read(inputs, &tx, &stop, &counters.bytes_read))
+            .map_err(|e| PipelineError::Spawn("source", e))?
+    };
+    let done = Arc::new(AtomicBool::new(false));
+    let bar = (progress && std::io::stderr().is_terminal()).then(|| {
+        let (done, counters) = (done.clone(), counters.clone());
+        std::thread::spawn(move || progress_bar(&done, &counters, total_bytes, started))
+    });
+
+    let read = source
+        .join()
+        .map_err(|_| PipelineError::Panicked("source"))?;
+    let finished = running.finish();
+    done.store(true, Ordering::Relaxed);
+    if let Some(bar) = bar {
+        let _ = bar.join();
+    }
+    let finished = finished?;
+    read.map_err(ReplayError::Read)?;
+
+    let elapsed = started.elapsed().as_secs_f64();
+    let records = finished.decode.records;
+    Ok(Report {
+        elapsed_s: elapsed,
+        records,
+        records_per_s: records as f64 / elapsed.max(1e-9),
+        dead_letters: finished.decode.dead_letters,
+        readings_skipped: finished.decode.readings_skipped,
+        alerts_opened: Counters::get(&counters.alerts_opened),
+        alerts_closed: Counters::get(&counters.alerts_closed),
+        alerts_open_at_end: finished.alerts_open_at_end,
+        isa: config.pipeline.isa.name().to_string(),
+        shards: config.pipeline.shards,
+        stages: telemetry.snapshot(Duration::from_millis(100)),
+    })
+}
+
+fn progress_bar(done: &AtomicBool, counters: &Counters, total: u64, started: Instant) {
+    let mut err = std::io::stderr();
+    while !done.load(Ordering::Relaxed) {
+        std::thread::sleep(Duration::from_millis(200));
+        let read = Counters::get(&counters.bytes_read);
+        let frac = if total == 0 {
+            1.0
+        } else {
+            read as f64 / total as f64
+        };
+        let filled = (frac * 30.0) as usize;
+        let records = Counters::get(&counters.records_done);
+        let rate = records as f64 / started.elapsed().as_secs_f64().max(1e-9);
+        let _ = write!(
+            err,
+            "\r[{}{}] {:>3.0}%  {} records  {:.0} records/s ",
+            "#".repeat(filled.min(30)),
+            " ".repeat(30 - filled.min(30)),
+            frac * 100.0,
+            records,
+            rate
+        );
+    }
+    let _ = write!(err, "\r{}\r", " ".repeat(80));
+}
+
+/// Writes the report as JSON.
+pub fn write_metrics(report: &Report, path: &Path) -> std::io::Result<()> {
+    let json = serde_json::to_vec_pretty(report).map_err(std::io::Error::other)?;
+    std::fs::write(path, json)
+}

@@ -1,0 +1,95 @@
+//! JSON-lines files (or standard output) for alerts and dead letters.
+
+use super::{alert_json, dead_letter_json, Names, Sink};
+use crate::alert::Alert;
+use crate::record::DeadLetter;
+use std::fs::File;
+use std::io::{self, BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+/// Alerts to a file or stdout; dead letters to a file opened on the first one.
+pub struct FileSink {
+    alerts: BufWriter<Box<dyn Write + Send>>,
+    dead_path: PathBuf,
+    dead: Option<BufWriter<File>>,
+    names: Names,
+    buf: Vec<u8>,
+}
+
+impl std::fmt::Debug for FileSink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FileSink")
+            .field("dead_path", &self.dead_path)
+            .finish_non_exhaustive()
+    }
+}
+
+impl FileSink {
+    /// Creates (truncates) the alert file, or uses stdout when `alerts` is `None`. Checks that the
+    /// dead-letter file's directory exists, so a wrong path fails now rather than mid-run.
+    pub fn create(
+        alerts: Option<&Path>,
+        dead_letter: &Path,
+        names: Names,
+    ) -> Result<FileSink, (PathBuf, io::Error)> {
+        let writer: Box<dyn Write + Send> = match alerts {
+            Some(path) => Box::new(File::create(path).map_err(|e| (path.to_path_buf(), e))?),
+            None => Box::new(io::stdout()),
+        };
+        let dir = dead_letter
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        if !dir.is_dir() {
+            return Err((
+                dead_letter.to_path_buf(),
+                io::Error::new(io::ErrorKind::NotFound, "no such directory"),
+            ));
+        }
+        Ok(FileSink {
+            alerts: BufWriter::with_capacity(64 * 1024, writer),
+            dead_path: dead_letter.to_path_buf(),
+            dead: None,
+            names,
+            buf: Vec::with_capacity(512),
+        })
+    }
+}
+
+impl Sink for FileSink {
+    fn alerts(&mut self, alerts: &[Alert]) -> io::Result<()> {
+        for a in alerts {
+            self.buf.clear();
+            alert_json(a, &self.names, &mut self.buf);
+            self.buf.push(b'\n');
+            self.alerts.write_all(&self.buf)?;
+        }
+        Ok(())
+    }
+
+    fn dead_letters(&mut self, dead: &[DeadLetter]) -> io::Result<()> {
+        if dead.is_empty() {
+            return Ok(());
+        }
+        if self.dead.is_none() {
+            self.dead = Some(BufWriter::new(File::create(&self.dead_path)?));
+        }
+        if let Some(w) = &mut self.dead {
+            for d in dead {
+                self.buf.clear();
+                dead_letter_json(d, &self.names, &mut self.buf);
+                self.buf.push(b'\n');
+                w.write_all(&self.buf)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.alerts.flush()?;
+        if let Some(w) = &mut self.dead {
+            w.flush()?;
+        }
+        Ok(())
+    }
+}

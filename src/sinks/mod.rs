@@ -1,0 +1,92 @@
+//! Where alerts and dead letters go, and their JSON shape (the same in a file and on a topic).
+
+pub mod file;
+
+use crate::alert::{Alert, AlertEvent};
+use crate::record::{DeadLetter, NameTable};
+use crate::time::{format_iso, now_millis};
+use serde::Serialize;
+use std::io;
+use std::sync::Arc;
+
+/// The name tables alerts and dead letters are printed with.
+#[derive(Debug, Clone, Default)]
+pub struct Names {
+    pub sensors: Arc<NameTable>,
+    pub sources: Arc<NameTable>,
+}
+
+/// A destination for the pipeline's output. Called by the one sink thread.
+pub trait Sink: Send {
+    /// Writes one batch's alerts.
+    fn alerts(&mut self, alerts: &[Alert]) -> io::Result<()>;
+    /// Writes dead letters.
+    fn dead_letters(&mut self, dead: &[DeadLetter]) -> io::Result<()>;
+    /// Makes everything written so far durable (flushed, acknowledged).
+    fn flush(&mut self) -> io::Result<()>;
+}
+
+#[derive(Serialize)]
+struct AlertLine<'a> {
+    sensor: &'a str,
+    channel: &'a str,
+    detector: &'a str,
+    event: &'static str,
+    ts: String,
+    score: f32,
+    value: f32,
+    expected: f32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    streak_start: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    opened: Option<String>,
+    peak: f32,
+    raised_at: String,
+    source: &'a str,
+    line: u64,
+}
+
+/// An alert as one JSON object (no newline).
+pub fn alert_json(alert: &Alert, names: &Names, out: &mut Vec<u8>) {
+    let sensor = names.sensors.get(alert.sensor);
+    let source = names.sources.get(alert.origin.source);
+    let since = format_iso(alert.since);
+    let line = AlertLine {
+        sensor: &sensor,
+        channel: &alert.channel,
+        detector: &alert.detector,
+        event: alert.event.name(),
+        ts: format_iso(alert.ts),
+        score: alert.score,
+        value: alert.value,
+        expected: alert.expected,
+        streak_start: (alert.event == AlertEvent::Open).then(|| since.clone()),
+        opened: (alert.event == AlertEvent::Close).then_some(since),
+        peak: alert.peak,
+        raised_at: format_iso(now_millis()),
+        source: &source,
+        line: alert.origin.position,
+    };
+    // Serializing plain strings and numbers into a Vec cannot fail.
+    let _ = serde_json::to_writer(out, &line);
+}
+
+#[derive(Serialize)]
+struct DeadLine<'a> {
+    source: &'a str,
+    line: u64,
+    reason: &'a str,
+    raw: std::borrow::Cow<'a, str>,
+}
+
+/// A dead letter as one JSON object (no newline). Invalid UTF-8 in the raw bytes is shown as U+FFFD.
+pub fn dead_letter_json(dead: &DeadLetter, names: &Names, out: &mut Vec<u8>) {
+    let source = names.sources.get(dead.origin.source);
+    let line = DeadLine {
+        source: &source,
+        line: dead.origin.position,
+        reason: &dead.reason,
+        raw: String::from_utf8_lossy(&dead.raw),
+    };
+    let _ = serde_json::to_writer(out, &line);
+}

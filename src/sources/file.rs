@@ -1,0 +1,184 @@
+//! The file source: recorded sensor files, read in large chunks of whole lines.
+
+use crate::decode::{Chunk, Decoder, FileSpec, Format, MAX_RECORD_BYTES};
+use crate::record::Interner;
+use crossbeam_channel::Sender;
+use std::fs::File;
+use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+/// Bytes read per chunk.
+pub const CHUNK_BYTES: usize = 256 * 1024;
+
+/// Why a file cannot be replayed.
+#[derive(Debug, thiserror::Error)]
+pub enum InputError {
+    #[error("cannot open {path}")]
+    Open { path: PathBuf, source: io::Error },
+    #[error("{path}: {reason}")]
+    Header { path: PathBuf, reason: String },
+}
+
+/// A file checked and ready to read.
+#[derive(Debug)]
+pub struct FileInput {
+    pub spec: Arc<FileSpec>,
+    pub len: u64,
+    file: File,
+}
+
+/// Opens `path`, tells CSV from JSON lines and reads a CSV header, so that a missing file or a
+/// header without a timestamp column is an error before anything runs.
+pub fn open(
+    path: &Path,
+    decoder: &mut Decoder,
+    sources: &mut Interner,
+) -> Result<FileInput, InputError> {
+    let open_err = |source| InputError::Open {
+        path: path.to_path_buf(),
+        source,
+    };
+    let mut file = File::open(path).map_err(open_err)?;
+    let meta = file.metadata().map_err(open_err)?;
+    if meta.is_dir() {
+        return Err(open_err(io::Error::other("is a directory")));
+    }
+    let header_err = |reason: String| InputError::Header {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let mut first = Vec::new();
+    // The clone shares the file position: rewind after peeking at the first line.
+    BufReader::new(file.try_clone().map_err(open_err)?)
+        .take(MAX_RECORD_BYTES as u64)
+        .read_until(b'\n', &mut first)
+        .map_err(open_err)?;
+    file.seek(SeekFrom::Start(0)).map_err(open_err)?;
+    let ext = path
+        .extension()
+        .and_then(|e| e.to_str())
+        .unwrap_or("")
+        .to_ascii_lowercase();
+    let first_text = String::from_utf8_lossy(&first);
+    let first_text = first_text.trim_end_matches(['\n', '\r']);
+    let format = if matches!(ext.as_str(), "jsonl" | "ndjson" | "json")
+        || first_text.trim_start().starts_with('{')
+    {
+        Format::JsonLines
+    } else {
+        if first_text.trim().is_empty() {
+            return Err(header_err(
+                "empty file: expected a CSV header or JSON lines".into(),
+            ));
+        }
+        let sensor = path
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .unwrap_or("sensor");
+        Format::Csv(decoder.csv_layout(first_text, sensor).map_err(header_err)?)
+    };
+    let source = sources.intern(&path.display().to_string());
+    Ok(FileInput {
+        spec: Arc::new(FileSpec {
+            source,
+            path: path.to_path_buf(),
+            format,
+        }),
+        len: meta.len(),
+        file,
+    })
+}
+
+/// Reads every file in turn and sends its lines in chunks. Stops early when `stop` is set or the
+/// decoder has gone. `bytes_read` feeds the progress bar.
+pub fn read(
+    files: Vec<FileInput>,
+    out: &Sender<Chunk>,
+    stop: &AtomicBool,
+    bytes_read: &AtomicU64,
+) -> Result<(), InputError> {
+    for mut input in files {
+        let path = input.spec.path.clone();
+        let err = |source| InputError::Open {
+            path: path.clone(),
+            source,
+        };
+        let mut carry: Vec<u8> = Vec::new();
+        let mut first = true;
+        let mut skipping = false;
+        loop {
+            if stop.load(Ordering::Relaxed) {
+                return Ok(());
+            }
+            let mut data = std::mem::take(&mut carry);
+            let old = data.len();
+            data.resize(old + CHUNK_BYTES, 0);
+            let n = read_full(&mut input.file, &mut data[old..]).map_err(err)?;
+            data.truncate(old + n);
+            bytes_read.fetch_add(n as u64, Ordering::Relaxed);
+            let eof = n == 0;
+            let mut oversized_last = false;
+            if skipping {
+                // Inside an over-long line already reported: drop bytes up to its end.
+                match data.iter().position(|&b| b == b'\n') {
+                    Some(p) => {
+                        data.drain(..=p);
+                        skipping = false;
+                    }
+                    None if eof => break,
+                    None => continue,
+                }
+            }
+            if !eof {
+                let cut = data.iter().rposition(|&b| b == b'\n').map_or(0, |p| p + 1);
+                carry.extend_from_slice(&data[cut..]);
+                data.truncate(cut);
+                if carry.len() > MAX_RECORD_BYTES {
+                    // Pass the line's start on as a (dead) line and skip the rest of it.
+                    data.extend_from_slice(&carry[..4096]);
+                    data.push(b'\n');
+                    carry.clear();
+                    oversized_last = true;
+                    skipping = true;
+                }
+            } else if !data.is_empty() && data.last() != Some(&b'\n') {
+                data.push(b'\n');
+            }
+            if !data.is_empty() || first {
+                let now = Instant::now();
+                let chunk = Chunk {
+                    file: input.spec.clone(),
+                    first,
+                    data,
+                    oversized_last,
+                    read_at: now,
+                    sent_at: now,
+                };
+                first = false;
+                if out.send(chunk).is_err() {
+                    return Ok(());
+                }
+            }
+            if eof {
+                break;
+            }
+        }
+    }
+    Ok(())
+}
+
+fn read_full(file: &mut File, buf: &mut [u8]) -> io::Result<usize> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        match file.read(&mut buf[filled..]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(filled)
+}

@@ -1,0 +1,3 @@
+//! Where records come from. Replay reads files ([`file`]); every source feeds the same pipeline.
+
+pub mod file;

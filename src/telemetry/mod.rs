@@ -1,0 +1,171 @@
+//! Per-stage latency and run counters.
+//!
+//! Each stage thread records into its own [`Recorders`] (hdrhistogram `Recorder`s: no locks, no
+//! shared cache lines on the hot path); the coordinating thread merges them with
+//! [`Telemetry::snapshot`]. Latencies are recorded per batch, never per event, except end-to-end,
+//! which is weighted by the batch's record count so its percentiles are per record.
+
+pub mod report;
+
+use hdrhistogram::sync::{Recorder, SyncHistogram};
+use hdrhistogram::Histogram;
+use serde::Serialize;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+/// A measured stage of the pipeline.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stage {
+    /// Parsing one chunk of input into batches.
+    Decode,
+    /// A batch waiting in a channel between two stages (one sample per hop).
+    QueueWait,
+    /// A shard holding rows while it fills a batch.
+    BatchLinger,
+    /// Running the detectors over one batch.
+    Scoring,
+    /// The alert policy (hysteresis) over one batch's scores.
+    AlertPolicy,
+    /// Writing one batch's alerts to the sink.
+    SinkWrite,
+    /// From the source reading a record to its alerts being written (per record).
+    EndToEnd,
+}
+
+impl Stage {
+    pub const ALL: [Stage; 7] = [
+        Stage::Decode,
+        Stage::QueueWait,
+        Stage::BatchLinger,
+        Stage::Scoring,
+        Stage::AlertPolicy,
+        Stage::SinkWrite,
+        Stage::EndToEnd,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Stage::Decode => "decode",
+            Stage::QueueWait => "queue_wait",
+            Stage::BatchLinger => "batch_linger",
+            Stage::Scoring => "scoring",
+            Stage::AlertPolicy => "alert_policy",
+            Stage::SinkWrite => "sink_write",
+            Stage::EndToEnd => "end_to_end",
+        }
+    }
+}
+
+/// Latencies up to an hour, in nanoseconds, 3 significant digits.
+fn new_histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, 3_600_000_000_000, 3).expect("static histogram bounds are valid")
+}
+
+/// The merged histograms, one per stage.
+#[derive(Debug)]
+pub struct Telemetry {
+    merged: Vec<SyncHistogram<u64>>,
+}
+
+impl Default for Telemetry {
+    fn default() -> Self {
+        Telemetry {
+            merged: Stage::ALL
+                .iter()
+                .map(|_| SyncHistogram::from(new_histogram()))
+                .collect(),
+        }
+    }
+}
+
+impl Telemetry {
+    /// A set of recorders for one thread.
+    pub fn recorders(&self) -> Recorders {
+        Recorders {
+            per_stage: self.merged.iter().map(|h| h.recorder()).collect(),
+        }
+    }
+
+    /// Merges what the recorders have recorded (waiting at most `timeout` for live ones; dropped
+    /// recorders have already handed theirs over) and summarizes each stage.
+    pub fn snapshot(&mut self, timeout: Duration) -> Vec<StageStats> {
+        Stage::ALL
+            .iter()
+            .zip(&mut self.merged)
+            .map(|(stage, h)| {
+                h.refresh_timeout(timeout);
+                StageStats::of(stage.name(), h)
+            })
+            .collect()
+    }
+}
+
+/// One thread's recorders.
+#[derive(Debug)]
+pub struct Recorders {
+    per_stage: Vec<Recorder<u64>>,
+}
+
+impl Recorders {
+    /// Records one sample.
+    #[inline]
+    pub fn record(&mut self, stage: Stage, d: Duration) {
+        self.record_n(stage, d, 1);
+    }
+
+    /// Records `n` samples of the same value.
+    #[inline]
+    pub fn record_n(&mut self, stage: Stage, d: Duration, n: u64) {
+        let ns = (d.as_nanos() as u64).max(1);
+        self.per_stage[stage as usize].saturating_record_n(ns, n);
+    }
+}
+
+/// Percentiles of one stage, in microseconds.
+#[derive(Debug, Clone, Serialize)]
+pub struct StageStats {
+    pub stage: &'static str,
+    pub count: u64,
+    pub p50_us: f64,
+    pub p90_us: f64,
+    pub p99_us: f64,
+    pub p999_us: f64,
+    pub max_us: f64,
+}
+
+impl StageStats {
+    fn of(stage: &'static str, h: &Histogram<u64>) -> StageStats {
+        let us = |ns: u64| ns as f64 / 1000.0;
+        StageStats {
+            stage,
+            count: h.len(),
+            p50_us: us(h.value_at_quantile(0.50)),
+            p90_us: us(h.value_at_quantile(0.90)),
+            p99_us: us(h.value_at_quantile(0.99)),
+            p999_us: us(h.value_at_quantile(0.999)),
+            max_us: us(h.max()),
+        }
+    }
+}
+
+/// Run-wide counts, published by the stages once per chunk or batch.
+#[derive(Debug, Default)]
+pub struct Counters {
+    pub bytes_read: AtomicU64,
+    pub records: AtomicU64,
+    pub dead_letters: AtomicU64,
+    pub readings_skipped: AtomicU64,
+    pub records_done: AtomicU64,
+    pub alerts_opened: AtomicU64,
+    pub alerts_closed: AtomicU64,
+}
+
+impl Counters {
+    pub fn get(c: &AtomicU64) -> u64 {
+        c.load(Ordering::Relaxed)
+    }
+
+    pub fn add(c: &AtomicU64, n: u64) {
+        c.fetch_add(n, Ordering::Relaxed);
+    }
+}

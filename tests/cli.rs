@@ -1,0 +1,128 @@
+//! The `vigil` binary as a user runs it: exit codes and one-line errors.
+
+use crate::{root, temp_dir};
+use std::process::{Command, Output};
+
+fn vigil(args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_vigil"));
+    cmd.args(args).current_dir(root()).env_remove("VIGIL_ISA");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.output().expect("run vigil")
+}
+
+fn assert_usage_error(out: &Output, needle: &str) {
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "stderr: {stderr}");
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert_eq!(lines.len(), 1, "want one line, got: {stderr}");
+    assert!(lines[0].contains(needle), "{stderr}");
+}
+
+#[test]
+fn bad_input_flag_or_config_is_one_line_and_exit_2() {
+    let dir = temp_dir("cli");
+    assert_usage_error(
+        &vigil(&["replay", "no/such/file.csv"], &[]),
+        "cannot open no/such/file.csv",
+    );
+    assert_usage_error(
+        &vigil(&["replay", "fixtures/pumps.csv", "--bogus"], &[]),
+        "unexpected argument '--bogus'",
+    );
+    assert_usage_error(
+        &vigil(&["replay", "fixtures/pumps.csv", "--shards", "many"], &[]),
+        "invalid value 'many'",
+    );
+    assert_usage_error(&vigil(&["replay"], &[]), "required");
+    let cfg = dir.join("bad.toml");
+    std::fs::write(&cfg, "[pipeline]\nshards = 2\nturbo = true\n").expect("write");
+    assert_usage_error(
+        &vigil(
+            &[
+                "replay",
+                "fixtures/pumps.csv",
+                "--config",
+                cfg.to_str().expect("utf8"),
+            ],
+            &[],
+        ),
+        "line 3: unknown field `turbo`",
+    );
+    assert_usage_error(
+        &vigil(&["replay", "fixtures/pumps.csv", "--speed", "warp"], &[]),
+        "speed must be",
+    );
+    assert_usage_error(
+        &vigil(&["replay", "fixtures/pumps.csv"], &[("VIGIL_ISA", "sse9")]),
+        "unknown instruction set",
+    );
+    let headerless = dir.join("h.csv");
+    std::fs::write(&headerless, "a,b\n1,2\n").expect("write");
+    assert_usage_error(
+        &vigil(&["replay", headerless.to_str().expect("utf8")], &[]),
+        "no timestamp column",
+    );
+    assert_usage_error(
+        &vigil(
+            &[
+                "replay",
+                "fixtures/pumps.csv",
+                "--alerts",
+                "/no/such/dir/a.jsonl",
+            ],
+            &[],
+        ),
+        "cannot write /no/such/dir/a.jsonl",
+    );
+}
+
+#[test]
+fn replay_writes_alerts_summary_and_metrics() {
+    let dir = temp_dir("cli-ok");
+    let metrics = dir.join("m.json");
+    let alerts = dir.join("a.jsonl");
+    let out = vigil(
+        &[
+            "replay",
+            "fixtures/pumps.csv",
+            "--alerts",
+            alerts.to_str().expect("utf8"),
+            "--metrics-out",
+            metrics.to_str().expect("utf8"),
+        ],
+        &[("VIGIL_ISA", "scalar")],
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("z-score kernel scalar (forced by VIGIL_ISA)"),
+        "{stderr}"
+    );
+    for stage in [
+        "decode",
+        "queue_wait",
+        "batch_linger",
+        "scoring",
+        "alert_policy",
+        "sink_write",
+        "end_to_end",
+    ] {
+        assert!(stderr.contains(stage), "summary lacks {stage}: {stderr}");
+    }
+    let m: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&metrics).expect("metrics")).expect("JSON");
+    assert_eq!(m["records"], 64_800);
+    assert_eq!(m["isa"], "scalar");
+    assert_eq!(m["stages"].as_array().expect("stages").len(), 7);
+    assert_eq!(m["stages"][6]["count"], 64_800);
+    assert!(m["alerts_opened"].as_u64().expect("opened") >= 4);
+    assert_eq!(
+        std::fs::read_to_string(&alerts)
+            .expect("alerts")
+            .lines()
+            .count() as u64,
+        m["alerts_opened"].as_u64().expect("o") + m["alerts_closed"].as_u64().expect("c")
+    );
+}
