@@ -1,1 +1,78 @@
-fn main() {}
+//! Kernel benches: the z-score update on every available instruction set over sizes from in-cache
+//! to far out of cache, and the memory-bandwidth reference (a STREAM triad over the same footprint).
+//!
+//! `cargo bench --bench kernels`. `cargo bench --bench ratios` prints the ratios against targets.
+
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use std::hint::black_box;
+use std::time::Duration;
+use vigil_kernels::bandwidth::triad;
+use vigil_kernels::isa::Isa;
+use vigil_kernels::zscore::{ZParams, ZScore, ZSlots};
+
+const SIZES: [usize; 4] = [1_000, 65_536, 1_000_000, 10_000_000];
+
+/// Bytes the z-score update moves per slot: reads x, mean, var, count; writes mean, var, count, score.
+pub const ZSCORE_BYTES_PER_SLOT: u64 = 32;
+
+fn readings(n: usize) -> Vec<f32> {
+    (0..n)
+        .map(|i| ((i * 7919) % 1000) as f32 * 0.01 + 50.0)
+        .collect()
+}
+
+fn zscore(c: &mut Criterion) {
+    let params = ZParams::new(300.0, 60, 1e-3, 3.0).expect("valid params");
+    let mut group = c.benchmark_group("zscore_update");
+    for &n in &SIZES {
+        if n >= 1_000_000 {
+            group
+                .sample_size(10)
+                .measurement_time(Duration::from_secs(3));
+        } else {
+            group
+                .sample_size(50)
+                .measurement_time(Duration::from_secs(2));
+        }
+        group.throughput(Throughput::Elements(n as u64));
+        let x = readings(n);
+        for isa in Isa::available() {
+            let kernel = ZScore::new(isa, params).expect("available");
+            let mut slots = ZSlots::new(n);
+            let mut score = vec![0.0f32; n];
+            group.bench_with_input(BenchmarkId::new(isa.name(), n), &n, |b, _| {
+                b.iter(|| kernel.update(&mut slots, 0, black_box(&x), &mut score))
+            });
+        }
+    }
+    group.finish();
+}
+
+fn bandwidth(c: &mut Criterion) {
+    let n = 10_000_000;
+    let mut group = c.benchmark_group("memory_bandwidth_10M_slots");
+    group
+        .sample_size(10)
+        .measurement_time(Duration::from_secs(3));
+    let params = ZParams::new(300.0, 60, 1e-3, 3.0).expect("valid params");
+    let isa = Isa::best();
+    let kernel = ZScore::new(isa, params).expect("available");
+    let x = readings(n);
+    let mut slots = ZSlots::new(n);
+    let mut score = vec![0.0f32; n];
+    group.throughput(Throughput::Bytes(ZSCORE_BYTES_PER_SLOT * n as u64));
+    group.bench_function(format!("zscore_{}", isa.name()), |b| {
+        b.iter(|| kernel.update(&mut slots, 0, black_box(&x), &mut score))
+    });
+    // The triad over the same footprint (5 f32 columns per slot = 20 bytes; 3 per triad element).
+    let m = n * 20 / 12;
+    let (mut a, bb, cc) = (vec![0.0f32; m], readings(m), readings(m));
+    group.throughput(Throughput::Bytes(12 * m as u64));
+    group.bench_function("triad", |b| {
+        b.iter(|| triad(&mut a, black_box(&bb), black_box(&cc), 1.5))
+    });
+    group.finish();
+}
+
+criterion_group!(benches, zscore, bandwidth);
+criterion_main!(benches);

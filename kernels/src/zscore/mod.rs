@@ -16,7 +16,7 @@
 //! var'  = (1 - α)·(var + dc·α·dc)        (var itself when |d| > clip·std: an outlier)
 //! ```
 //!
-//! The first reading of a slot sets `mean = x, var = 0`. While `1/(n + 1)` exceeds the
+//! A fresh slot (mean 0, var 0, count 0) gives its first reading weight 1: `mean = x, var = 0`. While `1/(n + 1)` exceeds the
 //! half-life's weight, the statistics are plain running means (no start-up bias, so a long
 //! half-life does not make the first scores after warm-up too high). This is a robust (Huber-style) EWMA: an
 //! outlier moves the mean by at most `α·clip·std` and says nothing about the spread, so one spike

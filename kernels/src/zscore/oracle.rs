@@ -30,19 +30,14 @@ pub(crate) fn step(p: &Params, slot: &mut Slot, x: f32) -> Option<f64> {
     let deviation = x - slot.mean;
     let warm = slot.count >= p.warmup;
     let score = if warm { deviation.abs() / std } else { 0.0 };
-    if slot.count == 0 {
-        slot.mean = x;
-        slot.var = 0.0;
+    let used = if warm {
+        deviation.clamp(-p.clip * std, p.clip * std)
     } else {
-        let used = if warm {
-            deviation.clamp(-p.clip * std, p.clip * std)
-        } else {
-            deviation
-        };
-        slot.mean += alpha * used;
-        if !(warm && deviation.abs() > p.clip * std) {
-            slot.var = (1.0 - alpha) * (slot.var + alpha * used * used);
-        }
+        deviation
+    };
+    slot.mean += alpha * used;
+    if !(warm && deviation.abs() > p.clip * std) {
+        slot.var = (1.0 - alpha) * (slot.var + alpha * used * used);
     }
     slot.count = (slot.count + 1).min(cap);
     Some(score)

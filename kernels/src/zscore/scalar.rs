@@ -2,6 +2,10 @@
 
 use super::ZParams;
 
+/// The score of a reading that is not a number: a NaN with every bit set, which is what the
+/// vector paths' comparison masks produce.
+pub(crate) const NO_SCORE: f32 = f32::from_bits(u32::MAX);
+
 /// See [`super::ZScore::update`]. All slices have the same length (the caller checks).
 #[inline]
 pub(crate) fn update(
@@ -27,17 +31,25 @@ pub(crate) fn update(
         let sd = v.max(p.min_var).sqrt();
         let z = d.abs() / sd;
         let warm = c >= p.warmup;
-        let lim = p.clip * sd;
-        let dc = if warm { d.max(-lim).min(lim) } else { d };
-        let outlier = warm && d.abs() > lim;
-        let a = p.alpha.max(1.0 / (c + 1) as f32);
-        let incr = a * dc;
-        let (m1, v1) = if c == 0 {
-            (xi, 0.0)
-        } else if outlier {
-            (m + incr, v)
+        // While warming up nothing is an outlier: an infinite limit clips nothing.
+        let lim = if warm { p.clip * sd } else { f32::INFINITY };
+        let dc = d.max(-lim).min(lim);
+        let outlier = d.abs() > lim;
+        // At the cap 1/(c + 1) < alpha: skip the division (exactly what the max would give).
+        // The first reading (c = 0) has weight 1: a fresh slot (mean 0, var 0) becomes mean = x,
+        // var = 0.
+        let (a, one_minus_a) = if c >= p.count_cap {
+            (p.alpha, 1.0 - p.alpha)
         } else {
-            (m + incr, (1.0 - a) * (v + dc * incr))
+            let a = p.alpha.max(1.0 / (c + 1) as f32);
+            (a, 1.0 - a)
+        };
+        let incr = a * dc;
+        let m1 = m + incr;
+        let v1 = if outlier {
+            v
+        } else {
+            one_minus_a * (v + dc * incr)
         };
         let ok = finite_x && m1.abs() < f32::INFINITY && v1 < f32::INFINITY;
         if ok {
@@ -46,7 +58,7 @@ pub(crate) fn update(
             count[i] = (c + 1).min(p.count_cap);
         }
         score[i] = if !finite_x {
-            f32::NAN
+            NO_SCORE
         } else if warm {
             z
         } else {

@@ -22,17 +22,15 @@ pub(crate) unsafe fn update(
 
     let sign = _mm256_set1_ps(-0.0);
     let inf = _mm256_set1_ps(f32::INFINITY);
-    let nan = _mm256_set1_ps(f32::NAN);
-    let zero = _mm256_setzero_ps();
-    let alpha = _mm256_set1_ps(p.alpha);
     let onef = _mm256_set1_ps(1.0);
+    let alpha = _mm256_set1_ps(p.alpha);
+    let one_minus_alpha = _mm256_set1_ps(1.0 - p.alpha);
     let min_var = _mm256_set1_ps(p.min_var);
     let clip = _mm256_set1_ps(p.clip);
     // warmup >= 1 and <= 1e9 (ZParams::new), so `count > warmup - 1` is a signed compare that works.
     let warm_below = _mm256_set1_epi32((p.warmup - 1) as i32);
     let cap = _mm256_set1_epi32(p.count_cap as i32);
     let one = _mm256_set1_epi32(1);
-    let izero = _mm256_setzero_si256();
 
     let (xp, mp, vp, cp, sp) = (
         x.as_ptr(),
@@ -51,34 +49,35 @@ pub(crate) unsafe fn update(
             let v = _mm256_loadu_ps(vp.add(i));
             let c = _mm256_loadu_si256(cp.add(i) as *const __m256i);
 
-            let finite_x = _mm256_cmp_ps::<_CMP_LT_OQ>(_mm256_andnot_ps(sign, xv), inf);
+            // All ones (a NaN) where x is NaN or infinite.
+            let not_finite = _mm256_cmp_ps::<_CMP_NLT_UQ>(_mm256_andnot_ps(sign, xv), inf);
             let d = _mm256_sub_ps(xv, m);
+            let abs_d = _mm256_andnot_ps(sign, d);
             let sd = _mm256_sqrt_ps(_mm256_max_ps(v, min_var));
-            let z = _mm256_div_ps(_mm256_andnot_ps(sign, d), sd);
+            let z = _mm256_div_ps(abs_d, sd);
             let warm = _mm256_castsi256_ps(_mm256_cmpgt_epi32(c, warm_below));
-            let lim = _mm256_mul_ps(clip, sd);
-            let clipped = _mm256_min_ps(_mm256_max_ps(d, _mm256_xor_ps(lim, sign)), lim);
-            let dc = _mm256_blendv_ps(d, clipped, warm);
+            let lim = _mm256_blendv_ps(inf, _mm256_mul_ps(clip, sd), warm);
+            let dc = _mm256_min_ps(_mm256_max_ps(d, _mm256_xor_ps(lim, sign)), lim);
+            let outlier = _mm256_cmp_ps::<_CMP_GT_OQ>(abs_d, lim);
             let c1 = _mm256_add_epi32(c, one);
-            // counts are below 2^31 (count_cap <= max(1e9, 1.45e8)), so the signed convert is exact enough
-            // and matches the scalar path's `(c + 1) as f32` (both round to nearest).
-            let a = _mm256_max_ps(alpha, _mm256_div_ps(onef, _mm256_cvtepi32_ps(c1)));
+            // Settled slots (count at its cap) use alpha as it is: 1/(cap + 1) < alpha, so the max
+            // would pick alpha anyway. Skipping the division there is exact, and in steady state
+            // every slot is settled.
+            let settled =
+                _mm256_movemask_ps(_mm256_castsi256_ps(_mm256_cmpeq_epi32(c, cap))) == 0xFF;
+            let (a, one_minus_a) = if settled {
+                (alpha, one_minus_alpha)
+            } else {
+                // counts stay below 2^31, and the convert rounds to nearest like `(c + 1) as f32`.
+                let a = _mm256_max_ps(alpha, _mm256_div_ps(onef, _mm256_cvtepi32_ps(c1)));
+                (a, _mm256_sub_ps(onef, a))
+            };
             let incr = _mm256_mul_ps(a, dc);
             let m1 = _mm256_add_ps(m, incr);
-            let outlier = _mm256_and_ps(
-                warm,
-                _mm256_cmp_ps::<_CMP_GT_OQ>(_mm256_andnot_ps(sign, d), lim),
-            );
-            let v1 = _mm256_mul_ps(
-                _mm256_sub_ps(onef, a),
-                _mm256_add_ps(v, _mm256_mul_ps(dc, incr)),
-            );
+            let v1 = _mm256_mul_ps(one_minus_a, _mm256_add_ps(v, _mm256_mul_ps(dc, incr)));
             let v1 = _mm256_blendv_ps(v1, v, outlier);
-            let first = _mm256_castsi256_ps(_mm256_cmpeq_epi32(c, izero));
-            let m1 = _mm256_blendv_ps(m1, xv, first);
-            let v1 = _mm256_blendv_ps(v1, zero, first);
-            let ok = _mm256_and_ps(
-                finite_x,
+            let ok = _mm256_andnot_ps(
+                not_finite,
                 _mm256_and_ps(
                     _mm256_cmp_ps::<_CMP_LT_OQ>(_mm256_andnot_ps(sign, m1), inf),
                     _mm256_cmp_ps::<_CMP_LT_OQ>(v1, inf),
@@ -92,7 +91,7 @@ pub(crate) unsafe fn update(
                 cp.add(i) as *mut __m256i,
                 _mm256_blendv_epi8(c, c1, _mm256_castps_si256(ok)),
             );
-            let s = _mm256_blendv_ps(nan, _mm256_blendv_ps(zero, z, warm), finite_x);
+            let s = _mm256_or_ps(_mm256_and_ps(z, warm), not_finite);
             _mm256_storeu_ps(sp.add(i), s);
         }
         i += 8;
