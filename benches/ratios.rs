@@ -56,9 +56,14 @@ fn main() {
     let reps = 2000;
     let mut per_slot = Vec::new();
     for isa in Isa::available() {
+        let params = ZParams::new(300.0, 60, 1e-3, 3.0).expect("valid params");
+        let kernel = ZScore::new(isa, params).expect("available");
+        let x: Vec<f32> = (0..in_cache).map(|i| (i % 97) as f32).collect();
+        let mut slots = ZSlots::new(in_cache);
+        let mut score = vec![0.0f32; in_cache];
         let t = best(5, || {
             for _ in 0..reps {
-                black_box(zscore_time_once(isa, in_cache));
+                kernel.update(&mut slots, 0, black_box(&x), &mut score);
             }
         });
         let ns = t.as_nanos() as f64 / (reps * in_cache) as f64;
@@ -130,25 +135,4 @@ fn main() {
         );
     }
     let _ = std::fs::remove_dir_all(&out);
-}
-
-/// One update over `n` fresh in-cache slots, reusing thread-local buffers.
-fn zscore_time_once(isa: Isa, n: usize) -> f32 {
-    thread_local! {
-        static BUF: std::cell::RefCell<Option<(ZSlots, Vec<f32>, Vec<f32>)>> = const { std::cell::RefCell::new(None) };
-    }
-    let params = ZParams::new(300.0, 60, 1e-3, 3.0).expect("valid params");
-    let kernel = ZScore::new(isa, params).expect("available");
-    BUF.with(|b| {
-        let mut b = b.borrow_mut();
-        let (slots, x, score) = b.get_or_insert_with(|| {
-            (
-                ZSlots::new(n),
-                (0..n).map(|i| (i % 97) as f32).collect(),
-                vec![0.0; n],
-            )
-        });
-        kernel.update(slots, 0, x, score);
-        score[0]
-    })
 }
