@@ -132,11 +132,18 @@ fn the_example_config_is_valid_and_documents_the_defaults() {
     let text = std::fs::read_to_string(root().join("fixtures/vigil.toml")).expect("example config");
     let raw = vigil::config::RawConfig::from_toml(&text).expect("parses");
     let config = vigil::config::Config::validate(raw, Some("scalar")).expect("valid");
-    let defaults = vigil::config::Config::validate(Default::default(), Some("scalar")).expect("valid");
+    let defaults =
+        vigil::config::Config::validate(Default::default(), Some("scalar")).expect("valid");
     assert_eq!(config.detectors[0].policy, defaults.detectors[0].policy);
-    assert_eq!(format!("{:?}", config.detectors[0].kind), format!("{:?}", defaults.detectors[0].kind));
+    assert_eq!(
+        format!("{:?}", config.detectors[0].kind),
+        format!("{:?}", defaults.detectors[0].kind)
+    );
     assert_eq!(config.pipeline.shards, defaults.pipeline.shards);
     assert_eq!(config.pipeline.batch_size, defaults.pipeline.batch_size);
     assert_eq!(config.pipeline.linger, defaults.pipeline.linger);
-    assert_eq!(config.pipeline.channel_capacity, defaults.pipeline.channel_capacity);
+    assert_eq!(
+        config.pipeline.channel_capacity,
+        defaults.pipeline.channel_capacity
+    );
 }
