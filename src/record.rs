@@ -8,8 +8,24 @@ use std::time::Instant;
 /// that must be stable across processes (such as the shard a sensor goes to) uses the name.
 pub type SensorId = u32;
 
-/// Where records come from (a file, later a topic partition), interned like sensors.
+/// Where records come from (a file, or a topic partition), interned like sensors.
 pub type SourceId = u32;
+
+/// One unit of input (a chunk of a file, a poll of a consumer) whose records are tracked together
+/// until everything derived from them is durable. 0 means "not tracked" (replay).
+pub type Ticket = u64;
+
+/// How many rows (or dead letters) of each ticket something carries, in order.
+pub type Acks = Vec<(Ticket, u32)>;
+
+/// Adds `n` rows of `ticket` to `acks`, merging with the last entry when it is the same ticket.
+pub fn push_ack(acks: &mut Acks, ticket: Ticket, n: u32) {
+    match acks.last_mut() {
+        Some((t, m)) if *t == ticket => *m += n,
+        _ if n == 0 => {}
+        _ => acks.push((ticket, n)),
+    }
+}
 
 /// An append-only table of names, written by the one thread that interns them and read by the
 /// threads that print them (rarely: only for alerts and dead letters, never per record).
@@ -143,6 +159,12 @@ pub struct RecordBatch {
     pub read_at: Instant,
     /// When the batch was last put on a channel: the start of its current queue wait.
     pub sent_at: Instant,
+    /// Rows per input ticket, in row order (for at-least-once offset tracking).
+    pub acks: Acks,
+    /// Kafka timestamp (epoch ms) of the oldest record, 0 when unknown.
+    pub source_ms: i64,
+    /// Rows re-read only to rebuild detector state: scored, but they raise no alerts.
+    pub replay_only: bool,
 }
 
 impl RecordBatch {
@@ -158,6 +180,9 @@ impl RecordBatch {
             origins: Vec::with_capacity(rows),
             read_at: now,
             sent_at: now,
+            acks: Vec::new(),
+            source_ms: 0,
+            replay_only: false,
         }
     }
 
@@ -197,6 +222,12 @@ impl RecordBatch {
         if self.is_empty() || other.read_at < self.read_at {
             self.read_at = other.read_at;
         }
+        if other.source_ms != 0 && (self.source_ms == 0 || other.source_ms < self.source_ms) {
+            self.source_ms = other.source_ms;
+        }
+        for &(t, n) in &other.acks {
+            push_ack(&mut self.acks, t, n);
+        }
         self.sensors.extend_from_slice(&other.sensors);
         self.ts.extend_from_slice(&other.ts);
         self.values.extend_from_slice(&other.values);
@@ -209,12 +240,14 @@ impl RecordBatch {
         self.ts.clear();
         self.values.clear();
         self.origins.clear();
+        self.acks.clear();
     }
 }
 
 /// A record that could not be decoded: where it came from, why, and its bytes.
 #[derive(Debug, Clone)]
 pub struct DeadLetter {
+    pub ticket: Ticket,
     pub origin: Origin,
     pub reason: String,
     pub raw: Vec<u8>,

@@ -2,6 +2,7 @@
 
 use crate::config::Config;
 use crate::decode::Decoder;
+use crate::pipeline::ack::AckTracker;
 use crate::pipeline::{self, PipelineError};
 use crate::record::{Interner, NameTable};
 use crate::sinks::file::FileSink;
@@ -68,10 +69,13 @@ pub fn replay(
         .collect::<Result<Vec<_>, _>>()
         .map_err(ReplayError::Input)?;
     let total_bytes: u64 = inputs.iter().map(|i| i.len).sum();
+    let mut telemetry = Telemetry::default();
+    let tracker = Arc::new(AckTracker::new(telemetry.recorders()));
     let sink = FileSink::create(
         config.output.alerts.as_deref(),
         &config.output.dead_letter,
         names.clone(),
+        tracker.clone(),
     )
     .map_err(|(path, source)| ReplayError::Output { path, source })?;
 
@@ -81,7 +85,6 @@ pub fn replay(
         config.pipeline.isa,
         config.pipeline.shards
     );
-    let mut telemetry = Telemetry::default();
     let counters = Arc::new(Counters::default());
     let started = Instant::now();
     let running = pipeline::start(
@@ -91,6 +94,7 @@ pub fn replay(
         names.sensors.clone(),
         counters.clone(),
         &telemetry,
+        tracker.clone(),
     )?;
     let source = {
         let (tx, counters, stop) = (running.input(), counters.clone(), stop.clone());
@@ -114,6 +118,7 @@ pub fn replay(
         let _ = bar.join();
     }
     let finished = finished?;
+    drop(tracker);
     read.map_err(ReplayError::Read)?;
 
     let elapsed = started.elapsed().as_secs_f64();

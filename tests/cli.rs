@@ -115,7 +115,7 @@ fn replay_writes_alerts_summary_and_metrics() {
         serde_json::from_slice(&std::fs::read(&metrics).expect("metrics")).expect("JSON");
     assert_eq!(m["records"], 64_800);
     assert_eq!(m["isa"], "scalar");
-    assert_eq!(m["stages"].as_array().expect("stages").len(), 7);
+    assert_eq!(m["stages"].as_array().expect("stages").len(), 8);
     assert_eq!(m["stages"][6]["count"], 64_800);
     assert!(m["alerts_opened"].as_u64().expect("opened") >= 4);
     assert_eq!(

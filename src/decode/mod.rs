@@ -9,7 +9,7 @@ pub mod json;
 
 use crate::config::{InputConfig, Speed};
 use crate::record::{
-    DeadLetter, Interner, NameTable, Origin, RecordBatch, Schema, Schemas, SourceId,
+    DeadLetter, Interner, NameTable, Origin, RecordBatch, Schema, Schemas, SourceId, Ticket,
 };
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -31,6 +31,45 @@ pub struct FileSpec {
     pub source: SourceId,
     pub path: PathBuf,
     pub format: Format,
+}
+
+/// What a source hands the decoder.
+#[derive(Debug)]
+pub enum Input {
+    /// Lines of a file.
+    Lines(Chunk),
+    /// Records from a topic, one per message.
+    Messages(MessageBatch),
+}
+
+impl Input {
+    /// When the input was put on the channel.
+    pub fn sent_at(&self) -> Instant {
+        match self {
+            Input::Lines(c) => c.sent_at,
+            Input::Messages(m) => m.sent_at,
+        }
+    }
+}
+
+/// One message's payload and where it came from.
+#[derive(Debug)]
+pub struct Message {
+    pub origin: Origin,
+    pub payload: Vec<u8>,
+    /// Kafka timestamp, epoch ms (0 when absent).
+    pub timestamp_ms: i64,
+    /// Score the record but raise no alert from it (it is being re-read to rebuild state).
+    pub replay_only: bool,
+}
+
+/// A consumer poll's worth of messages.
+#[derive(Debug)]
+pub struct MessageBatch {
+    pub ticket: Ticket,
+    pub messages: Vec<Message>,
+    pub read_at: Instant,
+    pub sent_at: Instant,
 }
 
 /// A run of whole lines of one file, as the source read them.
@@ -82,6 +121,9 @@ pub struct Decoder {
     pacer: Option<Pacer>,
     line: u64,
     current: Option<RecordBatch>,
+    ticket: Ticket,
+    source_ms: i64,
+    replay_only: bool,
     fields: Vec<std::ops::Range<usize>>,
     values: Vec<f32>,
     pub counts: DecodeCounts,
@@ -109,6 +151,9 @@ impl Decoder {
             },
             line: 0,
             current: None,
+            ticket: 0,
+            source_ms: 0,
+            replay_only: false,
             fields: Vec::new(),
             values: Vec::new(),
             counts: DecodeCounts::default(),
@@ -129,6 +174,42 @@ impl Decoder {
             &mut self.sensors,
             &mut self.schemas,
         )
+    }
+
+    /// Decodes one input (tagged with its ticket for offset tracking); returns false when nobody
+    /// listens any more.
+    pub fn input(
+        &mut self,
+        input: &Input,
+        dead: &mut Vec<DeadLetter>,
+        emit: &mut dyn FnMut(RecordBatch) -> bool,
+    ) -> bool {
+        match input {
+            Input::Lines(chunk) => {
+                self.ticket = 0;
+                self.chunk(chunk, dead, emit) && self.flush(emit)
+            }
+            Input::Messages(batch) => {
+                self.ticket = batch.ticket;
+                for m in &batch.messages {
+                    let switch = self
+                        .current
+                        .as_ref()
+                        .is_some_and(|b| b.replay_only != m.replay_only);
+                    if switch && !self.flush(emit) {
+                        return false;
+                    }
+                    self.source_ms = m.timestamp_ms;
+                    self.replay_only = m.replay_only;
+                    if !self.json(&m.payload, m.origin, batch.read_at, dead, emit) {
+                        return false;
+                    }
+                }
+                self.replay_only = false;
+                self.source_ms = 0;
+                self.flush(emit)
+            }
+        }
     }
 
     /// Decodes every line of `chunk`. Full batches go to `emit`, which returns false when nobody
@@ -264,11 +345,11 @@ impl Decoder {
 
     fn dead(&mut self, dead: &mut Vec<DeadLetter>, origin: Origin, reason: String, raw: &[u8]) {
         self.counts.dead_letters += 1;
-        let keep = raw.len().min(4096);
         dead.push(DeadLetter {
+            ticket: self.ticket,
             origin,
             reason,
-            raw: raw[..keep].to_vec(),
+            raw: raw.to_vec(),
         });
     }
 
@@ -302,6 +383,10 @@ impl Decoder {
             b.read_at = read_at;
             b
         });
+        if self.source_ms != 0 && (batch.source_ms == 0 || self.source_ms < batch.source_ms) {
+            batch.source_ms = self.source_ms;
+        }
+        batch.replay_only = self.replay_only;
         batch.sensors.push(sensor);
         batch.ts.push(ts);
         batch.origins.push(origin);
@@ -318,7 +403,10 @@ impl Decoder {
     /// Emits the batch being built, if any.
     pub fn flush(&mut self, emit: &mut dyn FnMut(RecordBatch) -> bool) -> bool {
         match self.current.take() {
-            Some(batch) if !batch.is_empty() => emit(batch),
+            Some(mut batch) if !batch.is_empty() => {
+                batch.acks = vec![(self.ticket, batch.len() as u32)];
+                emit(batch)
+            }
             _ => true,
         }
     }

@@ -11,17 +11,19 @@
 //! dropped. Closing the input drains the pipeline stage by stage. Sources differ (files for
 //! replay); everything from decode on is this one pipeline.
 
+pub mod ack;
 pub mod route;
 pub mod shard;
 pub mod sink;
 
 use crate::alert::AlertPolicy;
 use crate::config::Config;
-use crate::decode::{Chunk, DecodeCounts, Decoder};
+use crate::decode::{DecodeCounts, Decoder, Input};
 use crate::detectors;
 use crate::record::{DeadLetter, NameTable, RecordBatch};
 use crate::sinks::Sink;
 use crate::telemetry::{Counters, Stage, Telemetry};
+use ack::AckTracker;
 use crossbeam_channel::{bounded, Sender};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -42,7 +44,7 @@ pub enum PipelineError {
 /// A started pipeline. Send chunks to [`Running::input`], drop it, then [`Running::finish`].
 #[derive(Debug)]
 pub struct Running {
-    input: Option<Sender<Chunk>>,
+    input: Option<Sender<Input>>,
     decode: JoinHandle<DecodeCounts>,
     route: JoinHandle<()>,
     shards: Vec<JoinHandle<u64>>,
@@ -66,7 +68,7 @@ fn spawn<T: Send + 'static>(
         .map_err(|e| PipelineError::Spawn(name, e))
 }
 
-/// Starts decode, route, shards and sink.
+/// Starts decode, route, shards and sink. The sink must report to `tracker`.
 pub fn start(
     config: &Config,
     mut decoder: Decoder,
@@ -74,10 +76,11 @@ pub fn start(
     sensor_names: Arc<NameTable>,
     counters: Arc<Counters>,
     telemetry: &Telemetry,
+    tracker: Arc<AckTracker>,
 ) -> Result<Running, PipelineError> {
     let p = &config.pipeline;
     let cap = p.channel_capacity;
-    let (chunk_tx, chunk_rx) = bounded::<Chunk>(cap);
+    let (input_tx, input_rx) = bounded::<Input>(cap);
     let (batch_tx, batch_rx) = bounded::<RecordBatch>(cap);
     let (dead_tx, dead_rx) = bounded::<Vec<DeadLetter>>(cap);
     let (scored_tx, scored_rx) = bounded::<shard::Scored>(cap * p.shards);
@@ -116,18 +119,22 @@ pub fn start(
         let mut rec = telemetry.recorders();
         spawn("decode", move || {
             let mut dead = Vec::new();
-            for chunk in chunk_rx {
-                rec.record(Stage::QueueWait, chunk.sent_at.elapsed());
+            for input in input_rx {
+                rec.record(Stage::QueueWait, input.sent_at().elapsed());
                 let t0 = Instant::now();
+                let before = decoder.counts.records + decoder.counts.dead_letters;
                 let mut emit = |mut b: RecordBatch| {
                     b.sent_at = Instant::now();
                     batch_tx.send(b).is_ok()
                 };
-                let mut ok =
-                    decoder.chunk(&chunk, &mut dead, &mut emit) && decoder.flush(&mut emit);
+                let mut ok = decoder.input(&input, &mut dead, &mut emit);
                 rec.record(Stage::Decode, t0.elapsed());
                 if !dead.is_empty() {
                     ok &= dead_tx.send(std::mem::take(&mut dead)).is_ok();
+                }
+                if let Input::Messages(m) = &input {
+                    let produced = decoder.counts.records + decoder.counts.dead_letters - before;
+                    tracker.expect(m.ticket, produced);
                 }
                 let c = decoder.counts;
                 counters.records.store(c.records, Ordering::Relaxed);
@@ -146,7 +153,7 @@ pub fn start(
     };
 
     Ok(Running {
-        input: Some(chunk_tx),
+        input: Some(input_tx),
         decode,
         route,
         shards,
@@ -155,8 +162,8 @@ pub fn start(
 }
 
 impl Running {
-    /// Where the source sends chunks.
-    pub fn input(&self) -> Sender<Chunk> {
+    /// Where the source sends its input.
+    pub fn input(&self) -> Sender<Input> {
         self.input.clone().expect("input is only taken by finish")
     }
 

@@ -1,6 +1,6 @@
 //! The route stage: each record goes to the shard that owns its sensor.
 
-use crate::record::{NameTable, RecordBatch};
+use crate::record::{push_ack, NameTable, RecordBatch};
 use crate::telemetry::{Recorders, Stage};
 use crossbeam_channel::{Receiver, Sender};
 use std::sync::Arc;
@@ -39,6 +39,11 @@ pub fn run(
             continue;
         }
         let mut parts: Vec<Option<RecordBatch>> = (0..n).map(|_| None).collect();
+        // Row i belongs to the ticket whose run covers it.
+        let mut runs = batch
+            .acks
+            .iter()
+            .flat_map(|&(t, k)| std::iter::repeat_n(t, k as usize));
         for (i, &sensor) in batch.sensors.iter().enumerate() {
             let s = sensor as usize;
             if s >= shard_by_sensor.len() {
@@ -50,9 +55,12 @@ pub fn run(
             let part = parts[shard_by_sensor[s] as usize].get_or_insert_with(|| {
                 let mut p = RecordBatch::with_capacity(batch.schema.clone(), batch.len() / n + 16);
                 p.read_at = batch.read_at;
+                p.source_ms = batch.source_ms;
+                p.replay_only = batch.replay_only;
                 p
             });
             part.push_row_from(&batch, i);
+            push_ack(&mut part.acks, runs.next().unwrap_or(0), 1);
         }
         for (shard, part) in shards.iter().zip(parts) {
             if let Some(mut part) = part {

@@ -16,6 +16,8 @@ pub struct Scored {
     pub rows: usize,
     pub read_at: Instant,
     pub sent_at: Instant,
+    pub acks: crate::record::Acks,
+    pub source_ms: i64,
 }
 
 /// Sensor keys of one shard: a small dense integer per (sensor, schema), in first-seen order.
@@ -84,6 +86,7 @@ impl Shard {
             let t0 = Instant::now();
             detector.score(batch, &self.row_keys, &mut self.scores);
             let t1 = Instant::now();
+            let before = alerts.len();
             policy.apply(
                 detector.name(),
                 batch,
@@ -91,6 +94,10 @@ impl Shard {
                 &self.scores,
                 &mut alerts,
             );
+            if batch.replay_only {
+                // Rebuilding state from records done before a restart: their alerts went out then.
+                alerts.truncate(before);
+            }
             rec.record(Stage::Scoring, t1 - t0);
             rec.record(Stage::AlertPolicy, t1.elapsed());
         }
@@ -119,7 +126,10 @@ impl Shard {
                 Ok(batch) => {
                     rec.record(Stage::QueueWait, batch.sent_at.elapsed());
                     match &mut pending {
-                        Some((p, _)) if Arc::ptr_eq(&p.schema, &batch.schema) => {
+                        Some((p, _))
+                            if Arc::ptr_eq(&p.schema, &batch.schema)
+                                && p.replay_only == batch.replay_only =>
+                        {
                             p.append(&batch);
                             (p.len() >= self.batch_size, false)
                         }
@@ -168,6 +178,8 @@ impl Shard {
             rows: batch.len(),
             read_at: batch.read_at,
             sent_at: Instant::now(),
+            acks: batch.acks,
+            source_ms: batch.source_ms,
         };
         output.send(scored).is_ok()
     }

@@ -1,8 +1,10 @@
-//! The sink stage: writes alerts from every shard and dead letters from the decoder.
+//! The sink stage: writes alerts from every shard and dead letters from the decoder. Each batch's
+//! rows are handed to the ack tracker once the sink has made its alerts durable.
 
+use super::ack::Completion;
 use super::shard::Scored;
 use crate::alert::AlertEvent;
-use crate::record::DeadLetter;
+use crate::record::{push_ack, DeadLetter};
 use crate::sinks::Sink;
 use crate::telemetry::{Counters, Recorders, Stage};
 use crossbeam_channel::{never, select, Receiver};
@@ -25,15 +27,17 @@ pub fn run(
                 Ok(s) => {
                     rec.record(Stage::QueueWait, s.sent_at.elapsed());
                     let t0 = Instant::now();
-                    if !s.alerts.is_empty() {
-                        sink.alerts(&s.alerts)?;
-                        sink.flush()?;
-                        let opened = s.alerts.iter().filter(|a| a.event == AlertEvent::Open).count() as u64;
-                        Counters::add(&counters.alerts_opened, opened);
-                        Counters::add(&counters.alerts_closed, s.alerts.len() as u64 - opened);
-                    }
+                    let opened = s.alerts.iter().filter(|a| a.event == AlertEvent::Open).count() as u64;
+                    Counters::add(&counters.alerts_opened, opened);
+                    Counters::add(&counters.alerts_closed, s.alerts.len() as u64 - opened);
+                    let done = Completion {
+                        acks: s.acks,
+                        rows: s.rows as u64,
+                        read_at: Some(s.read_at),
+                        source_ms: s.source_ms,
+                    };
+                    sink.alerts(&s.alerts, done)?;
                     rec.record(Stage::SinkWrite, t0.elapsed());
-                    rec.record_n(Stage::EndToEnd, s.read_at.elapsed(), s.rows as u64);
                     Counters::add(&counters.records_done, s.rows as u64);
                 }
                 Err(_) => {
@@ -42,7 +46,13 @@ pub fn run(
                 }
             },
             recv(dead) -> msg => match msg {
-                Ok(d) => sink.dead_letters(&d)?,
+                Ok(d) => {
+                    let mut acks = Vec::new();
+                    for letter in &d {
+                        push_ack(&mut acks, letter.ticket, 1);
+                    }
+                    sink.dead_letters(&d, Completion { acks, rows: 0, read_at: None, source_ms: 0 })?;
+                }
                 Err(_) => {
                     dead_open = false;
                     dead = never();

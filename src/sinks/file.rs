@@ -2,10 +2,12 @@
 
 use super::{alert_json, dead_letter_json, Names, Sink};
 use crate::alert::Alert;
+use crate::pipeline::ack::{AckTracker, Completion};
 use crate::record::DeadLetter;
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 /// Alerts to a file or stdout; dead letters to a file opened on the first one.
 pub struct FileSink {
@@ -14,6 +16,7 @@ pub struct FileSink {
     dead: Option<BufWriter<File>>,
     names: Names,
     buf: Vec<u8>,
+    tracker: Arc<AckTracker>,
 }
 
 impl std::fmt::Debug for FileSink {
@@ -31,6 +34,7 @@ impl FileSink {
         alerts: Option<&Path>,
         dead_letter: &Path,
         names: Names,
+        tracker: Arc<AckTracker>,
     ) -> Result<FileSink, (PathBuf, io::Error)> {
         let writer: Box<dyn Write + Send> = match alerts {
             Some(path) => Box::new(File::create(path).map_err(|e| (path.to_path_buf(), e))?),
@@ -52,22 +56,27 @@ impl FileSink {
             dead: None,
             names,
             buf: Vec::with_capacity(512),
+            tracker,
         })
     }
 }
 
 impl Sink for FileSink {
-    fn alerts(&mut self, alerts: &[Alert]) -> io::Result<()> {
+    fn alerts(&mut self, alerts: &[Alert], done: Completion) -> io::Result<()> {
         for a in alerts {
             self.buf.clear();
             alert_json(a, &self.names, &mut self.buf);
             self.buf.push(b'\n');
             self.alerts.write_all(&self.buf)?;
         }
+        if !alerts.is_empty() {
+            self.alerts.flush()?;
+        }
+        self.tracker.complete(&done);
         Ok(())
     }
 
-    fn dead_letters(&mut self, dead: &[DeadLetter]) -> io::Result<()> {
+    fn dead_letters(&mut self, dead: &[DeadLetter], done: Completion) -> io::Result<()> {
         if dead.is_empty() {
             return Ok(());
         }
@@ -81,7 +90,9 @@ impl Sink for FileSink {
                 self.buf.push(b'\n');
                 w.write_all(&self.buf)?;
             }
+            w.flush()?;
         }
+        self.tracker.complete(&done);
         Ok(())
     }
 

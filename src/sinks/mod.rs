@@ -1,8 +1,11 @@
 //! Where alerts and dead letters go, and their JSON shape (the same in a file and on a topic).
 
 pub mod file;
+pub mod kafka;
 
 use crate::alert::{Alert, AlertEvent};
+#[allow(unused_imports)] // AckTracker is named in the docs
+use crate::pipeline::ack::{AckTracker, Completion};
 use crate::record::{DeadLetter, NameTable};
 use crate::time::{format_iso, now_millis};
 use serde::Serialize;
@@ -17,11 +20,15 @@ pub struct Names {
 }
 
 /// A destination for the pipeline's output. Called by the one sink thread.
+///
+/// Each call carries a [`Completion`]: the sink hands it to its [`AckTracker`] once what it wrote is
+/// durable (flushed to a file, or acknowledged by the broker), and only then may the records'
+/// offsets be committed.
 pub trait Sink: Send {
-    /// Writes one batch's alerts.
-    fn alerts(&mut self, alerts: &[Alert]) -> io::Result<()>;
+    /// Writes one batch's alerts (possibly none).
+    fn alerts(&mut self, alerts: &[Alert], done: Completion) -> io::Result<()>;
     /// Writes dead letters.
-    fn dead_letters(&mut self, dead: &[DeadLetter]) -> io::Result<()>;
+    fn dead_letters(&mut self, dead: &[DeadLetter], done: Completion) -> io::Result<()>;
     /// Makes everything written so far durable (flushed, acknowledged).
     fn flush(&mut self) -> io::Result<()>;
 }

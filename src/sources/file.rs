@@ -1,6 +1,6 @@
 //! The file source: recorded sensor files, read in large chunks of whole lines.
 
-use crate::decode::{Chunk, Decoder, FileSpec, Format, MAX_RECORD_BYTES};
+use crate::decode::{Chunk, Decoder, FileSpec, Format, Input, MAX_RECORD_BYTES};
 use crate::record::Interner;
 use crossbeam_channel::Sender;
 use std::fs::File;
@@ -96,7 +96,7 @@ pub fn open(
 /// decoder has gone. `bytes_read` feeds the progress bar.
 pub fn read(
     files: Vec<FileInput>,
-    out: &Sender<Chunk>,
+    out: &Sender<Input>,
     stop: &AtomicBool,
     bytes_read: &AtomicU64,
 ) -> Result<(), InputError> {
@@ -158,7 +158,7 @@ pub fn read(
                     sent_at: now,
                 };
                 first = false;
-                if out.send(chunk).is_err() {
+                if out.send(Input::Lines(chunk)).is_err() {
                     return Ok(());
                 }
             }

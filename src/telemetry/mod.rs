@@ -30,10 +30,13 @@ pub enum Stage {
     SinkWrite,
     /// From the source reading a record to its alerts being written (per record).
     EndToEnd,
+    /// From a record's Kafka timestamp to the broker acknowledging its alerts (live only,
+    /// millisecond resolution).
+    KafkaToAck,
 }
 
 impl Stage {
-    pub const ALL: [Stage; 7] = [
+    pub const ALL: [Stage; 8] = [
         Stage::Decode,
         Stage::QueueWait,
         Stage::BatchLinger,
@@ -41,6 +44,7 @@ impl Stage {
         Stage::AlertPolicy,
         Stage::SinkWrite,
         Stage::EndToEnd,
+        Stage::KafkaToAck,
     ];
 
     pub fn name(self) -> &'static str {
@@ -52,6 +56,7 @@ impl Stage {
             Stage::AlertPolicy => "alert_policy",
             Stage::SinkWrite => "sink_write",
             Stage::EndToEnd => "end_to_end",
+            Stage::KafkaToAck => "kafka_to_ack",
         }
     }
 }
