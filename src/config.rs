@@ -48,6 +48,55 @@ pub struct RawConfig {
     /// Where results go.
     #[serde(default)]
     pub output: RawOutput,
+    /// The Kafka connection of `vigil score` and `vigil produce`.
+    #[serde(default)]
+    pub kafka: RawKafka,
+    /// The operations endpoint of `vigil score`.
+    #[serde(default)]
+    pub http: RawHttp,
+}
+
+/// `[kafka]`
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawKafka {
+    /// Brokers to bootstrap from (`VIGIL_BOOTSTRAP_SERVERS`). Default `127.0.0.1:9092`.
+    pub bootstrap_servers: Option<String>,
+    /// Consumer group: instances with the same group share the partitions (`VIGIL_GROUP_ID`).
+    /// Default `vigil`.
+    pub group_id: Option<String>,
+    /// Topics of sensor records, JSON as `vigil produce` writes them (`VIGIL_INPUT_TOPICS`,
+    /// comma-separated). Required by `vigil score`.
+    pub input_topics: Option<Vec<String>>,
+    /// Topic alerts are published to, keyed by sensor (`VIGIL_ALERT_TOPIC`). Default `vigil-alerts`.
+    pub alert_topic: Option<String>,
+    /// Topic for records that fail to decode (`VIGIL_DEAD_LETTER_TOPIC`). Default
+    /// `vigil-dead-letters`.
+    pub dead_letter_topic: Option<String>,
+    /// Records per partition re-read (without alerting) when a partition is assigned, to rebuild
+    /// the detectors' state after a restart or rebalance. 0 turns it off. Default 2000.
+    pub rewind: Option<u64>,
+    /// Most messages the producer may hold undelivered; a full queue slows consumption instead of
+    /// growing memory. Default 100000.
+    pub producer_queue: Option<u32>,
+    /// How long shutdown waits for the broker to acknowledge what is in flight, in seconds.
+    /// Default 30.
+    pub shutdown_timeout_s: Option<u64>,
+    /// Raw librdkafka properties for both the consumer and the producer (TLS, SASL, tuning), e.g.
+    /// `"security.protocol" = "SASL_SSL"`. They override Vigil's own settings.
+    #[serde(default)]
+    pub properties: std::collections::BTreeMap<String, String>,
+}
+
+/// `[http]`
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawHttp {
+    /// Address of `/metrics`, `/healthz` and `/readyz` (`VIGIL_HTTP_LISTEN`); `off` disables.
+    /// Default `127.0.0.1:9898`.
+    pub listen: Option<String>,
+    /// Seconds between the one-line throughput/lag/latency log of `vigil score`. Default 10.
+    pub log_interval_s: Option<u64>,
 }
 
 /// `[input]`
@@ -257,6 +306,23 @@ pub struct OutputConfig {
     pub metrics: Option<PathBuf>,
 }
 
+/// Validated `[kafka]` and `[http]`.
+#[derive(Debug, Clone)]
+pub struct KafkaConfig {
+    pub bootstrap_servers: String,
+    pub group_id: String,
+    /// Empty when none are configured (`vigil score` then refuses to start).
+    pub input_topics: Vec<String>,
+    pub alert_topic: String,
+    pub dead_letter_topic: String,
+    pub rewind: u64,
+    pub producer_queue: u32,
+    pub shutdown_timeout: Duration,
+    pub properties: Vec<(String, String)>,
+    pub http_listen: Option<std::net::SocketAddr>,
+    pub log_interval: Duration,
+}
+
 /// Everything a run needs, checked.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -264,6 +330,7 @@ pub struct Config {
     pub pipeline: PipelineConfig,
     pub detectors: Vec<DetectorConfig>,
     pub output: OutputConfig,
+    pub kafka: KafkaConfig,
 }
 
 fn positive<T: PartialOrd + Default + std::fmt::Display>(
@@ -431,11 +498,67 @@ impl Config {
                 .unwrap_or_else(|| PathBuf::from("dead-letters.jsonl")),
             metrics: raw.output.metrics,
         };
+        let k = raw.kafka;
+        let topic = |name: &str, v: Option<String>, default: &str| -> Result<String, ConfigError> {
+            let t = v.unwrap_or_else(|| default.to_string());
+            if t.is_empty()
+                || t.len() > 249
+                || !t
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c))
+            {
+                return Err(invalid(format!(
+                    "kafka.{name} {t:?} is not a valid topic name"
+                )));
+            }
+            Ok(t)
+        };
+        let mut input_topics = Vec::new();
+        for t in k.input_topics.unwrap_or_default() {
+            input_topics.push(topic("input_topics", Some(t), "")?);
+        }
+        let http_listen = match raw.http.listen.as_deref() {
+            Some("off") => None,
+            other => {
+                let text = other.unwrap_or("127.0.0.1:9898");
+                Some(text.parse().map_err(|_| {
+                    invalid(format!(
+                        "http.listen {text:?} is not an address like 127.0.0.1:9898"
+                    ))
+                })?)
+            }
+        };
+        let kafka = KafkaConfig {
+            bootstrap_servers: k
+                .bootstrap_servers
+                .unwrap_or_else(|| "127.0.0.1:9092".to_string()),
+            group_id: k.group_id.unwrap_or_else(|| "vigil".to_string()),
+            input_topics,
+            alert_topic: topic("alert_topic", k.alert_topic, "vigil-alerts")?,
+            dead_letter_topic: topic(
+                "dead_letter_topic",
+                k.dead_letter_topic,
+                "vigil-dead-letters",
+            )?,
+            rewind: k.rewind.unwrap_or(2000),
+            producer_queue: positive("kafka.producer_queue", k.producer_queue.unwrap_or(100_000))?,
+            shutdown_timeout: Duration::from_secs(k.shutdown_timeout_s.unwrap_or(30)),
+            properties: k.properties.into_iter().collect(),
+            http_listen,
+            log_interval: Duration::from_secs(positive(
+                "http.log_interval_s",
+                raw.http.log_interval_s.unwrap_or(10),
+            )?),
+        };
+        if kafka.group_id.is_empty() {
+            return Err(invalid("kafka.group_id must not be empty"));
+        }
         Ok(Config {
             input,
             pipeline,
             detectors,
             output,
+            kafka,
         })
     }
 }

@@ -27,8 +27,69 @@ struct Cli {
 enum Command {
     /// Replay recorded sensor files (CSV or JSON lines) through the pipeline.
     Replay(ReplayArgs),
+    /// Consume sensor topics, score them, publish alerts: the long-running service.
+    Score(ScoreArgs),
+    /// Load recorded sensor files into a topic as JSON records keyed by sensor id.
+    Produce(ProduceArgs),
     /// Generate the bundled pump recording and its labels (deterministic for a seed).
     Simulate(SimulateArgs),
+}
+
+/// Kafka connection flags shared by `score` and `produce` (they override VIGIL_* variables, which
+/// override the config file).
+#[derive(clap::Args, Debug)]
+struct KafkaArgs {
+    /// Config file (TOML).
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Brokers, e.g. 127.0.0.1:9092.
+    #[arg(long)]
+    bootstrap_servers: Option<String>,
+}
+
+#[derive(clap::Args, Debug)]
+struct ScoreArgs {
+    #[command(flatten)]
+    kafka: KafkaArgs,
+    /// Consumer group.
+    #[arg(long)]
+    group_id: Option<String>,
+    /// Input topic (repeatable or comma-separated).
+    #[arg(long = "topic", value_delimiter = ',')]
+    topics: Vec<String>,
+    /// Topic for alerts.
+    #[arg(long)]
+    alert_topic: Option<String>,
+    /// Topic for records that fail to decode.
+    #[arg(long)]
+    dead_letter_topic: Option<String>,
+    /// Address of /metrics, /healthz and /readyz, or `off`.
+    #[arg(long)]
+    http_listen: Option<String>,
+    /// Number of shard workers.
+    #[arg(long)]
+    shards: Option<usize>,
+    /// Write the final summary as JSON here.
+    #[arg(long)]
+    metrics_out: Option<PathBuf>,
+}
+
+#[derive(clap::Args, Debug)]
+struct ProduceArgs {
+    /// Files to load (any format replay reads).
+    #[arg(required = true)]
+    files: Vec<PathBuf>,
+    /// Topic to write to.
+    #[arg(long)]
+    topic: String,
+    /// Records per second (default: as fast as the broker takes them).
+    #[arg(long)]
+    rate: Option<f64>,
+    /// Columns that are not channels (comma-separated).
+    #[arg(long, value_delimiter = ',')]
+    ignore: Vec<String>,
+    #[command(flatten)]
+    kafka: KafkaArgs,
 }
 
 #[derive(clap::Args, Debug)]
@@ -130,6 +191,8 @@ fn init_logging() {
 fn run(cli: Cli) -> Result<(), Failure> {
     match cli.command {
         Command::Replay(args) => run_replay(args),
+        Command::Score(args) => run_score(args),
+        Command::Produce(args) => run_produce(args),
         Command::Simulate(args) => run_simulate(args),
     }
 }
@@ -186,6 +249,98 @@ fn run_replay(args: ReplayArgs) -> Result<(), Failure> {
             .with_context(|| format!("cannot write metrics to {}", path.display()))
             .map_err(Failure::Runtime)?;
     }
+    Ok(())
+}
+
+/// The `VIGIL_*` variables of the Kafka settings, applied over the file.
+fn apply_kafka_env(raw: &mut RawConfig) {
+    let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+    let k = &mut raw.kafka;
+    k.bootstrap_servers = var("VIGIL_BOOTSTRAP_SERVERS").or(k.bootstrap_servers.take());
+    k.group_id = var("VIGIL_GROUP_ID").or(k.group_id.take());
+    if let Some(t) = var("VIGIL_INPUT_TOPICS") {
+        k.input_topics = Some(t.split(',').map(|s| s.trim().to_string()).collect());
+    }
+    k.alert_topic = var("VIGIL_ALERT_TOPIC").or(k.alert_topic.take());
+    k.dead_letter_topic = var("VIGIL_DEAD_LETTER_TOPIC").or(k.dead_letter_topic.take());
+    raw.http.listen = var("VIGIL_HTTP_LISTEN").or(raw.http.listen.take());
+}
+
+fn kafka_config(args: &KafkaArgs, edit: impl FnOnce(&mut RawConfig)) -> Result<Config, Failure> {
+    let mut raw = load_config(args.config.as_ref())?;
+    apply_kafka_env(&mut raw);
+    if let Some(b) = &args.bootstrap_servers {
+        raw.kafka.bootstrap_servers = Some(b.clone());
+    }
+    edit(&mut raw);
+    let isa_env = std::env::var("VIGIL_ISA").ok();
+    Config::validate(raw, isa_env.as_deref()).map_err(|e| Failure::Usage(e.into()))
+}
+
+fn install_stop_flag() -> Result<Arc<AtomicBool>, Failure> {
+    let stop = Arc::new(AtomicBool::new(false));
+    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(signal, stop.clone())
+            .context("cannot install signal handlers")
+            .map_err(Failure::Runtime)?;
+    }
+    Ok(stop)
+}
+
+fn run_score(args: ScoreArgs) -> Result<(), Failure> {
+    let config = kafka_config(&args.kafka, |raw| {
+        if let Some(g) = args.group_id {
+            raw.kafka.group_id = Some(g);
+        }
+        if !args.topics.is_empty() {
+            raw.kafka.input_topics = Some(args.topics);
+        }
+        raw.kafka.alert_topic = args.alert_topic.or(raw.kafka.alert_topic.take());
+        raw.kafka.dead_letter_topic = args
+            .dead_letter_topic
+            .or(raw.kafka.dead_letter_topic.take());
+        raw.http.listen = args.http_listen.or(raw.http.listen.take());
+        raw.pipeline.shards = args.shards.or(raw.pipeline.shards);
+    })?;
+    let stop = install_stop_flag()?;
+    let report = vigil::score::score(&config, stop).map_err(|e| match e {
+        vigil::score::ScoreError::Usage(_) => Failure::Usage(e.into()),
+        other => Failure::Runtime(other.into()),
+    })?;
+    eprint!("{}", report.table());
+    if let Some(path) = &args.metrics_out {
+        replay::write_metrics(&report, path)
+            .with_context(|| format!("cannot write metrics to {}", path.display()))
+            .map_err(Failure::Runtime)?;
+    }
+    Ok(())
+}
+
+fn run_produce(args: ProduceArgs) -> Result<(), Failure> {
+    if let Some(rate) = args.rate {
+        if !(rate.is_finite() && rate > 0.0) {
+            return Err(Failure::Usage(anyhow::anyhow!(
+                "--rate must be a positive number of records per second"
+            )));
+        }
+    }
+    let config = kafka_config(&args.kafka, |raw| {
+        raw.input.ignore_columns.extend(args.ignore)
+    })?;
+    let produced = vigil::produce::produce(&config, &args.files, &args.topic, args.rate).map_err(
+        |e| match e {
+            vigil::produce::ProduceError::Usage(_) => Failure::Usage(e.into()),
+            other => Failure::Runtime(other.into()),
+        },
+    )?;
+    eprintln!(
+        "produced {} records to {} in {:.2} s ({:.0} records/s); {} lines skipped",
+        produced.records,
+        args.topic,
+        produced.seconds,
+        produced.records as f64 / produced.seconds.max(1e-9),
+        produced.skipped
+    );
     Ok(())
 }
 

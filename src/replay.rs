@@ -55,6 +55,7 @@ pub fn replay(
     let names = Names {
         sensors: Arc::new(NameTable::default()),
         sources: Arc::new(NameTable::default()),
+        kafka: false,
     };
     let mut decoder = Decoder::new(
         config.input.clone(),
@@ -69,7 +70,7 @@ pub fn replay(
         .collect::<Result<Vec<_>, _>>()
         .map_err(ReplayError::Input)?;
     let total_bytes: u64 = inputs.iter().map(|i| i.len).sum();
-    let mut telemetry = Telemetry::default();
+    let telemetry = Telemetry::default();
     let tracker = Arc::new(AckTracker::new(telemetry.recorders()));
     let sink = FileSink::create(
         config.output.alerts.as_deref(),
@@ -134,7 +135,7 @@ pub fn replay(
         alerts_open_at_end: finished.alerts_open_at_end,
         isa: config.pipeline.isa.name().to_string(),
         shards: config.pipeline.shards,
-        stages: telemetry.snapshot(Duration::from_millis(100)),
+        stages: telemetry.snapshot(),
     })
 }
 

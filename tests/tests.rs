@@ -2,6 +2,7 @@
 
 mod cli;
 mod fixture;
+mod kafka;
 mod replay;
 
 use std::path::{Path, PathBuf};

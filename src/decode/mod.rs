@@ -106,6 +106,8 @@ impl Pacer {
 #[derive(Debug, Default, Clone, Copy)]
 pub struct DecodeCounts {
     pub records: u64,
+    /// Records re-read only to rebuild detector state (see `sources::kafka`).
+    pub rewound: u64,
     pub dead_letters: u64,
     /// Readings that were missing, NaN or infinite: decoded, then skipped by the detectors.
     pub readings_skipped: u64,
@@ -391,7 +393,11 @@ impl Decoder {
         batch.ts.push(ts);
         batch.origins.push(origin);
         batch.values.extend_from_slice(&self.values);
-        self.counts.records += 1;
+        if self.replay_only {
+            self.counts.rewound += 1;
+        } else {
+            self.counts.records += 1;
+        }
         self.counts.readings_skipped +=
             self.values.iter().filter(|v| !v.is_finite()).count() as u64;
         if batch.len() >= self.batch_rows {

@@ -122,7 +122,8 @@ pub fn start(
             for input in input_rx {
                 rec.record(Stage::QueueWait, input.sent_at().elapsed());
                 let t0 = Instant::now();
-                let before = decoder.counts.records + decoder.counts.dead_letters;
+                let produced = |c: &DecodeCounts| c.records + c.rewound + c.dead_letters;
+                let before = produced(&decoder.counts);
                 let mut emit = |mut b: RecordBatch| {
                     b.sent_at = Instant::now();
                     batch_tx.send(b).is_ok()
@@ -133,8 +134,7 @@ pub fn start(
                     ok &= dead_tx.send(std::mem::take(&mut dead)).is_ok();
                 }
                 if let Input::Messages(m) = &input {
-                    let produced = decoder.counts.records + decoder.counts.dead_letters - before;
-                    tracker.expect(m.ticket, produced);
+                    tracker.expect(m.ticket, produced(&decoder.counts) - before);
                 }
                 let c = decoder.counts;
                 counters.records.store(c.records, Ordering::Relaxed);

@@ -18,6 +18,8 @@ pub struct Scored {
     pub sent_at: Instant,
     pub acks: crate::record::Acks,
     pub source_ms: i64,
+    /// Rows re-read to rebuild state (not new work).
+    pub replay_only: bool,
 }
 
 /// Sensor keys of one shard: a small dense integer per (sensor, schema), in first-seen order.
@@ -180,6 +182,7 @@ impl Shard {
             sent_at: Instant::now(),
             acks: batch.acks,
             source_ms: batch.source_ms,
+            replay_only: batch.replay_only,
         };
         output.send(scored).is_ok()
     }

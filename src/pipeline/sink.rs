@@ -38,7 +38,9 @@ pub fn run(
                     };
                     sink.alerts(&s.alerts, done)?;
                     rec.record(Stage::SinkWrite, t0.elapsed());
-                    Counters::add(&counters.records_done, s.rows as u64);
+                    if !s.replay_only {
+                        Counters::add(&counters.records_done, s.rows as u64);
+                    }
                 }
                 Err(_) => {
                     scored_open = false;

@@ -1,1 +1,196 @@
+//! Alerts and dead letters to Kafka topics.
+//!
+//! Alerts go to the alert topic keyed by sensor id; dead letters to the dead-letter topic with
+//! their original bytes and the reason and source topic, partition and offset as headers. A batch's
+//! [`Completion`] is handed to the [`AckTracker`] only when the broker has acknowledged every
+//! message derived from it. The producer's queue is bounded: when it is full the sink waits, which
+//! slows the whole pipeline down to what the broker takes.
 
+use super::{alert_json, Names, Sink};
+use crate::alert::Alert;
+use crate::config::KafkaConfig;
+use crate::pipeline::ack::{AckTracker, Completion};
+use crate::record::DeadLetter;
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::{Header, OwnedHeaders};
+use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
+use rdkafka::ClientContext;
+use std::io;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Dead-letter payloads longer than this are cut (the header `vigil.original.bytes` keeps the size).
+pub const MAX_DEAD_LETTER_BYTES: usize = 900_000;
+
+/// Delivery reports go to the tracker.
+#[derive(Debug)]
+pub struct DeliveryContext {
+    tracker: Arc<AckTracker>,
+    /// Messages the broker refused for good (logged; their records still count as done so the
+    /// stream is not blocked forever).
+    pub failed: Arc<AtomicU64>,
+}
+
+impl ClientContext for DeliveryContext {}
+
+impl ProducerContext for DeliveryContext {
+    type DeliveryOpaque = usize;
+
+    fn delivery(&self, result: &DeliveryResult<'_>, group: usize) {
+        if let Err((e, _)) = result {
+            self.failed.fetch_add(1, Ordering::Relaxed);
+            tracing::error!("delivery failed for good: {e}");
+        }
+        self.tracker.acknowledge(group as u64);
+    }
+}
+
+/// The Kafka sink.
+pub struct KafkaSink {
+    producer: ThreadedProducer<DeliveryContext>,
+    alert_topic: String,
+    dead_topic: String,
+    names: Names,
+    tracker: Arc<AckTracker>,
+    buf: Vec<u8>,
+    shutdown_timeout: Duration,
+}
+
+impl std::fmt::Debug for KafkaSink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KafkaSink")
+            .field("alert_topic", &self.alert_topic)
+            .finish_non_exhaustive()
+    }
+}
+
+impl KafkaSink {
+    /// Creates the producer (idempotent, acks=all, retrying until delivered).
+    pub fn new(
+        kafka: &KafkaConfig,
+        names: Names,
+        tracker: Arc<AckTracker>,
+    ) -> Result<(KafkaSink, Arc<AtomicU64>), KafkaError> {
+        let failed = Arc::new(AtomicU64::new(0));
+        let context = DeliveryContext {
+            tracker: tracker.clone(),
+            failed: failed.clone(),
+        };
+        let producer: ThreadedProducer<DeliveryContext> = crate::sources::kafka::client_config(
+            kafka,
+            &[
+                ("acks", "all".into()),
+                ("enable.idempotence", "true".into()),
+                // Retry while the broker is away: a record's offset is not committed until its
+                // alerts are delivered, so waiting is the at-least-once behaviour.
+                ("message.timeout.ms", "0".into()),
+                (
+                    "queue.buffering.max.messages",
+                    kafka.producer_queue.to_string(),
+                ),
+                ("linger.ms", "1".into()),
+            ],
+        )
+        .create_with_context(context)?;
+        Ok((
+            KafkaSink {
+                producer,
+                alert_topic: kafka.alert_topic.clone(),
+                dead_topic: kafka.dead_letter_topic.clone(),
+                names,
+                tracker,
+                buf: Vec::with_capacity(512),
+                shutdown_timeout: kafka.shutdown_timeout,
+            },
+            failed,
+        ))
+    }
+
+    /// Sends one record, waiting while the producer queue is full.
+    fn send(&self, mut record: BaseRecord<'_, [u8], [u8], usize>) -> io::Result<()> {
+        loop {
+            match self.producer.send(record) {
+                Ok(()) => return Ok(()),
+                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
+                    record = back;
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+                Err((e, _)) => return Err(io::Error::other(e)),
+            }
+        }
+    }
+}
+
+impl Sink for KafkaSink {
+    fn alerts(&mut self, alerts: &[Alert], done: Completion) -> io::Result<()> {
+        if alerts.is_empty() {
+            self.tracker.complete(&done);
+            return Ok(());
+        }
+        let group = self.tracker.group(done, alerts.len() as u32) as usize;
+        for a in alerts {
+            self.buf.clear();
+            alert_json(a, &self.names, &mut self.buf);
+            let key = self.names.sensors.get(a.sensor);
+            let payload = std::mem::take(&mut self.buf);
+            let r = BaseRecord::with_opaque_to(&self.alert_topic, group)
+                .key(key.as_bytes())
+                .payload(payload.as_slice());
+            self.send(r)?;
+            self.buf = payload;
+        }
+        Ok(())
+    }
+
+    fn dead_letters(&mut self, dead: &[DeadLetter], done: Completion) -> io::Result<()> {
+        if dead.is_empty() {
+            self.tracker.complete(&done);
+            return Ok(());
+        }
+        let group = self.tracker.group(done, dead.len() as u32) as usize;
+        for d in dead {
+            let source = self.names.sources.get(d.origin.source);
+            let (topic, partition) = source.rsplit_once('/').unwrap_or((&source, "-1"));
+            let offset = d.origin.position.to_string();
+            let headers = OwnedHeaders::new()
+                .insert(Header {
+                    key: "vigil.reason",
+                    value: Some(d.reason.as_str()),
+                })
+                .insert(Header {
+                    key: "vigil.source.topic",
+                    value: Some(topic),
+                })
+                .insert(Header {
+                    key: "vigil.source.partition",
+                    value: Some(partition),
+                })
+                .insert(Header {
+                    key: "vigil.source.offset",
+                    value: Some(offset.as_str()),
+                });
+            // Keep the dead-letter message under the broker's usual 1 MB limit.
+            let keep = d.raw.len().min(MAX_DEAD_LETTER_BYTES);
+            let size = d.raw.len().to_string();
+            let headers = headers.insert(Header {
+                key: "vigil.original.bytes",
+                value: Some(size.as_str()),
+            });
+            let r = BaseRecord::with_opaque_to(&self.dead_topic, group)
+                .payload(&d.raw[..keep])
+                .headers(headers);
+            self.send(r)?;
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.producer.flush(self.shutdown_timeout).map_err(|e| {
+            io::Error::new(
+                io::ErrorKind::TimedOut,
+                format!("the broker did not acknowledge everything in time: {e}"),
+            )
+        })
+    }
+}

@@ -16,7 +16,10 @@ use std::sync::Arc;
 #[derive(Debug, Clone, Default)]
 pub struct Names {
     pub sensors: Arc<NameTable>,
+    /// Files by path, or topic partitions as `topic/partition`.
     pub sources: Arc<NameTable>,
+    /// Whether sources are topic partitions (positions are offsets) rather than files (lines).
+    pub kafka: bool,
 }
 
 /// A destination for the pipeline's output. Called by the one sink thread.
@@ -49,8 +52,40 @@ struct AlertLine<'a> {
     opened: Option<String>,
     peak: f32,
     raised_at: String,
-    source: &'a str,
-    line: u64,
+    #[serde(flatten)]
+    origin: OriginJson<'a>,
+}
+
+/// Where the record that raised an alert came from.
+#[derive(Serialize)]
+#[serde(untagged)]
+enum OriginJson<'a> {
+    File {
+        source: &'a str,
+        line: u64,
+    },
+    Kafka {
+        topic: &'a str,
+        partition: i32,
+        offset: u64,
+    },
+}
+
+fn origin_json<'a>(names: &Names, source: &'a str, position: u64) -> OriginJson<'a> {
+    match source
+        .rsplit_once('/')
+        .and_then(|(t, p)| Some((t, p.parse().ok()?)))
+    {
+        Some((topic, partition)) if names.kafka => OriginJson::Kafka {
+            topic,
+            partition,
+            offset: position,
+        },
+        _ => OriginJson::File {
+            source,
+            line: position,
+        },
+    }
 }
 
 /// An alert as one JSON object (no newline).
@@ -71,8 +106,7 @@ pub fn alert_json(alert: &Alert, names: &Names, out: &mut Vec<u8>) {
         opened: (alert.event == AlertEvent::Close).then_some(since),
         peak: alert.peak,
         raised_at: format_iso(now_millis()),
-        source: &source,
-        line: alert.origin.position,
+        origin: origin_json(names, &source, alert.origin.position),
     };
     // Serializing plain strings and numbers into a Vec cannot fail.
     let _ = serde_json::to_writer(out, &line);

@@ -1,16 +1,17 @@
 //! Per-stage latency and run counters.
 //!
-//! Each stage thread records into its own [`Recorders`] (hdrhistogram `Recorder`s: no locks, no
-//! shared cache lines on the hot path); the coordinating thread merges them with
-//! [`Telemetry::snapshot`]. Latencies are recorded per batch, never per event, except end-to-end,
+//! Each stage thread records into its own [`Recorders`] (hdrhistograms behind a lock only it and
+//! the reporter ever take); [`Telemetry::snapshot`] merges them whenever the summary, the periodic
+//! log or `/metrics` asks. Latencies are recorded per batch, never per event, except end-to-end,
 //! which is weighted by the batch's record count so its percentiles are per record.
 
+pub mod http;
 pub mod report;
 
-use hdrhistogram::sync::{Recorder, SyncHistogram};
 use hdrhistogram::Histogram;
 use serde::Serialize;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 /// A measured stage of the pipeline.
@@ -66,49 +67,55 @@ fn new_histogram() -> Histogram<u64> {
     Histogram::new_with_bounds(1, 3_600_000_000_000, 3).expect("static histogram bounds are valid")
 }
 
-/// The merged histograms, one per stage.
-#[derive(Debug)]
-pub struct Telemetry {
-    merged: Vec<SyncHistogram<u64>>,
-}
+type StageHistograms = Arc<Mutex<Vec<Histogram<u64>>>>;
 
-impl Default for Telemetry {
-    fn default() -> Self {
-        Telemetry {
-            merged: Stage::ALL
-                .iter()
-                .map(|_| SyncHistogram::from(new_histogram()))
-                .collect(),
-        }
-    }
+/// Every thread's histograms, merged on demand.
+#[derive(Debug, Default)]
+pub struct Telemetry {
+    threads: Mutex<Vec<StageHistograms>>,
 }
 
 impl Telemetry {
     /// A set of recorders for one thread.
     pub fn recorders(&self) -> Recorders {
-        Recorders {
-            per_stage: self.merged.iter().map(|h| h.recorder()).collect(),
-        }
+        let h: StageHistograms = Arc::new(Mutex::new(
+            Stage::ALL.iter().map(|_| new_histogram()).collect(),
+        ));
+        self.threads
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(h.clone());
+        Recorders { per_stage: h }
     }
 
-    /// Merges what the recorders have recorded (waiting at most `timeout` for live ones; dropped
-    /// recorders have already handed theirs over) and summarizes each stage.
-    pub fn snapshot(&mut self, timeout: Duration) -> Vec<StageStats> {
+    /// Merges every thread's histograms as they are now and summarizes each stage.
+    pub fn snapshot(&self) -> Vec<StageStats> {
+        let mut merged: Vec<Histogram<u64>> = Stage::ALL.iter().map(|_| new_histogram()).collect();
+        for t in self
+            .threads
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+        {
+            let t = t.lock().unwrap_or_else(PoisonError::into_inner);
+            for (m, h) in merged.iter_mut().zip(t.iter()) {
+                // Same bounds on both sides: adding cannot fail.
+                let _ = m.add(h);
+            }
+        }
         Stage::ALL
             .iter()
-            .zip(&mut self.merged)
-            .map(|(stage, h)| {
-                h.refresh_timeout(timeout);
-                StageStats::of(stage.name(), h)
-            })
+            .zip(&merged)
+            .map(|(stage, h)| StageStats::of(stage.name(), h))
             .collect()
     }
 }
 
-/// One thread's recorders.
+/// One thread's histograms. Recording takes an uncontended lock, once per batch (the reporter
+/// takes it only while it merges), which keeps snapshots fresh at any time.
 #[derive(Debug)]
 pub struct Recorders {
-    per_stage: Vec<Recorder<u64>>,
+    per_stage: StageHistograms,
 }
 
 impl Recorders {
@@ -122,7 +129,11 @@ impl Recorders {
     #[inline]
     pub fn record_n(&mut self, stage: Stage, d: Duration, n: u64) {
         let ns = (d.as_nanos() as u64).max(1);
-        self.per_stage[stage as usize].saturating_record_n(ns, n);
+        let mut h = self
+            .per_stage
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        h[stage as usize].saturating_record_n(ns, n);
     }
 }
 
@@ -136,6 +147,7 @@ pub struct StageStats {
     pub p99_us: f64,
     pub p999_us: f64,
     pub max_us: f64,
+    pub mean_us: f64,
 }
 
 impl StageStats {
@@ -149,6 +161,7 @@ impl StageStats {
             p99_us: us(h.value_at_quantile(0.99)),
             p999_us: us(h.value_at_quantile(0.999)),
             max_us: us(h.max()),
+            mean_us: h.mean() / 1000.0,
         }
     }
 }

@@ -1,0 +1,196 @@
+//! The long-running scorer: Kafka in, the same pipeline as replay, Kafka out.
+
+use crate::config::Config;
+use crate::decode::Decoder;
+use crate::pipeline::ack::AckTracker;
+use crate::pipeline::{self, PipelineError};
+use crate::record::{Interner, NameTable};
+use crate::sinks::kafka::KafkaSink;
+use crate::sinks::Names;
+use crate::sources::kafka::{ConsumerStatus, KafkaSource};
+use crate::telemetry::http::{self, HttpState};
+use crate::telemetry::report::Report;
+use crate::telemetry::{Counters, Stage, Telemetry};
+use std::net::TcpListener;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+/// Why the scorer stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum ScoreError {
+    /// Configuration the scorer cannot start with (exit code 2).
+    #[error("{0}")]
+    Usage(String),
+    #[error(transparent)]
+    Pipeline(#[from] PipelineError),
+}
+
+/// Runs until `stop` is set (SIGINT/SIGTERM) or the pipeline fails, then drains: stops consuming,
+/// scores what is in flight, waits for the broker to acknowledge every alert, commits, and reports.
+pub fn score(config: &Config, stop: Arc<AtomicBool>) -> Result<Report, ScoreError> {
+    let k = &config.kafka;
+    if k.input_topics.is_empty() {
+        return Err(ScoreError::Usage(
+            "no input topics: set kafka.input_topics, VIGIL_INPUT_TOPICS or --topic".into(),
+        ));
+    }
+    let names = Names {
+        sensors: Arc::new(NameTable::default()),
+        sources: Arc::new(NameTable::default()),
+        kafka: true,
+    };
+    let decoder = Decoder::new(
+        config.input.clone(),
+        names.sensors.clone(),
+        config.pipeline.batch_size,
+        config.pipeline.speed,
+    );
+    let telemetry = Telemetry::default();
+    let tracker = Arc::new(AckTracker::new(telemetry.recorders()));
+    let (sink, failed) = KafkaSink::new(k, names.clone(), tracker.clone())
+        .map_err(|e| ScoreError::Usage(format!("cannot create the Kafka producer: {e}")))?;
+    let status = Arc::new(Mutex::new(ConsumerStatus::default()));
+    let source = KafkaSource::new(
+        k,
+        Interner::new(names.sources.clone()),
+        tracker.clone(),
+        status.clone(),
+    )
+    .map_err(|e| ScoreError::Usage(format!("cannot create the Kafka consumer: {e}")))?;
+    let listener = match k.http_listen {
+        Some(addr) => Some(
+            TcpListener::bind(addr)
+                .map_err(|e| ScoreError::Usage(format!("cannot listen on {addr}: {e}")))?,
+        ),
+        None => None,
+    };
+    let counters = Arc::new(Counters::default());
+    let telemetry = Arc::new(telemetry);
+    let running = {
+        let t = &telemetry;
+        pipeline::start(
+            config,
+            decoder,
+            Box::new(sink),
+            names.sensors.clone(),
+            counters.clone(),
+            t,
+            tracker.clone(),
+        )?
+    };
+    tracing::info!(
+        "scoring {:?} from {} as group {:?}: alerts to {:?}, dead letters to {:?}, z-score kernel {}, {} shards{}",
+        k.input_topics,
+        k.bootstrap_servers,
+        k.group_id,
+        k.alert_topic,
+        k.dead_letter_topic,
+        config.pipeline.isa,
+        config.pipeline.shards,
+        k.http_listen.map(|a| format!(", http://{a}/metrics")).unwrap_or_default()
+    );
+    let started = Instant::now();
+    let (drained_tx, drained_rx) = crossbeam_channel::bounded::<()>(1);
+    let source = {
+        let (tx, stop) = (running.input(), stop.clone());
+        std::thread::Builder::new()
+            .name("vigil-source".into())
+            .spawn(move || source.run(tx, &stop, drained_rx))
+            .map_err(|e| PipelineError::Spawn("source", e))?
+    };
+    let done = Arc::new(AtomicBool::new(false));
+    let server = listener.map(|l| {
+        let state = Arc::new(HttpState {
+            counters: counters.clone(),
+            telemetry: telemetry.clone(),
+            status: status.clone(),
+        });
+        let done = done.clone();
+        std::thread::spawn(move || http::serve(l, state, done))
+    });
+    let logger = {
+        let (done, counters, telemetry, status) = (
+            done.clone(),
+            counters.clone(),
+            telemetry.clone(),
+            status.clone(),
+        );
+        let every = k.log_interval;
+        std::thread::spawn(move || periodic_log(&done, &counters, &telemetry, &status, every))
+    };
+
+    while !stop.load(Ordering::Relaxed) {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    tracing::info!("stopping: draining the pipeline");
+    let finished = running.finish();
+    let _ = drained_tx.send(());
+    let _ = source.join();
+    done.store(true, Ordering::Relaxed);
+    let _ = logger.join();
+    if let Some(s) = server {
+        let _ = s.join();
+    }
+    let finished = finished?;
+    let failed = failed.load(Ordering::Relaxed);
+    if failed > 0 {
+        tracing::error!("{failed} messages could not be delivered");
+    }
+    drop(tracker);
+    let elapsed = started.elapsed().as_secs_f64();
+    let records = finished.decode.records;
+    let stages = telemetry.snapshot();
+    Ok(Report {
+        elapsed_s: elapsed,
+        records,
+        records_per_s: records as f64 / elapsed.max(1e-9),
+        dead_letters: finished.decode.dead_letters,
+        readings_skipped: finished.decode.readings_skipped,
+        alerts_opened: Counters::get(&counters.alerts_opened),
+        alerts_closed: Counters::get(&counters.alerts_closed),
+        alerts_open_at_end: finished.alerts_open_at_end,
+        isa: config.pipeline.isa.name().to_string(),
+        shards: config.pipeline.shards,
+        stages,
+    })
+}
+
+fn periodic_log(
+    done: &AtomicBool,
+    counters: &Counters,
+    telemetry: &Telemetry,
+    status: &Mutex<ConsumerStatus>,
+    every: Duration,
+) {
+    let mut last = (Instant::now(), 0u64);
+    let mut next = Instant::now() + every;
+    while !done.load(Ordering::Relaxed) {
+        std::thread::sleep(Duration::from_millis(50));
+        if Instant::now() < next {
+            continue;
+        }
+        next += every;
+        let records = Counters::get(&counters.records_done);
+        let rate = (records - last.1) as f64 / last.0.elapsed().as_secs_f64().max(1e-9);
+        last = (Instant::now(), records);
+        let (lag, partitions) = {
+            let s = status.lock().unwrap_or_else(PoisonError::into_inner);
+            (
+                s.partitions.iter().map(|p| p.2.max(0)).sum::<i64>(),
+                s.partitions.len(),
+            )
+        };
+        let p99 = telemetry
+            .snapshot()
+            .into_iter()
+            .find(|s| s.stage == Stage::EndToEnd.name())
+            .map_or(0.0, |s| s.p99_us);
+        tracing::info!(
+            "{rate:.0} records/s, {records} done, lag {lag} over {partitions} partitions, end-to-end p99 {:.2} ms, alerts opened {}, dead letters {}",
+            p99 / 1000.0,
+            Counters::get(&counters.alerts_opened),
+            Counters::get(&counters.dead_letters)
+        );
+    }
+}

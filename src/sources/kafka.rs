@@ -1,0 +1,451 @@
+//! The Kafka source: a consumer-group member that feeds the pipeline and commits what is done.
+//!
+//! Offsets are stored (`enable.auto.offset.store=false`) only when the [`AckTracker`] says every
+//! record up to them has been scored and its alerts acknowledged; librdkafka commits stored
+//! offsets every second, on revocation (before another member takes the partition) and at
+//! shutdown. Delivery is at least once.
+//!
+//! When a partition is assigned, the source re-reads up to `rewind` records before the committed
+//! offset, marked replay-only: the detectors rebuild their statistics from them, and alerts from
+//! them (already published by whoever read them first) are suppressed.
+
+use crate::config::KafkaConfig;
+use crate::decode::{Input, Message, MessageBatch};
+use crate::pipeline::ack::AckTracker;
+use crate::record::{Interner, Origin, SourceId, Ticket};
+use crossbeam_channel::{Receiver, SendTimeoutError, Sender};
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
+use rdkafka::error::KafkaResult;
+use rdkafka::message::Message as _;
+use rdkafka::{ClientContext, Offset, TopicPartitionList};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+/// Most messages one poll batch holds.
+const MAX_BATCH: usize = 4096;
+
+/// What the operations endpoint and the periodic log show of the consumer.
+#[derive(Debug, Default, Clone)]
+pub struct ConsumerStatus {
+    /// Assigned partitions with their lag (high watermark minus position; -1 when unknown).
+    pub partitions: Vec<(String, i32, i64)>,
+    /// When the consumer last polled.
+    pub last_poll: Option<Instant>,
+    /// Records re-read to rebuild state since start.
+    pub rewound: u64,
+}
+
+/// Shared between the poll thread, its rebalance callbacks and the status readers.
+#[derive(Debug)]
+struct Shared {
+    tracker: Arc<AckTracker>,
+    sources: Mutex<SourceMap>,
+    status: Arc<Mutex<ConsumerStatus>>,
+    rewind: u64,
+}
+
+#[derive(Debug)]
+struct SourceMap {
+    interner: Interner,
+    by_id: Vec<(String, i32)>,
+    /// Per partition: the committed offset found at assignment (records below it are replay-only),
+    /// and whether messages still come from before the rewind seek took effect.
+    partitions: HashMap<SourceId, PartitionState>,
+    /// Highest offset stored per partition: stores only ever move forward.
+    stored: HashMap<SourceId, i64>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct PartitionState {
+    committed: i64,
+    awaiting_seek: bool,
+}
+
+impl SourceMap {
+    fn id(&mut self, topic: &str, partition: i32) -> SourceId {
+        if let Some(id) = self
+            .by_id
+            .iter()
+            .position(|(t, p)| *p == partition && t == topic)
+        {
+            return id as SourceId;
+        }
+        let id = self.interner.intern(&format!("{topic}/{partition}"));
+        if id as usize >= self.by_id.len() {
+            self.by_id.resize(id as usize + 1, (String::new(), -1));
+        }
+        self.by_id[id as usize] = (topic.to_string(), partition);
+        id
+    }
+}
+
+/// The consumer's context: rebalance callbacks commit before revocation and plan the rewind.
+#[derive(Debug)]
+pub struct VigilContext {
+    shared: Arc<Shared>,
+    assigned: Mutex<Vec<(String, i32)>>,
+}
+
+impl ClientContext for VigilContext {}
+
+impl ConsumerContext for VigilContext {
+    fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if let Rebalance::Revoke(tpl) = rebalance {
+            // Commit what is done before another member takes these partitions.
+            store_done(consumer, &self.shared);
+            if let Err(e) = consumer.commit_consumer_state(CommitMode::Sync) {
+                tracing::debug!("commit before revocation: {e}");
+            }
+            let mut map = self
+                .shared
+                .sources
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            for el in tpl.elements() {
+                let id = map.id(el.topic(), el.partition());
+                map.partitions.remove(&id);
+                map.stored.remove(&id);
+                self.shared.tracker.forget(id);
+            }
+            self.shared
+                .status
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .partitions
+                .clear();
+            tracing::info!("partitions revoked: {}", tpl.count());
+        }
+    }
+
+    fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if let Rebalance::Assign(tpl) = rebalance {
+            let mut assigned = self.assigned.lock().unwrap_or_else(PoisonError::into_inner);
+            assigned.extend(
+                tpl.elements()
+                    .iter()
+                    .map(|e| (e.topic().to_string(), e.partition())),
+            );
+            tracing::info!("partitions assigned: {}", tpl.count());
+        }
+    }
+}
+
+/// Stores every offset the tracker says is done (forward only).
+fn store_done(consumer: &BaseConsumer<VigilContext>, shared: &Shared) {
+    let done = shared.tracker.take_committable();
+    if done.is_empty() {
+        return;
+    }
+    let mut map = shared
+        .sources
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner);
+    let mut tpl = TopicPartitionList::new();
+    for (id, next) in done {
+        let Some((topic, partition)) = map.by_id.get(id as usize).cloned() else {
+            continue;
+        };
+        let floor = map.partitions.get(&id).map_or(i64::MIN, |p| p.committed);
+        let last = map.stored.get(&id).copied().unwrap_or(i64::MIN);
+        if next > last && next > floor && map.partitions.contains_key(&id) {
+            map.stored.insert(id, next);
+            let _ = tpl.add_partition_offset(&topic, partition, Offset::Offset(next));
+        }
+    }
+    if tpl.count() > 0 {
+        if let Err(e) = consumer.store_offsets(&tpl) {
+            tracing::debug!("store offsets: {e}");
+        }
+    }
+}
+
+/// A consumer-group member feeding the pipeline.
+pub struct KafkaSource {
+    consumer: BaseConsumer<VigilContext>,
+    shared: Arc<Shared>,
+    next_ticket: Ticket,
+}
+
+impl std::fmt::Debug for KafkaSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KafkaSource")
+            .field("next_ticket", &self.next_ticket)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The librdkafka settings shared by Vigil's consumer and producer, then the user's properties.
+pub fn client_config(kafka: &KafkaConfig, own: &[(&str, String)]) -> ClientConfig {
+    let mut c = ClientConfig::new();
+    c.set("bootstrap.servers", &kafka.bootstrap_servers);
+    for (k, v) in own {
+        c.set(*k, v);
+    }
+    for (k, v) in &kafka.properties {
+        c.set(k, v);
+    }
+    c
+}
+
+impl KafkaSource {
+    /// Creates the consumer and subscribes. Fails on a bad property or topic list.
+    pub fn new(
+        kafka: &KafkaConfig,
+        sources: Interner,
+        tracker: Arc<AckTracker>,
+        status: Arc<Mutex<ConsumerStatus>>,
+    ) -> KafkaResult<KafkaSource> {
+        let shared = Arc::new(Shared {
+            tracker,
+            sources: Mutex::new(SourceMap {
+                interner: sources,
+                by_id: Vec::new(),
+                partitions: HashMap::new(),
+                stored: HashMap::new(),
+            }),
+            status,
+            rewind: kafka.rewind,
+        });
+        let context = VigilContext {
+            shared: shared.clone(),
+            assigned: Mutex::new(Vec::new()),
+        };
+        let consumer: BaseConsumer<VigilContext> = client_config(
+            kafka,
+            &[
+                ("group.id", kafka.group_id.clone()),
+                ("enable.auto.commit", "true".into()),
+                ("auto.commit.interval.ms", "1000".into()),
+                ("enable.auto.offset.store", "false".into()),
+                ("auto.offset.reset", "earliest".into()),
+                ("enable.partition.eof", "false".into()),
+                ("session.timeout.ms", "6000".into()),
+            ],
+        )
+        .create_with_context(context)?;
+        let topics: Vec<&str> = kafka.input_topics.iter().map(String::as_str).collect();
+        consumer.subscribe(&topics)?;
+        Ok(KafkaSource {
+            consumer,
+            shared,
+            next_ticket: 1,
+        })
+    }
+
+    /// Polls until `stop`, sending batches to `out`. Then waits for `drained` (the pipeline has
+    /// finished and the sink has flushed) and commits what is done.
+    pub fn run(mut self, out: Sender<Input>, stop: &AtomicBool, drained: Receiver<()>) {
+        let mut last_store = Instant::now();
+        let mut last_lag = Instant::now() - Duration::from_secs(60);
+        while !stop.load(Ordering::Relaxed) {
+            self.plan_rewinds();
+            if let Some(batch) = self.poll_batch() {
+                let mut input = Input::Messages(batch);
+                // Backpressure: wait for room, but keep an eye on the stop flag.
+                loop {
+                    match out.send_timeout(input, Duration::from_millis(100)) {
+                        Ok(()) => break,
+                        Err(SendTimeoutError::Timeout(back)) if !stop.load(Ordering::Relaxed) => {
+                            input = back
+                        }
+                        Err(SendTimeoutError::Timeout(_)) => break,
+                        Err(SendTimeoutError::Disconnected(_)) => {
+                            tracing::error!("the pipeline stopped; stopping the consumer");
+                            stop.store(true, Ordering::Relaxed);
+                            break;
+                        }
+                    }
+                }
+            }
+            if last_store.elapsed() >= Duration::from_millis(100) {
+                store_done(&self.consumer, &self.shared);
+                last_store = Instant::now();
+            }
+            if last_lag.elapsed() >= Duration::from_secs(5) {
+                self.update_lag();
+                last_lag = Instant::now();
+            }
+        }
+        drop(out);
+        // Everything in flight finishes first; then the final offsets are committed.
+        let _ = drained.recv_timeout(Duration::from_secs(600));
+        store_done(&self.consumer, &self.shared);
+        match self.consumer.commit_consumer_state(CommitMode::Sync) {
+            Ok(()) => tracing::info!("offsets committed"),
+            Err(e) => tracing::debug!("final commit: {e}"),
+        }
+    }
+
+    /// For newly assigned partitions: find the committed offset and seek back `rewind` records.
+    fn plan_rewinds(&mut self) {
+        let assigned: Vec<(String, i32)> = {
+            let ctx = self.consumer.context();
+            std::mem::take(&mut *ctx.assigned.lock().unwrap_or_else(PoisonError::into_inner))
+        };
+        if assigned.is_empty() {
+            return;
+        }
+        let mut tpl = TopicPartitionList::new();
+        for (t, p) in &assigned {
+            tpl.add_partition(t, *p);
+        }
+        let committed = self
+            .consumer
+            .committed_offsets(tpl, Duration::from_secs(10))
+            .ok();
+        for (topic, partition) in assigned {
+            let committed = committed
+                .as_ref()
+                .and_then(|c| c.find_partition(&topic, partition))
+                .and_then(|e| e.offset().to_raw())
+                .filter(|&o| o >= 0);
+            let id = self
+                .shared
+                .sources
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .id(&topic, partition);
+            let low = self
+                .consumer
+                .fetch_watermarks(&topic, partition, Duration::from_secs(5))
+                .map(|(low, _)| low)
+                .unwrap_or(0);
+            let committed_at = committed.unwrap_or(low);
+            let start = committed_at
+                .saturating_sub(self.shared.rewind as i64)
+                .max(low);
+            let seek = committed.is_some() && start < committed_at;
+            if seek {
+                if let Err(e) = self.consumer.seek(
+                    &topic,
+                    partition,
+                    Offset::Offset(start),
+                    Duration::from_secs(5),
+                ) {
+                    tracing::warn!("cannot rewind {topic}/{partition} to {start}: {e}");
+                }
+                tracing::info!("{topic}/{partition}: rebuilding state from offset {start} (committed {committed_at})");
+            }
+            let mut map = self
+                .shared
+                .sources
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            map.partitions.insert(
+                id,
+                PartitionState {
+                    committed: committed_at,
+                    awaiting_seek: seek,
+                },
+            );
+        }
+        self.update_lag();
+    }
+
+    /// One poll's worth of messages (up to [`MAX_BATCH`], or what arrives within 20 ms).
+    fn poll_batch(&mut self) -> Option<MessageBatch> {
+        let mut messages = Vec::new();
+        let mut highest: HashMap<SourceId, i64> = HashMap::new();
+        let deadline = Instant::now() + Duration::from_millis(20);
+        let mut read_at = None;
+        while messages.len() < MAX_BATCH {
+            let timeout = deadline.saturating_duration_since(Instant::now());
+            let Some(result) = self.consumer.poll(if messages.is_empty() {
+                timeout
+            } else {
+                Duration::ZERO
+            }) else {
+                break;
+            };
+            let msg = match result {
+                Ok(m) => m,
+                Err(e) => {
+                    tracing::warn!("consumer: {e}");
+                    break;
+                }
+            };
+            read_at.get_or_insert_with(Instant::now);
+            let offset = msg.offset();
+            let mut map = self
+                .shared
+                .sources
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            let id = map.id(msg.topic(), msg.partition());
+            let Some(state) = map.partitions.get_mut(&id) else {
+                continue; // not (or no longer) ours
+            };
+            if state.awaiting_seek {
+                if offset >= state.committed {
+                    continue; // fetched before the rewind took effect: it will come again
+                }
+                state.awaiting_seek = false;
+            }
+            let replay_only = offset < state.committed;
+            drop(map);
+            highest.insert(id, offset);
+            messages.push(Message {
+                origin: Origin {
+                    source: id,
+                    position: offset as u64,
+                },
+                payload: msg.payload().unwrap_or_default().to_vec(),
+                timestamp_ms: msg.timestamp().to_millis().unwrap_or(0),
+                replay_only,
+            });
+        }
+        {
+            let mut status = self
+                .shared
+                .status
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            status.last_poll = Some(Instant::now());
+            status.rewound += messages.iter().filter(|m| m.replay_only).count() as u64;
+        }
+        if messages.is_empty() {
+            return None;
+        }
+        let ticket = self.next_ticket;
+        self.next_ticket += 1;
+        self.shared
+            .tracker
+            .register(ticket, highest.into_iter().collect());
+        let now = Instant::now();
+        Some(MessageBatch {
+            ticket,
+            messages,
+            read_at: read_at.unwrap_or(now),
+            sent_at: now,
+        })
+    }
+
+    /// Refreshes assigned partitions and their lag for the status readers.
+    fn update_lag(&self) {
+        let Ok(positions) = self.consumer.position() else {
+            return;
+        };
+        let mut partitions = Vec::new();
+        for el in positions.elements() {
+            let pos = el.offset().to_raw().unwrap_or(-1);
+            let lag = match self.consumer.fetch_watermarks(
+                el.topic(),
+                el.partition(),
+                Duration::from_secs(2),
+            ) {
+                Ok((_, high)) if pos >= 0 => (high - pos).max(0),
+                Ok((low, high)) => (high - low).max(0),
+                Err(_) => -1,
+            };
+            partitions.push((el.topic().to_string(), el.partition(), lag));
+        }
+        self.shared
+            .status
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .partitions = partitions;
+    }
+}

@@ -1,0 +1,174 @@
+//! The operations endpoint: `/metrics` (Prometheus text), `/healthz` (alive) and `/readyz`
+//! (partitions assigned and the consumer polling). A tiny HTTP/1.1 server on one thread: scrapes
+//! are rare and small, so it needs no framework.
+
+use super::{Counters, Telemetry};
+use crate::sources::kafka::ConsumerStatus;
+use std::fmt::Write as _;
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+/// What the endpoint reads.
+#[derive(Debug)]
+pub struct HttpState {
+    pub counters: Arc<Counters>,
+    pub telemetry: Arc<Telemetry>,
+    pub status: Arc<Mutex<ConsumerStatus>>,
+}
+
+/// Serves until `stop` is set.
+pub fn serve(listener: TcpListener, state: Arc<HttpState>, stop: Arc<AtomicBool>) {
+    if listener.set_nonblocking(true).is_err() {
+        return;
+    }
+    while !stop.load(Ordering::Relaxed) {
+        match listener.accept() {
+            Ok((stream, _)) => {
+                let _ = handle(stream, &state);
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                std::thread::sleep(Duration::from_millis(20))
+            }
+            Err(_) => std::thread::sleep(Duration::from_millis(20)),
+        }
+    }
+}
+
+fn handle(mut stream: TcpStream, state: &HttpState) -> std::io::Result<()> {
+    stream.set_nonblocking(false)?;
+    stream.set_read_timeout(Some(Duration::from_secs(2)))?;
+    let mut buf = [0u8; 4096];
+    let mut n = 0;
+    while n < buf.len() {
+        let k = stream.read(&mut buf[n..])?;
+        if k == 0 {
+            break;
+        }
+        n += k;
+        if buf[..n].windows(4).any(|w| w == b"\r\n\r\n") {
+            break;
+        }
+    }
+    let request = String::from_utf8_lossy(&buf[..n]);
+    let mut parts = request.split_whitespace();
+    let (method, path) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
+    let (code, body) = match (method, path) {
+        ("GET", "/metrics") => ("200 OK", metrics(state)),
+        ("GET", "/healthz") => ("200 OK", "ok\n".to_string()),
+        ("GET", "/readyz") => {
+            let s = state.status.lock().unwrap_or_else(PoisonError::into_inner);
+            let polling = s
+                .last_poll
+                .is_some_and(|t| t.elapsed() < Duration::from_secs(10));
+            if !s.partitions.is_empty() && polling {
+                (
+                    "200 OK",
+                    format!("ready: {} partitions\n", s.partitions.len()),
+                )
+            } else {
+                (
+                    "503 Service Unavailable",
+                    "not ready: no partitions assigned or not polling\n".to_string(),
+                )
+            }
+        }
+        _ => ("404 Not Found", "not found\n".to_string()),
+    };
+    let content_type = if path == "/metrics" {
+        "text/plain; version=0.0.4"
+    } else {
+        "text/plain"
+    };
+    write!(
+        stream,
+        "HTTP/1.1 {code}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+}
+
+/// The Prometheus text exposition of counters, lag and per-stage latency.
+pub fn metrics(state: &HttpState) -> String {
+    let mut out = String::new();
+    let c = &state.counters;
+    for (name, help, v) in [
+        (
+            "vigil_records_total",
+            "Records decoded.",
+            Counters::get(&c.records),
+        ),
+        (
+            "vigil_records_done_total",
+            "Records scored and written.",
+            Counters::get(&c.records_done),
+        ),
+        (
+            "vigil_dead_letters_total",
+            "Records that failed to decode.",
+            Counters::get(&c.dead_letters),
+        ),
+        (
+            "vigil_readings_skipped_total",
+            "Readings that were missing, NaN or infinite.",
+            Counters::get(&c.readings_skipped),
+        ),
+        (
+            "vigil_alerts_opened_total",
+            "Alerts opened.",
+            Counters::get(&c.alerts_opened),
+        ),
+        (
+            "vigil_alerts_closed_total",
+            "Alerts closed.",
+            Counters::get(&c.alerts_closed),
+        ),
+    ] {
+        let _ = writeln!(
+            out,
+            "# HELP {name} {help}\n# TYPE {name} counter\n{name} {v}"
+        );
+    }
+    {
+        let s = state.status.lock().unwrap_or_else(PoisonError::into_inner);
+        let _ = writeln!(out, "# HELP vigil_records_rewound_total Records re-read to rebuild state.\n# TYPE vigil_records_rewound_total counter\nvigil_records_rewound_total {}", s.rewound);
+        let _ = writeln!(out, "# HELP vigil_assigned_partitions Partitions this instance consumes.\n# TYPE vigil_assigned_partitions gauge\nvigil_assigned_partitions {}", s.partitions.len());
+        let _ = writeln!(out, "# HELP vigil_consumer_lag Records behind the high watermark.\n# TYPE vigil_consumer_lag gauge");
+        for (topic, partition, lag) in &s.partitions {
+            let _ = writeln!(
+                out,
+                "vigil_consumer_lag{{topic=\"{topic}\",partition=\"{partition}\"}} {lag}"
+            );
+        }
+    }
+    let stages = state.telemetry.snapshot();
+    let _ = writeln!(out, "# HELP vigil_stage_latency_seconds Latency of each pipeline stage.\n# TYPE vigil_stage_latency_seconds summary");
+    for st in &stages {
+        for (q, v) in [
+            ("0.5", st.p50_us),
+            ("0.9", st.p90_us),
+            ("0.99", st.p99_us),
+            ("0.999", st.p999_us),
+        ] {
+            let _ = writeln!(
+                out,
+                "vigil_stage_latency_seconds{{stage=\"{}\",quantile=\"{q}\"}} {}",
+                st.stage,
+                v / 1e6
+            );
+        }
+        let _ = writeln!(
+            out,
+            "vigil_stage_latency_seconds_sum{{stage=\"{}\"}} {}",
+            st.stage,
+            st.mean_us * st.count as f64 / 1e6
+        );
+        let _ = writeln!(
+            out,
+            "vigil_stage_latency_seconds_count{{stage=\"{}\"}} {}",
+            st.stage, st.count
+        );
+    }
+    out
+}

@@ -1,0 +1,598 @@
+//! `vigil score` and `vigil produce` against a real Kafka-protocol broker (tansu) over TCP.
+//!
+//! Each test starts its own broker on a free loopback port. The broker binary comes from
+//! `VIGIL_TANSU`, `.ci/cache/bin/tansu` (what `.ci/install-tansu` installs) or `PATH`.
+
+use crate::{read_jsonl, root, temp_dir};
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::{Headers, Message};
+use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
+use rdkafka::{Offset, TopicPartitionList};
+use serde_json::Value;
+use std::collections::HashMap;
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+fn tansu() -> PathBuf {
+    if let Some(p) = std::env::var_os("VIGIL_TANSU") {
+        return PathBuf::from(p);
+    }
+    let local = root().join(".ci/cache/bin/tansu");
+    if local.exists() {
+        return local;
+    }
+    if Command::new("tansu").arg("--version").output().is_ok() {
+        return PathBuf::from("tansu");
+    }
+    panic!("no tansu broker: run .ci/install-tansu (see the README's Tests section)");
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+/// A tansu broker with in-memory storage, killed on drop.
+struct Broker {
+    child: Child,
+    addr: String,
+}
+
+impl Broker {
+    fn start() -> Broker {
+        let port = free_port();
+        let url = format!("tcp://127.0.0.1:{port}");
+        let child = Command::new(tansu())
+            .args([
+                "broker",
+                "--listener-url",
+                &url,
+                "--advertised-listener-url",
+                &url,
+                "--storage-engine",
+                "memory://tansu/",
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start tansu");
+        let addr = format!("127.0.0.1:{port}");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while TcpStream::connect(&addr).is_err() {
+            assert!(Instant::now() < deadline, "tansu did not start");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Broker { child, addr }
+    }
+
+    fn topic(&self, name: &str, partitions: u32) {
+        let out = Command::new(tansu())
+            .args([
+                "topic",
+                "create",
+                name,
+                "--broker",
+                &format!("tcp://{}", self.addr),
+                "--partitions",
+                &partitions.to_string(),
+            ])
+            .output()
+            .expect("tansu topic create");
+        assert!(
+            out.status.success(),
+            "topic create: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// Every message of `topic` (all partitions from the start), waiting up to `wait` for `want`.
+    fn read(
+        &self,
+        topic: &str,
+        partitions: i32,
+        want: usize,
+        wait: Duration,
+    ) -> Vec<(Vec<u8>, HashMap<String, String>, i32, i64)> {
+        let consumer: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", &self.addr)
+            .set("group.id", "vigil-test-reader")
+            .set("enable.auto.commit", "false")
+            .create()
+            .expect("reader");
+        let mut tpl = TopicPartitionList::new();
+        for p in 0..partitions {
+            tpl.add_partition_offset(topic, p, Offset::Beginning)
+                .expect("tpl");
+        }
+        consumer.assign(&tpl).expect("assign");
+        let mut out = Vec::new();
+        let deadline = Instant::now() + wait;
+        let mut idle_since = Instant::now();
+        while Instant::now() < deadline {
+            match consumer.poll(Duration::from_millis(100)) {
+                Some(Ok(m)) => {
+                    let mut headers = HashMap::new();
+                    if let Some(h) = m.headers() {
+                        for hd in h.iter() {
+                            headers.insert(
+                                hd.key.to_string(),
+                                String::from_utf8_lossy(hd.value.unwrap_or_default()).into_owned(),
+                            );
+                        }
+                    }
+                    out.push((
+                        m.payload().unwrap_or_default().to_vec(),
+                        headers,
+                        m.partition(),
+                        m.offset(),
+                    ));
+                    idle_since = Instant::now();
+                }
+                _ if out.len() >= want && idle_since.elapsed() > Duration::from_millis(1500) => {
+                    break
+                }
+                _ => {}
+            }
+        }
+        out
+    }
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn vigil() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_vigil"));
+    c.current_dir(root()).env_remove("VIGIL_ISA");
+    for (k, _) in std::env::vars() {
+        if k.starts_with("VIGIL_") && k != "VIGIL_TANSU" {
+            c.env_remove(k);
+        }
+    }
+    c
+}
+
+/// A `vigil score` child process with its HTTP endpoint.
+struct Scorer {
+    child: Child,
+    http: String,
+    log: PathBuf,
+}
+
+impl Scorer {
+    fn start(broker: &Broker, group: &str, dir: &Path, tag: &str) -> Scorer {
+        let port = free_port();
+        let log = dir.join(format!("score-{tag}.log"));
+        let child = vigil()
+            .args([
+                "score",
+                "--bootstrap-servers",
+                &broker.addr,
+                "--topic",
+                "sensors",
+                "--group-id",
+                group,
+            ])
+            .args([
+                "--alert-topic",
+                "alerts",
+                "--dead-letter-topic",
+                "dead",
+                "--http-listen",
+                &format!("127.0.0.1:{port}"),
+            ])
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).expect("log"))
+            .spawn()
+            .expect("start vigil score");
+        Scorer {
+            child,
+            http: format!("127.0.0.1:{port}"),
+            log,
+        }
+    }
+
+    fn get(&self, path: &str) -> Option<(u16, String)> {
+        (0..3).find_map(|_| self.get_once(path))
+    }
+
+    fn get_once(&self, path: &str) -> Option<(u16, String)> {
+        let mut s = TcpStream::connect(&self.http).ok()?;
+        s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+        write!(s, "GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").ok()?;
+        let mut text = String::new();
+        s.read_to_string(&mut text).ok()?;
+        let code = text.split_whitespace().nth(1)?.parse().ok()?;
+        Some((
+            code,
+            text.split("\r\n\r\n").nth(1).unwrap_or("").to_string(),
+        ))
+    }
+
+    /// `/metrics` as name{labels} -> value.
+    fn metrics(&self) -> HashMap<String, f64> {
+        let Some((200, body)) = self.get("/metrics") else {
+            return HashMap::new();
+        };
+        body.lines()
+            .filter(|l| !l.starts_with('#'))
+            .filter_map(|l| {
+                l.rsplit_once(' ')
+                    .and_then(|(k, v)| Some((k.to_string(), v.parse().ok()?)))
+            })
+            .collect()
+    }
+
+    fn metric(&self, name: &str) -> f64 {
+        self.metrics().get(name).copied().unwrap_or(-1.0)
+    }
+
+    /// Waits until `cond` holds on the metrics, or panics with the log after `secs`.
+    fn wait_until(&self, secs: u64, what: &str, cond: impl Fn(&HashMap<String, f64>) -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        loop {
+            if cond(&self.metrics()) {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {what}; log:\n{}",
+                std::fs::read_to_string(&self.log).unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    fn signal(&self, sig: &str) {
+        let _ = Command::new("kill")
+            .args([sig, &self.child.id().to_string()])
+            .status();
+    }
+
+    fn terminate(mut self) -> (ExitStatus, String) {
+        self.signal("-TERM");
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return (
+                    status,
+                    std::fs::read_to_string(&self.log).unwrap_or_default(),
+                );
+            }
+            assert!(
+                Instant::now() < deadline,
+                "vigil score did not exit within 60 s of SIGTERM"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn kill9(mut self) {
+        self.signal("-KILL");
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Scorer {
+    fn drop(&mut self) {
+        // A test that failed half-way must not leave a scorer running.
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn produce_fixture(broker: &Broker, rate: Option<u32>) -> Child {
+    let mut c = vigil();
+    c.args([
+        "produce",
+        "fixtures/pumps.csv",
+        "--topic",
+        "sensors",
+        "--bootstrap-servers",
+        &broker.addr,
+    ]);
+    if let Some(r) = rate {
+        c.args(["--rate", &r.to_string()]);
+    }
+    c.stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("vigil produce")
+}
+
+/// The fixture's alerts from `vigil replay`, without wall-clock and origin fields.
+fn replay_alerts() -> Vec<Value> {
+    let dir = temp_dir("kafka-replay");
+    let alerts = dir.join("a.jsonl");
+    let out = vigil()
+        .args([
+            "replay",
+            "fixtures/pumps.csv",
+            "--quiet",
+            "--alerts",
+            alerts.to_str().expect("utf8"),
+        ])
+        .output()
+        .expect("replay");
+    assert!(out.status.success());
+    read_jsonl(&alerts)
+}
+
+fn strip(mut a: Value) -> Value {
+    if let Some(o) = a.as_object_mut() {
+        for k in [
+            "raised_at",
+            "source",
+            "line",
+            "topic",
+            "partition",
+            "offset",
+        ] {
+            o.remove(k);
+        }
+    }
+    a
+}
+
+fn sorted(v: Vec<Value>) -> Vec<String> {
+    let mut s: Vec<String> = v.into_iter().map(|a| strip(a).to_string()).collect();
+    s.sort();
+    s
+}
+
+/// Kafka tests run one at a time: each starts a broker and scorers, and together they would
+/// starve a 2-core machine.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn setup() -> (std::sync::MutexGuard<'static, ()>, Broker) {
+    let guard = SERIAL
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let broker = Broker::start();
+    broker.topic("sensors", 4);
+    broker.topic("alerts", 2);
+    broker.topic("dead", 1);
+    (guard, broker)
+}
+
+#[test]
+fn score_publishes_the_same_alerts_as_replay_and_a_restart_does_not_redo_work() {
+    let (_serial, broker) = setup();
+    let dir = temp_dir("kafka-same");
+    let status = produce_fixture(&broker, None).wait().expect("produce");
+    assert!(status.success());
+    let want = replay_alerts();
+
+    let scorer = Scorer::start(&broker, "g1", &dir, "first");
+    scorer.wait_until(60, "all records done", |m| {
+        m.get("vigil_records_done_total") == Some(&64_800.0)
+    });
+    assert_eq!(scorer.get("/healthz").map(|r| r.0), Some(200));
+    assert_eq!(scorer.get("/readyz").map(|r| r.0), Some(200));
+    assert_eq!(scorer.get("/nope").map(|r| r.0), Some(404));
+    let m = scorer.metrics();
+    assert_eq!(m.get("vigil_assigned_partitions"), Some(&4.0));
+    assert!(
+        m.contains_key("vigil_stage_latency_seconds{stage=\"end_to_end\",quantile=\"0.99\"}"),
+        "{m:?}"
+    );
+    let (status, log) = scorer.terminate();
+    assert!(status.success(), "exit {status:?}: {log}");
+    assert!(log.contains("records 64800"), "{log}");
+
+    let got = broker.read("alerts", 2, want.len(), Duration::from_secs(20));
+    let alerts: Vec<Value> = got
+        .iter()
+        .map(|(p, ..)| serde_json::from_slice(p).expect("alert JSON"))
+        .collect();
+    for a in &alerts {
+        assert_eq!(a["topic"], "sensors");
+        assert!(
+            a["partition"].as_i64().is_some() && a["offset"].as_u64().is_some(),
+            "{a}"
+        );
+    }
+    assert_eq!(sorted(alerts), sorted(want.clone()));
+
+    // Same group again: offsets were committed on SIGTERM, so nothing is scored twice.
+    let again = Scorer::start(&broker, "g1", &dir, "second");
+    again.wait_until(60, "partitions assigned", |m| {
+        m.get("vigil_assigned_partitions") == Some(&4.0)
+    });
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(
+        again.metric("vigil_records_total"),
+        0.0,
+        "a restart re-scored records"
+    );
+    let (status, _) = again.terminate();
+    assert!(status.success());
+    assert_eq!(
+        broker
+            .read("alerts", 2, want.len(), Duration::from_secs(5))
+            .len(),
+        want.len(),
+        "duplicate alerts"
+    );
+}
+
+#[test]
+fn malformed_messages_go_to_the_dead_letter_topic_and_scoring_goes_on() {
+    let (_serial, broker) = setup();
+    let dir = temp_dir("kafka-dead");
+    let producer: ThreadedProducer<DefaultProducerContext> = ClientConfig::new()
+        .set("bootstrap.servers", &broker.addr)
+        .set("message.max.bytes", "4000000")
+        .create()
+        .expect("producer");
+    let huge = format!(
+        "{{\"sensor\":\"p\",\"ts\":1,\"values\":{{\"x\":1}},\"pad\":\"{}\"}}",
+        "z".repeat(1_500_000)
+    );
+    let bad: Vec<(&str, Vec<u8>)> = vec![
+        ("bad JSON record", b"not json".to_vec()),
+        (
+            "missing field `sensor`",
+            br#"{"ts":1,"values":{"p":1}}"#.to_vec(),
+        ),
+        (
+            "bad JSON record",
+            br#"{"sensor":"p","ts":1,"values":{"p":"high"}}"#.to_vec(),
+        ),
+        ("record longer than", huge.into_bytes()),
+    ];
+    for (_, payload) in &bad {
+        producer
+            .send(
+                BaseRecord::<[u8], [u8]>::to("sensors")
+                    .key(b"k".as_slice())
+                    .payload(payload.as_slice()),
+            )
+            .expect("send");
+    }
+    let good = br#"{"sensor":"p","ts":1767571200000,"values":{"pressure":5.0}}"#;
+    producer
+        .send(
+            BaseRecord::<[u8], [u8]>::to("sensors")
+                .key(b"k".as_slice())
+                .payload(good.as_slice()),
+        )
+        .expect("send");
+    producer.flush(Duration::from_secs(30)).expect("flush");
+
+    let scorer = Scorer::start(&broker, "g-dead", &dir, "dead");
+    scorer.wait_until(60, "dead letters", |m| {
+        m.get("vigil_dead_letters_total") == Some(&4.0)
+            && m.get("vigil_records_done_total") == Some(&1.0)
+    });
+    let (status, log) = scorer.terminate();
+    assert!(status.success(), "{log}");
+    let dead = broker.read("dead", 1, 4, Duration::from_secs(20));
+    assert_eq!(dead.len(), 4);
+    for (payload, headers, ..) in &dead {
+        let reason = &headers["vigil.reason"];
+        let (why, original) = bad
+            .iter()
+            .find(|(_, o)| o.starts_with(payload))
+            .unwrap_or_else(|| panic!("unexpected dead letter {reason}"));
+        assert!(reason.contains(why), "{reason} should say {why}");
+        assert_eq!(headers["vigil.source.topic"], "sensors");
+        assert!(headers["vigil.source.offset"].parse::<u64>().is_ok());
+        assert!(headers["vigil.source.partition"].parse::<i32>().is_ok());
+        assert_eq!(headers["vigil.original.bytes"], original.len().to_string());
+        assert!(
+            payload.len() == original.len()
+                || payload.len() == vigil::sinks::kafka::MAX_DEAD_LETTER_BYTES
+        );
+    }
+}
+
+#[test]
+fn crashes_lose_nothing() {
+    let (_serial, broker) = setup();
+    let dir = temp_dir("kafka-crash");
+    let want = replay_alerts();
+    // Feed the topic while the scorer is being killed, so the kills land mid-stream.
+    let mut feeder = produce_fixture(&broker, Some(4000));
+    // The first start joins the group in about 3 s; later ones wait out the killed member's
+    // session (6 s) first.
+    for (i, wait) in [5000u64, 14_000, 14_000].into_iter().enumerate() {
+        let s = Scorer::start(&broker, "g-crash", &dir, &format!("crash{i}"));
+        std::thread::sleep(Duration::from_millis(wait));
+        let done = s.metric("vigil_records_done_total");
+        s.kill9();
+        eprintln!("crash {i}: killed after {done} records done");
+    }
+    assert!(feeder.wait().expect("feeder").success());
+    let last = Scorer::start(&broker, "g-crash", &dir, "last");
+    last.wait_until(120, "no lag and nothing in flight", |m| {
+        let lag: f64 = m
+            .iter()
+            .filter(|(k, _)| k.starts_with("vigil_consumer_lag{"))
+            .map(|(_, v)| *v)
+            .sum();
+        m.get("vigil_assigned_partitions") == Some(&4.0)
+            && lag == 0.0
+            && m.get("vigil_records_done_total") == m.get("vigil_records_total")
+    });
+    std::thread::sleep(Duration::from_secs(2));
+    let (status, log) = last.terminate();
+    assert!(status.success(), "{log}");
+
+    let got: Vec<Value> = broker
+        .read("alerts", 2, want.len(), Duration::from_secs(20))
+        .iter()
+        .map(|(p, ..)| serde_json::from_slice(p).expect("alert JSON"))
+        .collect();
+    let key = |a: &Value| {
+        (
+            a["sensor"].to_string(),
+            a["channel"].to_string(),
+            a["event"].to_string(),
+        )
+    };
+    let ts = |a: &Value| {
+        vigil::time::parse_timestamp(a["ts"].as_str().unwrap_or(""), vigil::time::EpochUnit::Auto)
+            .unwrap_or(0)
+    };
+    for w in &want {
+        let hit = got
+            .iter()
+            .any(|g| key(g) == key(w) && (ts(g) - ts(w)).abs() <= 120_000);
+        assert!(hit, "alert lost across crashes: {w}\ngot: {got:#?}");
+    }
+    let unique: std::collections::HashSet<String> =
+        got.iter().map(|a| strip(a.clone()).to_string()).collect();
+    eprintln!(
+        "crash test: {} alerts published for {} expected; {} duplicates",
+        got.len(),
+        want.len(),
+        got.len() - unique.len()
+    );
+}
+
+#[test]
+fn score_refuses_a_config_it_cannot_run_with_exit_2() {
+    for (args, needle) in [
+        (vec!["score"], "no input topics"),
+        (
+            vec!["score", "--topic", "s", "--http-listen", "nowhere"],
+            "http.listen",
+        ),
+        (
+            vec!["score", "--topic", "bad topic!"],
+            "not a valid topic name",
+        ),
+        (
+            vec![
+                "produce",
+                "fixtures/pumps.csv",
+                "--topic",
+                "t",
+                "--rate",
+                "0",
+            ],
+            "--rate",
+        ),
+        (
+            vec!["produce", "missing.csv", "--topic", "t"],
+            "cannot open missing.csv",
+        ),
+    ] {
+        let out = vigil().args(&args).output().expect("run");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert_eq!(stderr.lines().count(), 1, "{stderr}");
+        assert!(stderr.contains(needle), "{stderr}");
+    }
+}
