@@ -38,6 +38,9 @@ fn free_port() -> u16 {
         .expect("free port")
 }
 
+/// A message read back: payload, headers, partition, offset.
+type Received = (Vec<u8>, HashMap<String, String>, i32, i64);
+
 /// A tansu broker with in-memory storage, killed on drop.
 struct Broker {
     child: Child,
@@ -92,13 +95,7 @@ impl Broker {
     }
 
     /// Every message of `topic` (all partitions from the start), waiting up to `wait` for `want`.
-    fn read(
-        &self,
-        topic: &str,
-        partitions: i32,
-        want: usize,
-        wait: Duration,
-    ) -> Vec<(Vec<u8>, HashMap<String, String>, i32, i64)> {
+    fn read(&self, topic: &str, partitions: i32, want: usize, wait: Duration) -> Vec<Received> {
         let consumer: BaseConsumer = ClientConfig::new()
             .set("bootstrap.servers", &self.addr)
             .set("group.id", "vigil-test-reader")
