@@ -216,12 +216,7 @@ fn run_replay(args: ReplayArgs) -> Result<(), Failure> {
     raw.input.ignore_columns.extend(args.ignore);
     let isa_env = std::env::var("VIGIL_ISA").ok();
     let config = Config::validate(raw, isa_env.as_deref()).map_err(|e| Failure::Usage(e.into()))?;
-    let stop = Arc::new(AtomicBool::new(false));
-    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-        signal_hook::flag::register(signal, stop.clone())
-            .context("cannot install signal handlers")
-            .map_err(Failure::Runtime)?;
-    }
+    let stop = install_stop_flag()?;
     let isa_note = if isa_env.is_some() {
         "forced by VIGIL_ISA"
     } else {

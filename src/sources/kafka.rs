@@ -223,6 +223,8 @@ impl KafkaSource {
                 ("auto.offset.reset", "earliest".into()),
                 ("enable.partition.eof", "false".into()),
                 ("session.timeout.ms", "6000".into()),
+                // Low latency: do not let the broker hold a fetch for long when data is scarce.
+                ("fetch.wait.max.ms", "5".into()),
             ],
         )
         .create_with_context(context)?;
