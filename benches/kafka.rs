@@ -18,7 +18,7 @@ use rdkafka::{Offset, TopicPartitionList};
 use std::collections::HashMap;
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -85,11 +85,11 @@ fn metrics(http: &str) -> HashMap<String, f64> {
 }
 
 fn start_scorer(
-    vigil: &PathBuf,
+    vigil: &Path,
     addr: &str,
     topic: &str,
     group: &str,
-    config: &PathBuf,
+    config: &Path,
 ) -> (Kill, String) {
     let http = format!("127.0.0.1:{}", free_port());
     let child = Command::new(vigil)
