@@ -4,8 +4,7 @@ pub mod file;
 pub mod kafka;
 
 use crate::alert::{Alert, AlertEvent};
-#[allow(unused_imports)] // AckTracker is named in the docs
-use crate::pipeline::ack::{AckTracker, Completion};
+use crate::pipeline::ack::Completion;
 use crate::record::{DeadLetter, NameTable};
 use crate::time::{format_iso, now_millis};
 use serde::Serialize;
@@ -24,7 +23,8 @@ pub struct Names {
 
 /// A destination for the pipeline's output. Called by the one sink thread.
 ///
-/// Each call carries a [`Completion`]: the sink hands it to its [`AckTracker`] once what it wrote is
+/// Each call carries a [`Completion`]: the sink hands it to its
+/// [`AckTracker`](crate::pipeline::ack::AckTracker) once what it wrote is
 /// durable (flushed to a file, or acknowledged by the broker), and only then may the records'
 /// offsets be committed.
 pub trait Sink: Send {
