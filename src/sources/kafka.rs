@@ -354,12 +354,13 @@ impl KafkaSource {
         let deadline = Instant::now() + Duration::from_millis(20);
         let mut read_at = None;
         while messages.len() < MAX_BATCH {
-            let timeout = deadline.saturating_duration_since(Instant::now());
-            let Some(result) = self.consumer.poll(if messages.is_empty() {
-                timeout
+            // Wait (up to 20 ms) only for the first message; then take what is already fetched.
+            let timeout = if messages.is_empty() {
+                deadline.saturating_duration_since(Instant::now())
             } else {
                 Duration::ZERO
-            }) else {
+            };
+            let Some(result) = self.consumer.poll(timeout) else {
                 break;
             };
             let msg = match result {
