@@ -119,24 +119,8 @@ pub fn replay(
         let _ = bar.join();
     }
     let finished = finished?;
-    drop(tracker);
     read.map_err(ReplayError::Read)?;
-
-    let elapsed = started.elapsed().as_secs_f64();
-    let records = finished.decode.records;
-    Ok(Report {
-        elapsed_s: elapsed,
-        records,
-        records_per_s: records as f64 / elapsed.max(1e-9),
-        dead_letters: finished.decode.dead_letters,
-        readings_skipped: finished.decode.readings_skipped,
-        alerts_opened: Counters::get(&counters.alerts_opened),
-        alerts_closed: Counters::get(&counters.alerts_closed),
-        alerts_open_at_end: finished.alerts_open_at_end,
-        isa: config.pipeline.isa.name().to_string(),
-        shards: config.pipeline.shards,
-        stages: telemetry.snapshot(),
-    })
+    Ok(finished.report(started, &counters, &config.pipeline, &telemetry))
 }
 
 fn progress_bar(done: &AtomicBool, counters: &Counters, total: u64, started: Instant) {

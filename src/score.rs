@@ -137,23 +137,7 @@ pub fn score(config: &Config, stop: Arc<AtomicBool>) -> Result<Report, ScoreErro
     if failed > 0 {
         tracing::error!("{failed} messages could not be delivered");
     }
-    drop(tracker);
-    let elapsed = started.elapsed().as_secs_f64();
-    let records = finished.decode.records;
-    let stages = telemetry.snapshot();
-    Ok(Report {
-        elapsed_s: elapsed,
-        records,
-        records_per_s: records as f64 / elapsed.max(1e-9),
-        dead_letters: finished.decode.dead_letters,
-        readings_skipped: finished.decode.readings_skipped,
-        alerts_opened: Counters::get(&counters.alerts_opened),
-        alerts_closed: Counters::get(&counters.alerts_closed),
-        alerts_open_at_end: finished.alerts_open_at_end,
-        isa: config.pipeline.isa.name().to_string(),
-        shards: config.pipeline.shards,
-        stages,
-    })
+    Ok(finished.report(started, &counters, &config.pipeline, &telemetry))
 }
 
 fn periodic_log(

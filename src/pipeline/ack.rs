@@ -193,6 +193,11 @@ impl AckTracker {
         let mut st = self.state();
         st.order.remove(&partition);
         st.committable.remove(&partition);
+        // Tickets that only waited on this partition are gone with it.
+        st.tickets.retain(|_, t| {
+            t.partitions.retain(|p| p.0 != partition);
+            !t.partitions.is_empty()
+        });
     }
 
     /// Tickets registered and not yet finished.
@@ -251,5 +256,24 @@ mod tests {
         assert!(t.take_committable().is_empty());
         t.acknowledge(g);
         assert_eq!(t.take_committable(), vec![(0, 8)]);
+    }
+
+    #[test]
+    fn a_revoked_partition_is_forgotten_with_its_tickets() {
+        let tel = Telemetry::default();
+        let t = AckTracker::new(tel.recorders());
+        t.register(1, vec![(0, 3)]);
+        t.register(2, vec![(0, 5), (1, 9)]);
+        t.forget(0);
+        assert_eq!(t.in_flight(), 1);
+        t.expect(1, 1);
+        t.complete(&done(&[(1, 1)]));
+        assert!(
+            t.take_committable().is_empty(),
+            "nothing of partition 0 is committed after revocation"
+        );
+        t.expect(2, 0);
+        assert_eq!(t.take_committable(), vec![(1, 10)]);
+        assert_eq!(t.state().tickets.len(), 0);
     }
 }

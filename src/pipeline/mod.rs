@@ -22,6 +22,7 @@ use crate::decode::{DecodeCounts, Decoder, Input};
 use crate::detectors;
 use crate::record::{DeadLetter, NameTable, RecordBatch};
 use crate::sinks::Sink;
+use crate::telemetry::report::Report;
 use crate::telemetry::{Counters, Stage, Telemetry};
 use ack::AckTracker;
 use crossbeam_channel::{bounded, Sender};
@@ -159,6 +160,33 @@ pub fn start(
         shards,
         sink,
     })
+}
+
+impl Finished {
+    /// The run's summary: counts, throughput since `started`, and every stage's latency.
+    pub fn report(
+        &self,
+        started: Instant,
+        counters: &Counters,
+        pipeline: &crate::config::PipelineConfig,
+        telemetry: &Telemetry,
+    ) -> Report {
+        let elapsed = started.elapsed().as_secs_f64();
+        let records = self.decode.records;
+        Report {
+            elapsed_s: elapsed,
+            records,
+            records_per_s: records as f64 / elapsed.max(1e-9),
+            dead_letters: self.decode.dead_letters,
+            readings_skipped: self.decode.readings_skipped,
+            alerts_opened: Counters::get(&counters.alerts_opened),
+            alerts_closed: Counters::get(&counters.alerts_closed),
+            alerts_open_at_end: self.alerts_open_at_end,
+            isa: pipeline.isa.name().to_string(),
+            shards: pipeline.shards,
+            stages: telemetry.snapshot(),
+        }
+    }
 }
 
 impl Running {
