@@ -13,17 +13,20 @@ pub enum Isa {
     Scalar,
     /// x86_64 AVX2 + FMA, 8 f32 lanes.
     Avx2,
+    /// x86_64 AVX-512F, 16 f32 lanes with mask registers.
+    Avx512,
 }
 
 impl Isa {
     /// Every path, fastest first.
-    pub const ALL: [Isa; 2] = [Isa::Avx2, Isa::Scalar];
+    pub const ALL: [Isa; 3] = [Isa::Avx512, Isa::Avx2, Isa::Scalar];
 
     /// Whether this CPU can run the path.
     pub fn is_available(self) -> bool {
         match self {
             Isa::Scalar => true,
             Isa::Avx2 => avx2_available(),
+            Isa::Avx512 => avx512_available(),
         }
     }
 
@@ -48,6 +51,7 @@ impl Isa {
         match self {
             Isa::Scalar => "scalar",
             Isa::Avx2 => "avx2",
+            Isa::Avx512 => "avx512",
         }
     }
 
@@ -70,6 +74,16 @@ fn avx2_available() -> bool {
 
 #[cfg(not(target_arch = "x86_64"))]
 fn avx2_available() -> bool {
+    false
+}
+
+#[cfg(target_arch = "x86_64")]
+fn avx512_available() -> bool {
+    is_x86_feature_detected!("avx512f")
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+fn avx512_available() -> bool {
     false
 }
 

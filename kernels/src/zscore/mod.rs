@@ -218,8 +218,14 @@ impl ZScore {
             // SAFETY: `ZScore::new` only builds an Avx2 kernel when `Isa::Avx2.is_available()`
             // confirmed AVX2 and FMA on this CPU; all slices have the length of `x` (checked above).
             Isa::Avx2 => unsafe { x86_64::avx2::update(&self.params, mean, var, count, x, score) },
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: `ZScore::new` only builds an Avx512 kernel when `Isa::Avx512.is_available()`
+            // confirmed AVX-512F on this CPU; all slices have the length of `x` (checked above).
+            Isa::Avx512 => unsafe {
+                x86_64::avx512::update(&self.params, mean, var, count, x, score)
+            },
             #[cfg(not(target_arch = "x86_64"))]
-            Isa::Avx2 => unreachable!("Avx2 is never available off x86_64"),
+            Isa::Avx2 | Isa::Avx512 => unreachable!("x86_64 paths are never available elsewhere"),
         }
     }
 }
