@@ -78,11 +78,10 @@ fn main() {
         best_ns,
         verdict(best_ns <= 0.5)
     );
-    if let (Some(s), Some(a)) = (
-        per_slot.iter().find(|p| p.0 == Isa::Scalar),
-        per_slot.iter().find(|p| p.0 == Isa::Avx2),
-    ) {
-        println!("  avx2 / scalar speed-up: {:.2}x", s.1 / a.1);
+    if let Some(scalar) = per_slot.iter().find(|p| p.0 == Isa::Scalar) {
+        for (isa, ns) in per_slot.iter().filter(|p| p.0 != Isa::Scalar) {
+            println!("  {isa} / scalar speed-up: {:.2}x", scalar.1 / ns);
+        }
     }
 
     let n = 10_000_000;
