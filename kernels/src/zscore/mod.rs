@@ -28,7 +28,7 @@
 //! and scores NaN ("no observation"); the caller counts them. A finite reading whose update would
 //! overflow the state (|x| near `f32::MAX`) is scored but not absorbed.
 //!
-//! **Both paths round identically.** The AVX2 path uses the same IEEE operations in the same order as
+//! **All paths round identically.** The vector paths use the same IEEE operations in the same order as
 //! the scalar path and deliberately no fused multiply-add, so scores and state are bit-for-bit equal
 //! whichever path runs: alerts never depend on the CPU. Tests check this beside the f64 oracle.
 
