@@ -11,6 +11,7 @@ pub mod alert;
 pub mod config;
 pub mod decode;
 pub mod detectors;
+pub mod eval;
 pub mod pipeline;
 pub mod produce;
 pub mod record;

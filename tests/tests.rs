@@ -3,6 +3,7 @@
 mod cli;
 mod fixture;
 mod kafka;
+mod nab;
 mod replay;
 
 use std::path::{Path, PathBuf};

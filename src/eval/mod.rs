@@ -1,0 +1,3 @@
+//! Evaluation against public benchmarks, scored the way the benchmarks define it.
+
+pub mod nab;
