@@ -267,6 +267,8 @@ pub struct InputConfig {
 /// Validated `[pipeline]`.
 #[derive(Debug, Clone)]
 pub struct PipelineConfig {
+    /// Also hand every record's score to the sink (the evaluator needs them; not a config key).
+    pub emit_scores: bool,
     pub shards: usize,
     pub batch_size: usize,
     pub linger: Duration,
@@ -435,6 +437,7 @@ impl Config {
         };
         let p = &raw.pipeline;
         let pipeline = PipelineConfig {
+            emit_scores: false,
             shards: positive("pipeline.shards", p.shards.unwrap_or(2))?,
             batch_size: positive("pipeline.batch_size", p.batch_size.unwrap_or(1024))?,
             linger: Duration::from_millis(p.linger_ms.unwrap_or(5)),

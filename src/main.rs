@@ -33,6 +33,30 @@ enum Command {
     Produce(ProduceArgs),
     /// Generate the bundled pump recording and its labels (deterministic for a seed).
     Simulate(SimulateArgs),
+    /// Score a detector on a public benchmark, the way the benchmark defines it.
+    #[command(subcommand)]
+    Eval(EvalCommand),
+}
+
+#[derive(Subcommand, Debug)]
+enum EvalCommand {
+    /// NAB v1.1: DIR holds data/ and labels/combined_windows.json (e.g. ../shared/datasets/nab).
+    Nab(EvalArgs),
+}
+
+#[derive(clap::Args, Debug)]
+struct EvalArgs {
+    /// The corpus directory.
+    dir: PathBuf,
+    /// Detector to evaluate, by name (default: the first configured).
+    #[arg(long)]
+    detector: Option<String>,
+    /// Config file (TOML) with the detectors.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Write the benchmark's own results layout here, for other scorers to check.
+    #[arg(long)]
+    results_dir: Option<PathBuf>,
 }
 
 /// Kafka connection flags shared by `score` and `produce` (they override VIGIL_* variables, which
@@ -199,6 +223,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
         Command::Replay(args) => run_replay(args),
         Command::Score(args) => run_score(args),
         Command::Produce(args) => run_produce(args),
+        Command::Eval(EvalCommand::Nab(args)) => run_eval_nab(args),
         Command::Simulate(args) => run_simulate(args),
     }
 }
@@ -341,6 +366,28 @@ fn run_produce(args: ProduceArgs) -> Result<(), Failure> {
         produced.seconds,
         produced.records as f64 / produced.seconds.max(1e-9),
         produced.skipped
+    );
+    Ok(())
+}
+
+fn run_eval_nab(args: EvalArgs) -> Result<(), Failure> {
+    let raw = load_config(args.config.as_ref())?;
+    let isa_env = std::env::var("VIGIL_ISA").ok();
+    let config = Config::validate(raw, isa_env.as_deref()).map_err(|e| Failure::Usage(e.into()))?;
+    let report = vigil::eval::run::eval_nab(
+        &config,
+        &args.dir,
+        args.detector.as_deref(),
+        args.results_dir.as_deref(),
+    )
+    .map_err(|e| match e {
+        vigil::eval::run::EvalError::Usage(_) => Failure::Usage(e.into()),
+        other => Failure::Runtime(other.into()),
+    })?;
+    eprint!("{}", report.table());
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&report).map_err(|e| Failure::Runtime(e.into()))?
     );
     Ok(())
 }

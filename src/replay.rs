@@ -6,7 +6,7 @@ use crate::pipeline::ack::AckTracker;
 use crate::pipeline::{self, PipelineError};
 use crate::record::{Interner, NameTable};
 use crate::sinks::file::FileSink;
-use crate::sinks::Names;
+use crate::sinks::{Names, Sink};
 use crate::sources::file::{self, InputError};
 use crate::telemetry::report::Report;
 use crate::telemetry::{Counters, Telemetry};
@@ -52,6 +52,28 @@ pub fn replay(
     progress: bool,
     isa_note: &str,
 ) -> Result<Report, ReplayError> {
+    replay_into(config, files, stop, progress, isa_note, |names, tracker| {
+        let sink = FileSink::create(
+            config.output.alerts.as_deref(),
+            &config.output.dead_letter,
+            names,
+            tracker,
+        )
+        .map_err(|(path, source)| ReplayError::Output { path, source })?;
+        Ok(Box::new(sink))
+    })
+}
+
+/// [`replay`] into the sink `make_sink` builds (from the name tables and the ack tracker it must
+/// report to), e.g. the evaluator's score collector.
+pub fn replay_into(
+    config: &Config,
+    files: &[PathBuf],
+    stop: Arc<AtomicBool>,
+    progress: bool,
+    isa_note: &str,
+    make_sink: impl FnOnce(Names, Arc<AckTracker>) -> Result<Box<dyn Sink>, ReplayError>,
+) -> Result<Report, ReplayError> {
     let names = Names {
         sensors: Arc::new(NameTable::default()),
         sources: Arc::new(NameTable::default()),
@@ -72,13 +94,7 @@ pub fn replay(
     let total_bytes: u64 = inputs.iter().map(|i| i.len).sum();
     let telemetry = Telemetry::default();
     let tracker = Arc::new(AckTracker::new(telemetry.recorders()));
-    let sink = FileSink::create(
-        config.output.alerts.as_deref(),
-        &config.output.dead_letter,
-        names.clone(),
-        tracker.clone(),
-    )
-    .map_err(|(path, source)| ReplayError::Output { path, source })?;
+    let sink = make_sink(names.clone(), tracker.clone())?;
 
     tracing::info!(
         "replaying {} file(s): z-score kernel {} ({isa_note}), {} shards",
@@ -91,7 +107,7 @@ pub fn replay(
     let running = pipeline::start(
         config,
         decoder,
-        Box::new(sink),
+        sink,
         names.sensors.clone(),
         counters.clone(),
         &telemetry,

@@ -72,3 +72,46 @@ fn published_scores_are_reproduced_to_0_01() {
         }
     }
 }
+
+#[test]
+fn eval_nab_runs_the_detector_causally_and_writes_nab_s_results_layout() {
+    let out = crate::temp_dir("eval-nab");
+    let raw = vigil::config::RawConfig::from_toml("").expect("config");
+    let config = vigil::config::Config::validate(raw, None).expect("valid");
+    let report = vigil::eval::run::eval_nab(&config, &datasets().join("nab"), None, Some(&out))
+        .expect("eval");
+    assert_eq!(report.files, 58);
+    assert_eq!(report.records, 365_558);
+    assert_eq!(report.profiles.len(), 3);
+    // Another scorer reading the written results gets the same numbers.
+    let nab = datasets().join("nab");
+    let windows = read_windows(&nab.join("labels/combined_windows.json")).expect("windows");
+    let files: Vec<ScoredFile> = windows
+        .iter()
+        .map(|(name, w)| {
+            let (category, file) = name.split_once('/').expect("category/file");
+            let (ts, scores) = read_results(&out.join(format!("zscore/{category}/zscore_{file}")))
+                .expect("results");
+            ScoredFile {
+                name: name.clone(),
+                ts,
+                scores,
+                windows: w.clone(),
+            }
+        })
+        .collect();
+    for (p, line) in PROFILES.iter().zip(&report.profiles) {
+        let again = score_corpus(&files, p).expect("score");
+        assert!(
+            (again.normalized - line.score).abs() < 1e-6,
+            "{}: {} vs {}",
+            p.name,
+            again.normalized,
+            line.score
+        );
+    }
+    assert!(matches!(
+        vigil::eval::run::eval_nab(&config, &datasets().join("nab"), Some("nope"), None),
+        Err(vigil::eval::run::EvalError::Usage(_))
+    ));
+}

@@ -103,7 +103,7 @@ pub fn start(
             .zip(&config.detectors)
             .map(|(d, c)| (d, AlertPolicy::new(c.policy)))
             .collect();
-        let worker = shard::Shard::new(dets, p.batch_size, p.linger);
+        let worker = shard::Shard::new(dets, p.batch_size, p.linger, p.emit_scores);
         let (out, rec) = (scored_tx.clone(), telemetry.recorders());
         shards.push(spawn("shard", move || worker.run(rx, out, rec))?);
     }

@@ -20,6 +20,19 @@ pub struct Scored {
     pub source_ms: i64,
     /// Rows re-read to rebuild state (not new work).
     pub replay_only: bool,
+    /// Every row's score, when the pipeline emits scores (evaluation).
+    pub row_scores: Vec<RowScore>,
+}
+
+/// One record's score from the first detector: the highest over its channels.
+#[derive(Debug, Clone, Copy)]
+pub struct RowScore {
+    pub origin: crate::record::Origin,
+    pub ts: i64,
+    /// The record's first reading.
+    pub value: f32,
+    /// NaN when no channel had a reading.
+    pub score: f32,
 }
 
 /// Sensor keys of one shard: a small dense integer per (sensor, schema), in first-seen order.
@@ -57,6 +70,8 @@ pub struct Shard {
     row_keys: Vec<u32>,
     batch_size: usize,
     linger: Duration,
+    emit_scores: bool,
+    row_scores: Vec<RowScore>,
 }
 
 impl Shard {
@@ -64,6 +79,7 @@ impl Shard {
         detectors: Vec<(Box<dyn Detector>, AlertPolicy)>,
         batch_size: usize,
         linger: Duration,
+        emit_scores: bool,
     ) -> Shard {
         Shard {
             keys: SensorKeys::default(),
@@ -72,6 +88,8 @@ impl Shard {
             row_keys: Vec::new(),
             batch_size,
             linger,
+            emit_scores,
+            row_scores: Vec::new(),
         }
     }
 
@@ -84,10 +102,28 @@ impl Shard {
             self.row_keys.push(k);
         }
         let mut alerts = Vec::new();
-        for (detector, policy) in &mut self.detectors {
+        for (k, (detector, policy)) in self.detectors.iter_mut().enumerate() {
             let t0 = Instant::now();
             detector.score(batch, &self.row_keys, &mut self.scores);
             let t1 = Instant::now();
+            if k == 0 && self.emit_scores {
+                let w = batch.width();
+                for r in 0..batch.len() {
+                    let row = &self.scores.score[r * w..(r + 1) * w];
+                    let score = row
+                        .iter()
+                        .copied()
+                        .filter(|s| !s.is_nan())
+                        .fold(f32::NAN, f32::max);
+                    let (origin, ts, value) = (batch.origins[r], batch.ts[r], batch.values[r * w]);
+                    self.row_scores.push(RowScore {
+                        origin,
+                        ts,
+                        value,
+                        score,
+                    });
+                }
+            }
             let before = alerts.len();
             policy.apply(
                 detector.name(),
@@ -183,6 +219,7 @@ impl Shard {
             acks: batch.acks,
             source_ms: batch.source_ms,
             replay_only: batch.replay_only,
+            row_scores: std::mem::take(&mut self.row_scores),
         };
         output.send(scored).is_ok()
     }

@@ -36,6 +36,9 @@ pub fn run(
                         read_at: Some(s.read_at),
                         source_ms: s.source_ms,
                     };
+                    if !s.row_scores.is_empty() {
+                        sink.scores(&s.row_scores)?;
+                    }
                     sink.alerts(&s.alerts, done)?;
                     rec.record(Stage::SinkWrite, t0.elapsed());
                     if !s.replay_only {

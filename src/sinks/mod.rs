@@ -34,6 +34,10 @@ pub trait Sink: Send {
     fn dead_letters(&mut self, dead: &[DeadLetter], done: Completion) -> io::Result<()>;
     /// Makes everything written so far durable (flushed, acknowledged).
     fn flush(&mut self) -> io::Result<()>;
+    /// Every record's score, when the pipeline emits them (evaluation). Ignored by default.
+    fn scores(&mut self, _rows: &[crate::pipeline::shard::RowScore]) -> io::Result<()> {
+        Ok(())
+    }
 }
 
 #[derive(Serialize)]
