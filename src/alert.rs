@@ -77,7 +77,8 @@ impl AlertPolicy {
         self.open_now
     }
 
-    /// Runs the policy over a scored batch, appending alert events to `out`.
+    /// Runs the policy over a scored batch, appending alert events to `out`, and, when asked,
+    /// whether each row's sensor has an alert open after that row to `row_open`.
     pub fn apply(
         &mut self,
         detector: &Arc<str>,
@@ -85,6 +86,7 @@ impl AlertPolicy {
         keys: &[u32],
         scores: &Scores,
         out: &mut Vec<Alert>,
+        mut row_open: Option<&mut Vec<bool>>,
     ) {
         let w = batch.width();
         let cfg = self.cfg;
@@ -153,6 +155,9 @@ impl AlertPolicy {
                     }
                 }
             }
+            if let Some(v) = row_open.as_deref_mut() {
+                v.push(self.open[base..base + w].iter().any(|&o| o));
+            }
         }
     }
 }
@@ -190,7 +195,14 @@ mod tests {
         let (b, s) = batch(scores);
         let mut p = AlertPolicy::new(cfg);
         let mut out = Vec::new();
-        p.apply(&Arc::from("z"), &b, &vec![0; scores.len()], &s, &mut out);
+        p.apply(
+            &Arc::from("z"),
+            &b,
+            &vec![0; scores.len()],
+            &s,
+            &mut out,
+            None,
+        );
         out.iter()
             .map(|a| (a.event, a.ts / 1000, a.since / 1000))
             .collect()
@@ -233,7 +245,16 @@ mod tests {
         let (b, s) = batch(&[6.0, 8.0, 6.0]);
         let mut p = AlertPolicy::new(CFG);
         let mut out = Vec::new();
-        p.apply(&Arc::from("z"), &b, &[0, 0, 0], &s, &mut out);
+        let mut open = Vec::new();
+        p.apply(
+            &Arc::from("z"),
+            &b,
+            &[0, 0, 0],
+            &s,
+            &mut out,
+            Some(&mut open),
+        );
+        assert_eq!(open, vec![false, false, true]);
         let a = &out[0];
         assert_eq!((a.value, a.expected, a.peak, a.score), (2.0, 0.5, 8.0, 6.0));
         assert_eq!(a.origin.position, 4);

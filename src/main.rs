@@ -42,6 +42,8 @@ enum Command {
 enum EvalCommand {
     /// NAB v1.1: DIR holds data/ and labels/combined_windows.json (e.g. ../shared/datasets/nab).
     Nab(EvalArgs),
+    /// SKAB: DIR holds data/<group>/<n>.csv (e.g. ../shared/datasets/skab-dev).
+    Skab(EvalArgs),
 }
 
 #[derive(clap::Args, Debug)]
@@ -224,6 +226,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
         Command::Score(args) => run_score(args),
         Command::Produce(args) => run_produce(args),
         Command::Eval(EvalCommand::Nab(args)) => run_eval_nab(args),
+        Command::Eval(EvalCommand::Skab(args)) => run_eval_skab(args),
         Command::Simulate(args) => run_simulate(args),
     }
 }
@@ -384,6 +387,28 @@ fn run_eval_nab(args: EvalArgs) -> Result<(), Failure> {
         vigil::eval::run::EvalError::Usage(_) => Failure::Usage(e.into()),
         other => Failure::Runtime(other.into()),
     })?;
+    eprint!("{}", report.table());
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&report).map_err(|e| Failure::Runtime(e.into()))?
+    );
+    Ok(())
+}
+
+fn run_eval_skab(args: EvalArgs) -> Result<(), Failure> {
+    let raw = load_config(args.config.as_ref())?;
+    let isa_env = std::env::var("VIGIL_ISA").ok();
+    let config = Config::validate(raw, isa_env.as_deref()).map_err(|e| Failure::Usage(e.into()))?;
+    if args.results_dir.is_some() {
+        return Err(Failure::Usage(anyhow::anyhow!(
+            "--results-dir is for NAB only"
+        )));
+    }
+    let report = vigil::eval::run::eval_skab(&config, &args.dir, args.detector.as_deref())
+        .map_err(|e| match e {
+            vigil::eval::run::EvalError::Usage(_) => Failure::Usage(e.into()),
+            other => Failure::Runtime(other.into()),
+        })?;
     eprint!("{}", report.table());
     println!(
         "{}",

@@ -115,3 +115,25 @@ fn eval_nab_runs_the_detector_causally_and_writes_nab_s_results_layout() {
         Err(vigil::eval::run::EvalError::Usage(_))
     ));
 }
+
+#[test]
+fn eval_skab_scores_the_test_rows_with_skab_s_metrics() {
+    let raw = vigil::config::RawConfig::from_toml("").expect("config");
+    let config = vigil::config::Config::validate(raw, None).expect("valid");
+    let report =
+        vigil::eval::run::eval_skab(&config, &datasets().join("skab-dev"), None).expect("eval");
+    assert_eq!(report.files, 16, "valve1/0..15; anomaly-free is not scored");
+    let rows: usize = (0..16)
+        .map(|i| {
+            let text =
+                std::fs::read_to_string(datasets().join(format!("skab-dev/data/valve1/{i}.csv")))
+                    .expect("file");
+            text.lines().filter(|l| !l.trim().is_empty()).count() - 1 - 400
+        })
+        .sum();
+    assert_eq!(report.test_rows, rows);
+    let o = report.outliers;
+    assert_eq!((o.tp + o.fp + o.fn_ + o.tn) as usize, rows);
+    assert!(o.f1 > 0.0 && o.f1 <= 1.0);
+    assert_eq!(report.changepoints.len(), 3);
+}

@@ -2,12 +2,13 @@
 //! each record scored before the next is seen, exactly as live.
 
 use super::nab::{self, ProfileScore, ScoredFile, PROFILES};
-use crate::config::Config;
+use crate::config::{Config, DetectorConfig};
 use crate::pipeline::ack::{AckTracker, Completion};
 use crate::pipeline::shard::RowScore;
 use crate::record::DeadLetter;
 use crate::replay::{replay_into, ReplayError};
 use crate::sinks::Sink;
+use crate::telemetry::report::Report;
 use serde::Serialize;
 use std::io;
 use std::path::{Path, PathBuf};
@@ -105,25 +106,11 @@ impl NabReport {
     }
 }
 
-/// A z-score as an anomaly score in [0, 1): `z / (z + open)`, 0.5 at the alert threshold.
-fn unit_score(z: f32, open: f32) -> f64 {
-    if z.is_nan() || z <= 0.0 {
-        0.0
-    } else {
-        (z / (z + open)) as f64
-    }
-}
-
-/// Scores `dir` (NAB's layout: `data/`, `labels/combined_windows.json`) with the detector named
-/// `detector` (default: the first configured), writing NAB's results layout to `results_dir`.
-pub fn eval_nab(
+/// `config` running only the detector named `detector` (default: the first), emitting scores.
+fn with_detector(
     config: &Config,
-    dir: &Path,
     detector: Option<&str>,
-    results_dir: Option<&Path>,
-) -> Result<NabReport, EvalError> {
-    let windows = nab::read_windows(&dir.join("labels/combined_windows.json"))
-        .map_err(|e| EvalError::Usage(format!("{} is not a NAB corpus: {e}", dir.display())))?;
+) -> Result<(Config, DetectorConfig), EvalError> {
     let mut config = config.clone();
     let chosen = match detector {
         None => config.detectors[0].clone(),
@@ -138,13 +125,19 @@ pub fn eval_nab(
     };
     config.detectors = vec![chosen.clone()];
     config.pipeline.emit_scores = true;
-    let names: Vec<&String> = windows.keys().collect();
-    let files: Vec<PathBuf> = names.iter().map(|n| dir.join("data").join(n)).collect();
+    Ok((config, chosen))
+}
+
+/// Replays `files` through the pipeline and returns every record's score, per file in row order.
+fn score_files(
+    config: &Config,
+    files: &[PathBuf],
+) -> Result<(Report, Vec<Vec<RowScore>>), EvalError> {
     let rows = Arc::new(Mutex::new(Vec::new()));
     let dead = Arc::new(Mutex::new(0u64));
     let report = replay_into(
-        &config,
-        &files,
+        config,
+        files,
         Arc::new(AtomicBool::new(false)),
         false,
         "evaluation",
@@ -172,13 +165,41 @@ pub fn eval_nab(
     let mut rows = std::mem::take(&mut *rows.lock().unwrap_or_else(PoisonError::into_inner));
     rows.sort_by_key(|r| (r.origin.source, r.origin.position));
     // Replay interns the files' paths in order, so source i is files[i].
+    let mut per_file = vec![Vec::new(); files.len()];
+    for r in rows {
+        if let Some(f) = per_file.get_mut(r.origin.source as usize) {
+            f.push(r);
+        }
+    }
+    Ok((report, per_file))
+}
+
+/// A z-score as an anomaly score in [0, 1): `z / (z + open)`, 0.5 at the alert threshold.
+fn unit_score(z: f32, open: f32) -> f64 {
+    if z.is_nan() || z <= 0.0 {
+        0.0
+    } else {
+        (z / (z + open)) as f64
+    }
+}
+
+/// Scores `dir` (NAB's layout: `data/`, `labels/combined_windows.json`) with the detector named
+/// `detector` (default: the first configured), writing NAB's results layout to `results_dir`.
+pub fn eval_nab(
+    config: &Config,
+    dir: &Path,
+    detector: Option<&str>,
+    results_dir: Option<&Path>,
+) -> Result<NabReport, EvalError> {
+    let windows = nab::read_windows(&dir.join("labels/combined_windows.json"))
+        .map_err(|e| EvalError::Usage(format!("{} is not a NAB corpus: {e}", dir.display())))?;
+    let (config, chosen) = with_detector(config, detector)?;
+    let names: Vec<&String> = windows.keys().collect();
+    let files: Vec<PathBuf> = names.iter().map(|n| dir.join("data").join(n)).collect();
+    let (report, per_file) = score_files(&config, &files)?;
     let mut scored = Vec::with_capacity(files.len());
     let mut values = Vec::with_capacity(files.len());
-    for (i, name) in names.iter().enumerate() {
-        let mine: Vec<&RowScore> = rows
-            .iter()
-            .filter(|r| r.origin.source as usize == i)
-            .collect();
+    for (name, mine) in names.iter().zip(&per_file) {
         scored.push(ScoredFile {
             name: (*name).clone(),
             ts: mine.iter().map(|r| r.ts).collect(),
@@ -232,4 +253,156 @@ fn write_results(
         std::fs::write(&path, text).map_err(|e| EvalError::Write(path.clone(), e))?;
     }
     Ok(())
+}
+
+/// A SKAB evaluation.
+#[derive(Debug, Clone, Serialize)]
+pub struct SkabReport {
+    pub detector: String,
+    pub files: usize,
+    pub test_rows: usize,
+    pub ns_per_record: f64,
+    pub outliers: super::skab::Outliers,
+    pub changepoints: Vec<super::skab::ChangepointScore>,
+}
+
+impl SkabReport {
+    /// The table printed for people.
+    pub fn table(&self) -> String {
+        let o = &self.outliers;
+        let mut s = format!(
+            "SKAB, detector {} over {} files ({} test rows, {:.0} ns/record)\noutliers: F1 {:.2}  FAR {:.2} %  MAR {:.2} %\n",
+            self.detector, self.files, self.test_rows, self.ns_per_record, o.f1, o.far, o.mar
+        );
+        for c in &self.changepoints {
+            s.push_str(&format!(
+                "changepoints NAB {:<9} {:>7.2}  (missed {}, false alarms {})\n",
+                c.profile, c.nab, c.missed, c.false_alarms
+            ));
+        }
+        s
+    }
+}
+
+/// Reads a SKAB file's timestamps and its `anomaly` and `changepoint` label columns (no
+/// predictions yet).
+fn skab_labels(path: &Path) -> Result<super::skab::SkabFile, EvalError> {
+    let bad = |why: &str| EvalError::Usage(format!("{}: {why}", path.display()));
+    let text = std::fs::read_to_string(path).map_err(|e| bad(&e.to_string()))?;
+    let mut lines = text.lines();
+    let header: Vec<&str> = lines
+        .next()
+        .unwrap_or("")
+        .trim_end_matches('\r')
+        .split(';')
+        .collect();
+    let col = |n: &str| {
+        header
+            .iter()
+            .position(|h| *h == n)
+            .ok_or_else(|| bad(&format!("no {n} column")))
+    };
+    let (a, c) = (col("anomaly")?, col("changepoint")?);
+    let (mut ts, mut anomaly, mut cp) = (Vec::new(), Vec::new(), Vec::new());
+    for line in lines
+        .map(|l| l.trim_end_matches('\r'))
+        .filter(|l| !l.is_empty())
+    {
+        let f: Vec<&str> = line.split(';').collect();
+        let flag = |i: usize| {
+            f.get(i)
+                .and_then(|v| v.parse::<f64>().ok())
+                .map(|v| v > 0.5)
+                .ok_or_else(|| bad("bad label"))
+        };
+        ts.push(
+            f.first()
+                .and_then(|t| crate::time::parse_timestamp(t, crate::time::EpochUnit::Auto))
+                .ok_or_else(|| bad("bad timestamp"))?,
+        );
+        anomaly.push(flag(a)?);
+        cp.push(flag(c)?);
+    }
+    Ok(super::skab::SkabFile {
+        ts,
+        anomaly,
+        changepoint: cp,
+        pred: Vec::new(),
+    })
+}
+
+/// Scores `dir` (SKAB's layout: `data/<group>/<n>.csv`; `anomaly-free/` is skipped) with the
+/// detector named `detector`: a test row is predicted an outlier while its sensor has an alert
+/// open (the detector's hysteresis policy). The detector runs causally through each whole file, so it learns
+/// from the first 400 rows before the test rows start, as SKAB's protocol allows.
+pub fn eval_skab(
+    config: &Config,
+    dir: &Path,
+    detector: Option<&str>,
+) -> Result<SkabReport, EvalError> {
+    let (mut config, chosen) = with_detector(config, detector)?;
+    for label in ["anomaly", "changepoint"] {
+        if !config.input.ignore_columns.iter().any(|c| c == label) {
+            config.input.ignore_columns.push(label.to_string());
+        }
+    }
+    let mut files = Vec::new();
+    let groups = std::fs::read_dir(dir.join("data"))
+        .map_err(|e| EvalError::Usage(format!("{} is not a SKAB corpus: {e}", dir.display())))?;
+    for group in groups.flatten().filter(|g| g.file_name() != "anomaly-free") {
+        if let Ok(entries) = std::fs::read_dir(group.path()) {
+            files.extend(
+                entries
+                    .flatten()
+                    .map(|e| e.path())
+                    .filter(|p| p.extension().is_some_and(|x| x == "csv")),
+            );
+        }
+    }
+    // Numeric order within a group (0, 1, ..., 10), groups by name.
+    files.sort_by_key(|p| {
+        let stem = p
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .and_then(|s| s.parse::<u32>().ok())
+            .unwrap_or(u32::MAX);
+        (p.parent().map(Path::to_path_buf), stem)
+    });
+    if files.is_empty() {
+        return Err(EvalError::Usage(format!(
+            "no SKAB files under {}",
+            dir.join("data").display()
+        )));
+    }
+    let (report, per_file) = score_files(&config, &files)?;
+    let mut scored = Vec::with_capacity(files.len());
+    for (path, rows) in files.iter().zip(&per_file) {
+        let (ts, anomaly, changepoint) = skab_labels(path)?;
+        if ts.len() != rows.len() {
+            return Err(EvalError::Usage(format!(
+                "{}: {} rows but {} scored",
+                path.display(),
+                ts.len(),
+                rows.len()
+            )));
+        }
+        let from = super::skab::TRAIN_ROWS.min(ts.len());
+        scored.push(super::skab::SkabFile {
+            ts: ts[from..].to_vec(),
+            anomaly: anomaly[from..].to_vec(),
+            changepoint: changepoint[from..].to_vec(),
+            pred: rows[from..].iter().map(|r| r.alerting).collect(),
+        });
+    }
+    Ok(SkabReport {
+        detector: chosen.name.to_string(),
+        files: files.len(),
+        test_rows: scored.iter().map(|f| f.ts.len()).sum(),
+        ns_per_record: report.elapsed_s * 1e9 / report.records.max(1) as f64,
+        outliers: super::skab::outliers(&scored),
+        changepoints: super::skab::CP_PROFILES
+            .iter()
+            .map(|p| super::skab::changepoint_nab(&scored, p))
+            .collect(),
+    })
 }

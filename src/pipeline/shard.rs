@@ -33,6 +33,8 @@ pub struct RowScore {
     pub value: f32,
     /// NaN when no channel had a reading.
     pub score: f32,
+    /// Whether the sensor had an alert open after this record.
+    pub alerting: bool,
 }
 
 /// Sensor keys of one shard: a small dense integer per (sensor, schema), in first-seen order.
@@ -72,6 +74,7 @@ pub struct Shard {
     linger: Duration,
     emit_scores: bool,
     row_scores: Vec<RowScore>,
+    row_open: Vec<bool>,
 }
 
 impl Shard {
@@ -90,6 +93,7 @@ impl Shard {
             linger,
             emit_scores,
             row_scores: Vec::new(),
+            row_open: Vec::new(),
         }
     }
 
@@ -106,7 +110,18 @@ impl Shard {
             let t0 = Instant::now();
             detector.score(batch, &self.row_keys, &mut self.scores);
             let t1 = Instant::now();
-            if k == 0 && self.emit_scores {
+            let before = alerts.len();
+            let emit = k == 0 && self.emit_scores;
+            self.row_open.clear();
+            policy.apply(
+                detector.name(),
+                batch,
+                &self.row_keys,
+                &self.scores,
+                &mut alerts,
+                emit.then_some(&mut self.row_open),
+            );
+            if emit {
                 let w = batch.width();
                 for r in 0..batch.len() {
                     let row = &self.scores.score[r * w..(r + 1) * w];
@@ -121,17 +136,10 @@ impl Shard {
                         ts,
                         value,
                         score,
+                        alerting: self.row_open[r],
                     });
                 }
             }
-            let before = alerts.len();
-            policy.apply(
-                detector.name(),
-                batch,
-                &self.row_keys,
-                &self.scores,
-                &mut alerts,
-            );
             if batch.replay_only {
                 // Rebuilding state from records done before a restart: their alerts went out then.
                 alerts.truncate(before);
