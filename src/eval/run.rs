@@ -377,7 +377,12 @@ pub fn eval_skab(
     let (report, per_file) = score_files(&config, &files)?;
     let mut scored = Vec::with_capacity(files.len());
     for (path, rows) in files.iter().zip(&per_file) {
-        let (ts, anomaly, changepoint) = skab_labels(path)?;
+        let super::skab::SkabFile {
+            ts,
+            anomaly,
+            changepoint,
+            ..
+        } = skab_labels(path)?;
         if ts.len() != rows.len() {
             return Err(EvalError::Usage(format!(
                 "{}: {} rows but {} scored",
