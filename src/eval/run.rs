@@ -205,7 +205,16 @@ pub fn eval_nab(
             ts: mine.iter().map(|r| r.ts).collect(),
             scores: mine
                 .iter()
-                .map(|r| unit_score(r.score, chosen.policy.open))
+                .enumerate()
+                .map(|(i, r)| {
+                    // One detection per episode: the row that opens an alert carries its score.
+                    let opens = r.alerting && (i == 0 || !mine[i - 1].alerting);
+                    if opens {
+                        unit_score(r.score, chosen.policy.open)
+                    } else {
+                        0.0
+                    }
+                })
                 .collect(),
             windows: windows[*name].clone(),
         });
