@@ -56,9 +56,12 @@ struct EvalArgs {
     /// Config file (TOML) with the detectors.
     #[arg(long)]
     config: Option<PathBuf>,
-    /// Write the benchmark's own results layout here, for other scorers to check.
+    /// Write the benchmark's own results layout here, for other scorers to check (NAB).
     #[arg(long)]
     results_dir: Option<PathBuf>,
+    /// Write a self-contained HTML report with a plot per file here (NAB).
+    #[arg(long)]
+    report: Option<PathBuf>,
 }
 
 /// Kafka connection flags shared by `score` and `produce` (they override VIGIL_* variables, which
@@ -382,6 +385,7 @@ fn run_eval_nab(args: EvalArgs) -> Result<(), Failure> {
         &args.dir,
         args.detector.as_deref(),
         args.results_dir.as_deref(),
+        args.report.as_deref(),
     )
     .map_err(|e| match e {
         vigil::eval::run::EvalError::Usage(_) => Failure::Usage(e.into()),

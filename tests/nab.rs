@@ -78,8 +78,17 @@ fn eval_nab_runs_the_detector_causally_and_writes_nab_s_results_layout() {
     let out = crate::temp_dir("eval-nab");
     let raw = vigil::config::RawConfig::from_toml("").expect("config");
     let config = vigil::config::Config::validate(raw, None).expect("valid");
-    let report = vigil::eval::run::eval_nab(&config, &datasets().join("nab"), None, Some(&out))
-        .expect("eval");
+    let html = out.join("report.html");
+    let report = vigil::eval::run::eval_nab(
+        &config,
+        &datasets().join("nab"),
+        None,
+        Some(&out),
+        Some(&html),
+    )
+    .expect("eval");
+    let page = std::fs::read_to_string(&html).expect("report");
+    assert_eq!(page.matches("<svg").count(), 58, "one plot per file");
     assert_eq!(report.files, 58);
     assert_eq!(report.records, 365_558);
     assert_eq!(report.profiles.len(), 3);
@@ -111,7 +120,7 @@ fn eval_nab_runs_the_detector_causally_and_writes_nab_s_results_layout() {
         );
     }
     assert!(matches!(
-        vigil::eval::run::eval_nab(&config, &datasets().join("nab"), Some("nope"), None),
+        vigil::eval::run::eval_nab(&config, &datasets().join("nab"), Some("nope"), None, None),
         Err(vigil::eval::run::EvalError::Usage(_))
     ));
 }

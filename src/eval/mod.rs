@@ -1,5 +1,6 @@
 //! Evaluation against public benchmarks, scored the way the benchmarks define it.
 
 pub mod nab;
+pub mod report;
 pub mod run;
 pub mod skab;

@@ -190,6 +190,7 @@ pub fn eval_nab(
     dir: &Path,
     detector: Option<&str>,
     results_dir: Option<&Path>,
+    html: Option<&Path>,
 ) -> Result<NabReport, EvalError> {
     let windows = nab::read_windows(&dir.join("labels/combined_windows.json"))
         .map_err(|e| EvalError::Usage(format!("{} is not a NAB corpus: {e}", dir.display())))?;
@@ -227,14 +228,26 @@ pub fn eval_nab(
     if let Some(out) = results_dir {
         write_results(out, &chosen.name, &scored, &values)?;
     }
-    Ok(NabReport {
+    let out = NabReport {
         detector: chosen.name.to_string(),
         files: files.len(),
         records: report.records,
         ns_per_record: report.elapsed_s * 1e9 / report.records.max(1) as f64,
         records_per_s: report.records_per_s,
         profiles,
-    })
+    };
+    if let Some(path) = html {
+        let threshold = out.profiles[0].threshold;
+        let page = super::report::html(
+            &format!("NAB v1.1: {}", out.detector),
+            &out.table(),
+            &scored,
+            &values,
+            threshold,
+        );
+        std::fs::write(path, page).map_err(|e| EvalError::Write(path.to_path_buf(), e))?;
+    }
+    Ok(out)
 }
 
 /// NAB's results layout: `<detector>/<category>/<detector>_<file>.csv` with
