@@ -376,49 +376,46 @@ fn run_produce(args: ProduceArgs) -> Result<(), Failure> {
     Ok(())
 }
 
-fn run_eval_nab(args: EvalArgs) -> Result<(), Failure> {
-    let raw = load_config(args.config.as_ref())?;
-    let isa_env = std::env::var("VIGIL_ISA").ok();
-    let config = Config::validate(raw, isa_env.as_deref()).map_err(|e| Failure::Usage(e.into()))?;
-    let report = vigil::eval::run::eval_nab(
-        &config,
-        &args.dir,
-        args.detector.as_deref(),
-        args.results_dir.as_deref(),
-        args.report.as_deref(),
-    )
-    .map_err(|e| match e {
+fn eval_failure(e: vigil::eval::run::EvalError) -> Failure {
+    match e {
         vigil::eval::run::EvalError::Usage(_) => Failure::Usage(e.into()),
         other => Failure::Runtime(other.into()),
-    })?;
-    eprint!("{}", report.table());
-    println!(
-        "{}",
-        serde_json::to_string_pretty(&report).map_err(|e| Failure::Runtime(e.into()))?
-    );
+    }
+}
+
+/// The configuration of an evaluation, and its table (stderr) and JSON (stdout) once run.
+fn eval_config(args: &EvalArgs) -> Result<Config, Failure> {
+    let raw = load_config(args.config.as_ref())?;
+    let isa_env = std::env::var("VIGIL_ISA").ok();
+    Config::validate(raw, isa_env.as_deref()).map_err(|e| Failure::Usage(e.into()))
+}
+
+fn print_eval(table: &str, report: &impl serde::Serialize) -> Result<(), Failure> {
+    eprint!("{table}");
+    let json = serde_json::to_string_pretty(report).map_err(|e| Failure::Runtime(e.into()))?;
+    println!("{json}");
     Ok(())
 }
 
+fn run_eval_nab(args: EvalArgs) -> Result<(), Failure> {
+    let config = eval_config(&args)?;
+    let (results, html) = (args.results_dir.as_deref(), args.report.as_deref());
+    let report =
+        vigil::eval::run::eval_nab(&config, &args.dir, args.detector.as_deref(), results, html)
+            .map_err(eval_failure)?;
+    print_eval(&report.table(), &report)
+}
+
 fn run_eval_skab(args: EvalArgs) -> Result<(), Failure> {
-    let raw = load_config(args.config.as_ref())?;
-    let isa_env = std::env::var("VIGIL_ISA").ok();
-    let config = Config::validate(raw, isa_env.as_deref()).map_err(|e| Failure::Usage(e.into()))?;
-    if args.results_dir.is_some() {
+    let config = eval_config(&args)?;
+    if args.results_dir.is_some() || args.report.is_some() {
         return Err(Failure::Usage(anyhow::anyhow!(
-            "--results-dir is for NAB only"
+            "--results-dir and --report are for NAB only"
         )));
     }
     let report = vigil::eval::run::eval_skab(&config, &args.dir, args.detector.as_deref())
-        .map_err(|e| match e {
-            vigil::eval::run::EvalError::Usage(_) => Failure::Usage(e.into()),
-            other => Failure::Runtime(other.into()),
-        })?;
-    eprint!("{}", report.table());
-    println!(
-        "{}",
-        serde_json::to_string_pretty(&report).map_err(|e| Failure::Runtime(e.into()))?
-    );
-    Ok(())
+        .map_err(eval_failure)?;
+    print_eval(&report.table(), &report)
 }
 
 fn run_simulate(args: SimulateArgs) -> Result<(), Failure> {

@@ -19,6 +19,7 @@ pub const TRAIN_ROWS: usize = 400;
 pub struct Outliers {
     pub tp: u64,
     pub fp: u64,
+    #[serde(rename = "fn")]
     pub fn_: u64,
     pub tn: u64,
     /// `TP / (TP + (FP + FN) / 2)`
