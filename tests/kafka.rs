@@ -141,6 +141,16 @@ impl Broker {
     }
 }
 
+impl Broker {
+    /// The alert topic's messages as JSON, waiting up to `wait` for `want` of them.
+    fn alerts(&self, want: usize, wait: Duration) -> Vec<Value> {
+        self.read("alerts", 2, want, wait)
+            .iter()
+            .map(|(p, ..)| serde_json::from_slice(p).expect("alert JSON"))
+            .collect()
+    }
+}
+
 impl Drop for Broker {
     fn drop(&mut self) {
         let _ = self.child.kill();
@@ -387,11 +397,7 @@ fn score_publishes_the_same_alerts_as_replay_and_a_restart_does_not_redo_work() 
     assert!(status.success(), "exit {status:?}: {log}");
     assert!(log.contains("records 64800"), "{log}");
 
-    let got = broker.read("alerts", 2, want.len(), Duration::from_secs(20));
-    let alerts: Vec<Value> = got
-        .iter()
-        .map(|(p, ..)| serde_json::from_slice(p).expect("alert JSON"))
-        .collect();
+    let alerts = broker.alerts(want.len(), Duration::from_secs(20));
     for a in &alerts {
         assert_eq!(a["topic"], "sensors");
         assert!(
@@ -415,9 +421,7 @@ fn score_publishes_the_same_alerts_as_replay_and_a_restart_does_not_redo_work() 
     let (status, _) = again.terminate();
     assert!(status.success());
     assert_eq!(
-        broker
-            .read("alerts", 2, want.len(), Duration::from_secs(5))
-            .len(),
+        broker.alerts(want.len(), Duration::from_secs(5)).len(),
         want.len(),
         "duplicate alerts"
     );
@@ -526,11 +530,7 @@ fn crashes_lose_nothing() {
     let (status, log) = last.terminate();
     assert!(status.success(), "{log}");
 
-    let got: Vec<Value> = broker
-        .read("alerts", 2, want.len(), Duration::from_secs(20))
-        .iter()
-        .map(|(p, ..)| serde_json::from_slice(p).expect("alert JSON"))
-        .collect();
+    let got = broker.alerts(want.len(), Duration::from_secs(20));
     let key = |a: &Value| {
         (
             a["sensor"].to_string(),
@@ -628,11 +628,7 @@ fn a_broker_that_stops_answering_is_waited_for() {
     });
     let (status, log) = scorer.terminate();
     assert!(status.success(), "{log}");
-    let got: Vec<Value> = broker
-        .read("alerts", 2, want.len(), Duration::from_secs(20))
-        .iter()
-        .map(|(p, ..)| serde_json::from_slice(p).expect("alert JSON"))
-        .collect();
+    let got = broker.alerts(want.len(), Duration::from_secs(20));
     // The same episodes. (Scores may differ in the last digits: if the pause cost the group its
     // session, the partitions were reassigned and the state rebuilt from the rewind.)
     let episode = |a: &Value| {
