@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 use vigil_kernels::isa::Isa;
+use vigil_kernels::likelihood::{LikelihoodParams, LikelihoodSpec};
 use vigil_kernels::zscore::ZParams;
 
 /// What went wrong reading or checking configuration.
@@ -158,6 +159,38 @@ pub struct RawPolicy {
 pub enum RawDetector {
     /// Rolling z-score per (sensor, channel).
     Zscore(RawZscore),
+    /// Anomaly likelihood over multi-scale z-scores per (sensor, channel).
+    Likelihood(RawLikelihood),
+}
+
+/// `[[detectors]] kind = "likelihood"`: see `vigil_kernels::likelihood`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawLikelihood {
+    /// Name in alerts. Default `likelihood`.
+    pub name: Option<String>,
+    /// Half-life of the short-memory z-score, in readings. Default 30.
+    pub fast_half_life: Option<f64>,
+    /// Half-life of the level and change z-scores, in readings. Default 300.
+    pub half_life: Option<f64>,
+    /// Readings before the z-scores score (and the likelihood starts learning). Default 60.
+    pub warmup: Option<u32>,
+    /// Floor of the z-scores' standard deviation, in the channel's unit. Default 0.001.
+    pub min_std: Option<f32>,
+    /// Clip of the z-scores' updates, in standard deviations. Default 3.
+    pub clip: Option<f32>,
+    /// Each z-score counts at most this much in the raw surprise. Default 10.
+    pub cap: Option<f32>,
+    /// Half-life of the smoothing of the raw surprise, in readings. Default 10.
+    pub smooth_half_life: Option<f64>,
+    /// Half-life of the surprise's own history (mean and spread), in readings. Default 2000.
+    pub history_half_life: Option<f64>,
+    /// Smoothed surprises the history absorbs before the detector scores. Default 200.
+    pub history_warmup: Option<u32>,
+    /// This detector's alert policy; unset fields come from `[alerts]`, then from this kind's
+    /// defaults (open 3 after 1, close below 1.5 after 30).
+    #[serde(default)]
+    pub alerts: RawPolicy,
 }
 
 /// `[[detectors]] kind = "zscore"`
@@ -290,6 +323,22 @@ pub struct PolicyConfig {
 #[derive(Debug, Clone)]
 pub enum DetectorKind {
     ZScore(ZParams),
+    Likelihood(LikelihoodParams),
+}
+
+/// `name (kind), ...` for logs.
+pub fn detector_names(detectors: &[DetectorConfig]) -> String {
+    detectors
+        .iter()
+        .map(|d| {
+            let kind = match d.kind {
+                DetectorKind::ZScore(_) => "zscore",
+                DetectorKind::Likelihood(_) => "likelihood",
+            };
+            format!("{} ({kind})", d.name)
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// One validated detector.
@@ -385,6 +434,15 @@ pub const DEFAULT_POLICY: PolicyConfig = PolicyConfig {
     close_after: 10,
 };
 
+/// The built-in policy of likelihood detectors: the likelihood is already smoothed and fades by
+/// itself, so one record above 3 opens an alert, which closes after 30 below 1.5.
+pub const LIKELIHOOD_POLICY: PolicyConfig = PolicyConfig {
+    open: 3.0,
+    open_after: 1,
+    close: 1.5,
+    close_after: 30,
+};
+
 /// Built-in z-score parameters: (half_life, warmup, min_std, clip).
 pub const DEFAULT_ZSCORE: (f64, u32, f32, f32) = (300.0, 60, 1e-3, 3.0);
 
@@ -456,6 +514,7 @@ impl Config {
         }
 
         let default_policy = PolicyConfig::from_raw(&raw.alerts, &DEFAULT_POLICY, "[alerts]")?;
+        let raw_alerts = raw.alerts;
         let raw_detectors = if raw.detectors.is_empty() {
             vec![RawDetector::Zscore(RawZscore::default())]
         } else {
@@ -482,6 +541,35 @@ impl Config {
                     DetectorConfig {
                         name: Arc::from(name),
                         kind: DetectorKind::ZScore(params),
+                        policy,
+                    }
+                }
+                RawDetector::Likelihood(l) => {
+                    let name = l.name.unwrap_or_else(|| "likelihood".to_string());
+                    let d = LikelihoodSpec::default();
+                    let spec = LikelihoodSpec {
+                        fast_half_life: l.fast_half_life.unwrap_or(d.fast_half_life),
+                        half_life: l.half_life.unwrap_or(d.half_life),
+                        warmup: l.warmup.unwrap_or(d.warmup),
+                        min_std: l.min_std.unwrap_or(d.min_std),
+                        clip: l.clip.unwrap_or(d.clip),
+                        cap: l.cap.unwrap_or(d.cap),
+                        smooth_half_life: l.smooth_half_life.unwrap_or(d.smooth_half_life),
+                        history_half_life: l.history_half_life.unwrap_or(d.history_half_life),
+                        history_warmup: l.history_warmup.unwrap_or(d.history_warmup),
+                    };
+                    let params = LikelihoodParams::new(&spec)
+                        .map_err(|e| invalid(format!("detector {name}: {e}")))?;
+                    let inherit = PolicyConfig::from_raw(
+                        &raw_alerts,
+                        &LIKELIHOOD_POLICY,
+                        &format!("[alerts] for detector {name}"),
+                    )?;
+                    let policy =
+                        PolicyConfig::from_raw(&l.alerts, &inherit, &format!("detector {name}"))?;
+                    DetectorConfig {
+                        name: Arc::from(name),
+                        kind: DetectorKind::Likelihood(params),
                         policy,
                     }
                 }
@@ -609,6 +697,42 @@ mod tests {
     }
 
     #[test]
+    fn likelihood_detectors_take_their_own_policy_then_alerts_then_their_own_fields() {
+        let raw = RawConfig::from_toml(
+            r#"
+            [alerts]
+            close_after = 5
+            [[detectors]]
+            kind = "zscore"
+            [[detectors]]
+            kind = "likelihood"
+            history_half_life = 500
+            [detectors.alerts]
+            open = 4
+            "#,
+        )
+        .expect("parses");
+        let c = Config::validate(raw, None).expect("valid");
+        let l = &c.detectors[1];
+        assert_eq!(&*l.name, "likelihood");
+        assert!(matches!(l.kind, DetectorKind::Likelihood(_)));
+        assert_eq!(
+            l.policy,
+            PolicyConfig {
+                open: 4.0,
+                close_after: 5,
+                ..LIKELIHOOD_POLICY
+            }
+        );
+        assert_eq!(c.detectors[0].policy.close_after, 5);
+        assert_eq!(c.detectors[0].policy.open, DEFAULT_POLICY.open);
+        assert_eq!(
+            detector_names(&c.detectors),
+            "zscore (zscore), likelihood (likelihood)"
+        );
+    }
+
+    #[test]
     fn unknown_fields_and_bad_values_are_refused_in_one_line() {
         for (text, want) in [
             ("[pipeline]\nshardz = 3\n", "line 2: unknown field `shardz`"),
@@ -632,6 +756,14 @@ mod tests {
             ("[pipeline]\nisa = \"sse9\"\n", "unknown instruction set"),
             ("[alerts]\nopen = 2.0\nclose = 3.0\n", "close < open"),
             ("[[detectors]]\nkind = \"zscore\"\nwarmup = 0\n", "warmup"),
+            (
+                "[[detectors]]\nkind = \"likelihood\"\ncap = 0\n",
+                "detector likelihood: cap must be",
+            ),
+            (
+                "[[detectors]]\nkind = \"likelihood\"\nhistory_half_life = -1\n",
+                "history_half_life",
+            ),
             ("[input]\nepoch_unit = \"days\"\n", "epoch_unit"),
         ] {
             let raw = RawConfig::from_toml(text).expect(text);

@@ -59,7 +59,7 @@ struct EvalArgs {
     /// Write the benchmark's own results layout here, for other scorers to check (NAB).
     #[arg(long)]
     results_dir: Option<PathBuf>,
-    /// Write a self-contained HTML report with a plot per file here (NAB).
+    /// Write a self-contained HTML report with a plot per file here.
     #[arg(long)]
     report: Option<PathBuf>,
 }
@@ -408,13 +408,18 @@ fn run_eval_nab(args: EvalArgs) -> Result<(), Failure> {
 
 fn run_eval_skab(args: EvalArgs) -> Result<(), Failure> {
     let config = eval_config(&args)?;
-    if args.results_dir.is_some() || args.report.is_some() {
+    if args.results_dir.is_some() {
         return Err(Failure::Usage(anyhow::anyhow!(
-            "--results-dir and --report are for NAB only"
+            "--results-dir is for NAB only"
         )));
     }
-    let report = vigil::eval::run::eval_skab(&config, &args.dir, args.detector.as_deref())
-        .map_err(eval_failure)?;
+    let report = vigil::eval::run::eval_skab(
+        &config,
+        &args.dir,
+        args.detector.as_deref(),
+        args.report.as_deref(),
+    )
+    .map_err(eval_failure)?;
     print_eval(&report.table(), &report)
 }
 

@@ -97,8 +97,9 @@ pub fn replay_into(
     let sink = make_sink(names.clone(), tracker.clone())?;
 
     tracing::info!(
-        "replaying {} file(s): z-score kernel {} ({isa_note}), {} shards",
+        "replaying {} file(s): detectors {}, kernels {} ({isa_note}), {} shards",
         files.len(),
+        crate::config::detector_names(&config.detectors),
         config.pipeline.isa,
         config.pipeline.shards
     );

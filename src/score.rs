@@ -80,12 +80,13 @@ pub fn score(config: &Config, stop: Arc<AtomicBool>) -> Result<Report, ScoreErro
         )?
     };
     tracing::info!(
-        "scoring {:?} from {} as group {:?}: alerts to {:?}, dead letters to {:?}, z-score kernel {}, {} shards{}",
+        "scoring {:?} from {} as group {:?}: alerts to {:?}, dead letters to {:?}, detectors {}, kernels {}, {} shards{}",
         k.input_topics,
         k.bootstrap_servers,
         k.group_id,
         k.alert_topic,
         k.dead_letter_topic,
+        crate::config::detector_names(&config.detectors),
         config.pipeline.isa,
         config.pipeline.shards,
         k.http_listen.map(|a| format!(", http://{a}/metrics")).unwrap_or_default()

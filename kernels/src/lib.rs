@@ -18,4 +18,7 @@
 
 pub mod bandwidth;
 pub mod isa;
+pub mod likelihood;
+#[cfg(test)]
+mod testutil;
 pub mod zscore;

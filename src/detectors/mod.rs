@@ -4,6 +4,7 @@
 //! ([`SlotMap`]) and writes, for every reading of a batch, an anomaly score and the value it
 //! expected. A NaN score means "no observation" (a missing or non-finite reading).
 
+pub mod likelihood;
 pub mod zscore;
 
 use crate::config::{DetectorConfig, DetectorKind};
@@ -44,8 +45,40 @@ pub fn build(configs: &[DetectorConfig], isa: Isa) -> Vec<Box<dyn Detector>> {
                 Box::new(zscore::ZScoreDetector::new(c.name.clone(), isa, *params))
                     as Box<dyn Detector>
             }
+            DetectorKind::Likelihood(params) => Box::new(likelihood::LikelihoodDetector::new(
+                c.name.clone(),
+                isa,
+                *params,
+            )),
         })
         .collect()
+}
+
+/// Splits a batch's rows into runs whose sensors sit in adjacent blocks of `width` slots (as when
+/// every sensor reports once per tick, in a steady order), so that a detector scores each run by one
+/// kernel call straight from the batch's row-major values: no gather, no copy.
+///
+/// Calls `run(first_slot, rows)` per run; slots up to [`SlotMap::len`] must exist by then (a
+/// detector grows its state to that length first).
+pub fn for_each_run(
+    map: &mut SlotMap,
+    keys: &[u32],
+    width: usize,
+    mut run: impl FnMut(&SlotMap, usize, std::ops::Range<usize>),
+) {
+    let rows = keys.len();
+    let mut r = 0;
+    while r < rows {
+        let start = map.base(keys[r], width).0;
+        let mut end = r + 1;
+        let mut next = start + width;
+        while end < rows && map.base(keys[end], width).0 == next {
+            next += width;
+            end += 1;
+        }
+        run(map, start, r..end);
+        r = end;
+    }
 }
 
 /// Maps a shard's sensor keys to blocks of slots, allocated in first-seen order so that sensors

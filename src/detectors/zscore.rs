@@ -1,6 +1,6 @@
 //! The rolling z-score detector: [`vigil_kernels::zscore`] over a shard's (sensor, channel) slots.
 
-use super::{Detector, Scores, SlotMap};
+use super::{for_each_run, Detector, Scores, SlotMap};
 use crate::record::RecordBatch;
 use std::sync::Arc;
 use vigil_kernels::isa::Isa;
@@ -40,42 +40,23 @@ impl Detector for ZScoreDetector {
         &self.name
     }
 
-    /// Rows whose sensors sit in adjacent slot blocks (as when every sensor reports once per tick,
-    /// in a steady order) are scored by one kernel call over the whole run of slots, straight from
-    /// the batch's row-major values: no gather, no copy.
     fn score(&mut self, batch: &RecordBatch, keys: &[u32], out: &mut Scores) {
         let w = batch.width();
-        let rows = batch.len();
-        out.reset(rows * w);
-        let mut r = 0;
-        while r < rows {
-            let start = self.block(keys[r], w);
-            let mut end_row = r + 1;
-            let mut next = start + w;
-            while end_row < rows && self.block(keys[end_row], w) == next {
-                next += w;
-                end_row += 1;
-            }
-            let (a, b) = (r * w, end_row * w);
-            out.expected[a..b].copy_from_slice(&self.slots.mean[start..next]);
-            self.kernel.update(
-                &mut self.slots,
-                start,
-                &batch.values[a..b],
-                &mut out.score[a..b],
-            );
-            r = end_row;
-        }
-    }
-}
-
-impl ZScoreDetector {
-    #[inline]
-    fn block(&mut self, key: u32, width: usize) -> usize {
-        let (base, new) = self.map.base(key, width);
-        if new {
-            self.slots.grow(width);
-        }
-        base
+        out.reset(batch.len() * w);
+        let (kernel, slots) = (&self.kernel, &mut self.slots);
+        for_each_run(
+            &mut self.map,
+            &keys[..batch.len()],
+            w,
+            |map, start, rows| {
+                if slots.len() < map.len() {
+                    slots.grow(map.len() - slots.len());
+                }
+                let (a, b) = (rows.start * w, rows.end * w);
+                let end = start + (b - a);
+                out.expected[a..b].copy_from_slice(&slots.mean[start..end]);
+                kernel.update(slots, start, &batch.values[a..b], &mut out.score[a..b]);
+            },
+        );
     }
 }

@@ -39,7 +39,7 @@ fn envelope(v: &[f64]) -> Vec<(usize, f64, f64)> {
 }
 
 /// One file's plot.
-fn plot(f: &ScoredFile, values: &[f32], threshold: f64) -> String {
+fn plot(f: &ScoredFile, values: &[f32], threshold: f64, detections: &[usize]) -> String {
     let n = f.ts.len().max(1);
     let x = |i: usize| (i * WIDTH / n) as f64;
     let vals: Vec<f64> = values.iter().map(|&v| v as f64).collect();
@@ -76,13 +76,9 @@ fn plot(f: &ScoredFile, values: &[f32], threshold: f64) -> String {
         svg,
         "<path d=\"{path}\" stroke=\"#1f4e79\" stroke-width=\"1\" fill=\"none\"/>"
     );
-    // Detections at the threshold.
-    for (i, &s) in f
-        .scores
-        .iter()
-        .enumerate()
-        .filter(|(_, &s)| s >= threshold && s > 0.0)
-    {
+    // Detections.
+    for &i in detections {
+        let s = f.scores.get(i).copied().unwrap_or(0.0);
         let v = vals.get(i).copied().unwrap_or(lo);
         let _ = write!(
             svg,
@@ -114,36 +110,42 @@ fn plot(f: &ScoredFile, values: &[f32], threshold: f64) -> String {
     svg
 }
 
+/// The rows of `f` whose score reaches `threshold` (NAB's detections).
+pub fn detections_at(f: &ScoredFile, threshold: f64) -> Vec<usize> {
+    f.scores
+        .iter()
+        .enumerate()
+        .filter(|(_, &s)| s >= threshold && s > 0.0)
+        .map(|(i, _)| i)
+        .collect()
+}
+
 /// The whole page. `summary` is preformatted text (the command's table); `threshold` is the one
-/// the standard profile chose.
+/// the standard profile chose; `detections[i]` are the rows of file `i` marked as detections.
 pub fn html(
     title: &str,
     summary: &str,
     files: &[ScoredFile],
     values: &[Vec<f32>],
     threshold: f64,
+    detections: &[Vec<usize>],
 ) -> String {
     let mut page = String::new();
     let _ = write!(
         page,
-        "<!doctype html><html><head><meta charset=\"utf-8\"><title>{t}</title><style>body{{font-family:sans-serif;margin:2em;max-width:1100px}}pre{{background:#f4f4f4;padding:1em}}h2{{font-size:1em;margin-top:2em}}.legend span{{margin-right:1.5em}}</style></head><body><h1>{t}</h1><pre>{s}</pre><p class=\"legend\"><span style=\"color:#1f4e79\">■ series</span><span style=\"color:#e0b030\">■ labelled window</span><span style=\"color:#c0392b\">● detection at the chosen threshold ({threshold:.4})</span><span style=\"color:#7f8c8d\">■ anomaly score</span></p>",
+        "<!doctype html><html><head><meta charset=\"utf-8\"><title>{t}</title><style>body{{font-family:sans-serif;margin:2em;max-width:1100px}}pre{{background:#f4f4f4;padding:1em}}h2{{font-size:1em;margin-top:2em}}.legend span{{margin-right:1.5em}}</style></head><body><h1>{t}</h1><pre>{s}</pre><p class=\"legend\"><span style=\"color:#1f4e79\">■ series</span><span style=\"color:#e0b030\">■ labelled window</span><span style=\"color:#c0392b\">● detection (threshold {threshold:.4})</span><span style=\"color:#7f8c8d\">■ anomaly score</span></p>",
         t = escape(title),
         s = escape(summary)
     );
-    for (f, v) in files.iter().zip(values) {
-        let detections = f
-            .scores
-            .iter()
-            .filter(|&&s| s >= threshold && s > 0.0)
-            .count();
+    for ((f, v), d) in files.iter().zip(values).zip(detections) {
         let _ = write!(
             page,
             "<h2>{} — {} rows, {} windows, {} detections</h2>{}",
             escape(&f.name),
             f.ts.len(),
             f.windows.len(),
-            detections,
-            plot(f, v, threshold)
+            d.len(),
+            plot(f, v, threshold, d)
         );
     }
     page.push_str("</body></html>\n");
@@ -165,7 +167,15 @@ mod tests {
             windows: vec![(2_900_000, 3_100_000)],
         };
         let values = vec![(0..5000).map(|i| (i % 7) as f32).collect::<Vec<f32>>()];
-        let page = html("NAB <test>", "a & b", &[f], &values, 0.5);
+        let d = vec![detections_at(&f, 0.5)];
+        let page = html(
+            "NAB <test>",
+            "a & b",
+            std::slice::from_ref(&f),
+            &values,
+            0.5,
+            &d,
+        );
         assert_eq!(page.matches("<svg").count(), 1);
         assert_eq!(page.matches("<circle").count(), 1);
         assert!(page.contains("labelled window"));

@@ -238,12 +238,17 @@ pub fn eval_nab(
     };
     if let Some(path) = html {
         let threshold = out.profiles[0].threshold;
+        let detections: Vec<Vec<usize>> = scored
+            .iter()
+            .map(|f| super::report::detections_at(f, threshold))
+            .collect();
         let page = super::report::html(
             &format!("NAB v1.1: {}", out.detector),
             &out.table(),
             &scored,
             &values,
             threshold,
+            &detections,
         );
         std::fs::write(path, page).map_err(|e| EvalError::Write(path.to_path_buf(), e))?;
     }
@@ -357,10 +362,14 @@ fn skab_labels(path: &Path) -> Result<super::skab::SkabFile, EvalError> {
 /// detector named `detector`: a test row is predicted an outlier while its sensor has an alert
 /// open (the detector's hysteresis policy). The detector runs causally through each whole file, so it learns
 /// from the first 400 rows before the test rows start, as SKAB's protocol allows.
+///
+/// `html` writes a page with, per file, the first channel, the labelled anomalies, the score (0.5
+/// at the alert threshold) and the test rows where an alert opened.
 pub fn eval_skab(
     config: &Config,
     dir: &Path,
     detector: Option<&str>,
+    html: Option<&Path>,
 ) -> Result<SkabReport, EvalError> {
     let (mut config, chosen) = with_detector(config, detector)?;
     for label in ["anomaly", "changepoint"] {
@@ -398,6 +407,7 @@ pub fn eval_skab(
     }
     let (report, per_file) = score_files(&config, &files)?;
     let mut scored = Vec::with_capacity(files.len());
+    let mut plots = Vec::new();
     for (path, rows) in files.iter().zip(&per_file) {
         let super::skab::SkabFile {
             ts,
@@ -413,6 +423,14 @@ pub fn eval_skab(
                 rows.len()
             )));
         }
+        if html.is_some() {
+            let name = path
+                .strip_prefix(dir.join("data"))
+                .unwrap_or(path)
+                .display()
+                .to_string();
+            plots.push(skab_plot(name, &ts, &anomaly, rows, chosen.policy.open));
+        }
         let from = super::skab::TRAIN_ROWS.min(ts.len());
         scored.push(super::skab::SkabFile {
             ts: ts[from..].to_vec(),
@@ -421,7 +439,7 @@ pub fn eval_skab(
             pred: rows[from..].iter().map(|r| r.alerting).collect(),
         });
     }
-    Ok(SkabReport {
+    let out = SkabReport {
         detector: chosen.name.to_string(),
         files: files.len(),
         test_rows: scored.iter().map(|f| f.ts.len()).sum(),
@@ -431,5 +449,53 @@ pub fn eval_skab(
             .iter()
             .map(|p| super::skab::changepoint_nab(&scored, p))
             .collect(),
-    })
+    };
+    if let Some(path) = html {
+        let (files, rest): (Vec<ScoredFile>, Vec<(Vec<f32>, Vec<usize>)>) =
+            plots.into_iter().map(|(f, v, d)| (f, (v, d))).unzip();
+        let (values, detections): (Vec<Vec<f32>>, Vec<Vec<usize>>) = rest.into_iter().unzip();
+        let page = super::report::html(
+            &format!("SKAB: {}", out.detector),
+            &out.table(),
+            &files,
+            &values,
+            0.5,
+            &detections,
+        );
+        std::fs::write(path, page).map_err(|e| EvalError::Write(path.to_path_buf(), e))?;
+    }
+    Ok(out)
+}
+
+/// One SKAB file as a plot: labelled anomalies as windows, every row's score, and the test rows
+/// where an alert opened as detections.
+fn skab_plot(
+    name: String,
+    ts: &[i64],
+    anomaly: &[bool],
+    rows: &[RowScore],
+    open: f32,
+) -> (ScoredFile, Vec<f32>, Vec<usize>) {
+    let mut windows = Vec::new();
+    let mut i = 0;
+    while i < anomaly.len() {
+        if anomaly[i] {
+            let a = i;
+            while i + 1 < anomaly.len() && anomaly[i + 1] {
+                i += 1;
+            }
+            windows.push((ts[a], ts[i]));
+        }
+        i += 1;
+    }
+    let detections = (super::skab::TRAIN_ROWS..rows.len())
+        .filter(|&i| rows[i].alerting && (i == 0 || !rows[i - 1].alerting))
+        .collect();
+    let file = ScoredFile {
+        name,
+        ts: ts.to_vec(),
+        scores: rows.iter().map(|r| unit_score(r.score, open)).collect(),
+        windows,
+    };
+    (file, rows.iter().map(|r| r.value).collect(), detections)
 }

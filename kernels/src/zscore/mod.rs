@@ -37,7 +37,7 @@ mod scalar;
 mod x86_64;
 
 #[cfg(test)]
-mod oracle;
+pub(crate) mod oracle;
 #[cfg(test)]
 mod tests;
 
@@ -62,7 +62,7 @@ pub struct ZParams {
 
 /// Why [`ZParams::new`] refused its arguments.
 #[derive(Clone, Debug, PartialEq)]
-pub struct ParamError(String);
+pub struct ParamError(pub(crate) String);
 
 impl fmt::Display for ParamError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

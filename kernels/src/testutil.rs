@@ -1,0 +1,21 @@
+//! Test helpers shared by the kernels' tests.
+
+/// splitmix64: a small deterministic generator, so the tests need no dependency.
+pub(crate) struct Rng(pub u64);
+
+impl Rng {
+    pub fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+    pub fn unit(&mut self) -> f64 {
+        (self.next() >> 11) as f64 / (1u64 << 53) as f64
+    }
+    /// Roughly normal (sum of uniforms), scaled.
+    pub fn normal(&mut self) -> f64 {
+        (0..4).map(|_| self.unit()).sum::<f64>() - 2.0
+    }
+}
