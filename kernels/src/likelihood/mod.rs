@@ -276,9 +276,9 @@ impl Likelihood {
         }
         self.history
             .update(&mut slots.history, start, &self.work, score);
-        for i in 0..n {
-            if score[i].is_nan() && !self.z_slow[i].is_nan() {
-                score[i] = 0.0;
+        for (s, z) in score.iter_mut().zip(&self.z_slow) {
+            if s.is_nan() && !z.is_nan() {
+                *s = 0.0;
             }
         }
     }
