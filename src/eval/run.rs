@@ -451,9 +451,14 @@ pub fn eval_skab(
             .collect(),
     };
     if let Some(path) = html {
-        let (files, rest): (Vec<ScoredFile>, Vec<(Vec<f32>, Vec<usize>)>) =
-            plots.into_iter().map(|(f, v, d)| (f, (v, d))).unzip();
-        let (values, detections): (Vec<Vec<f32>>, Vec<Vec<usize>>) = rest.into_iter().unzip();
+        let mut files = Vec::with_capacity(plots.len());
+        let mut values = Vec::with_capacity(plots.len());
+        let mut detections = Vec::with_capacity(plots.len());
+        for (f, v, d) in plots {
+            files.push(f);
+            values.push(v);
+            detections.push(d);
+        }
         let page = super::report::html(
             &format!("SKAB: {}", out.detector),
             &out.table(),
