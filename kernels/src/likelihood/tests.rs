@@ -23,7 +23,11 @@ fn spec() -> LikelihoodSpec {
 /// A reading for slot `s` at step `t`: a per-slot level with noise, a level shift at step 150 in
 /// every third slot, rare spikes and (optionally) non-finite values.
 fn reading(rng: &mut Rng, s: usize, t: usize, with_bad: bool) -> f32 {
-    let shift = if s % 3 == 0 && t >= 150 { 25.0 } else { 0.0 };
+    let shift = if s.is_multiple_of(3) && t >= 150 {
+        25.0
+    } else {
+        0.0
+    };
     let level = (s % 7) as f64 * 10.0 - 20.0 + shift;
     let r = rng.unit();
     if with_bad && r < 0.02 {
