@@ -1,5 +1,6 @@
 //! Kernel benches: the z-score update on every available instruction set over sizes from in-cache
-//! to far out of cache, and the memory-bandwidth reference (a STREAM triad over the same footprint).
+//! to far out of cache, the likelihood detector (four z-score passes and a combine) in and out of
+//! cache, and the memory-bandwidth reference (a STREAM triad over the same footprint).
 //!
 //! `cargo bench --bench kernels`. `cargo bench --bench ratios` prints the ratios against targets.
 
@@ -8,6 +9,7 @@ use std::hint::black_box;
 use std::time::Duration;
 use vigil_kernels::bandwidth::triad;
 use vigil_kernels::isa::Isa;
+use vigil_kernels::likelihood::{Likelihood, LikelihoodParams, LikelihoodSlots, LikelihoodSpec};
 use vigil_kernels::zscore::{ZParams, ZScore, ZSlots};
 
 const SIZES: [usize; 4] = [1_000, 65_536, 1_000_000, 10_000_000];
@@ -48,6 +50,27 @@ fn zscore(c: &mut Criterion) {
     group.finish();
 }
 
+fn likelihood(c: &mut Criterion) {
+    let params = LikelihoodParams::new(&LikelihoodSpec::default()).expect("valid params");
+    let mut group = c.benchmark_group("likelihood_update");
+    for &n in &[SIZES[0], SIZES[2]] {
+        group
+            .sample_size(if n >= 1_000_000 { 10 } else { 50 })
+            .measurement_time(Duration::from_secs(2));
+        group.throughput(Throughput::Elements(n as u64));
+        let x = readings(n);
+        for isa in Isa::available() {
+            let mut kernel = Likelihood::new(isa, params).expect("available");
+            let mut slots = LikelihoodSlots::new(n);
+            let mut score = vec![0.0f32; n];
+            group.bench_with_input(BenchmarkId::new(isa.name(), n), &n, |b, _| {
+                b.iter(|| kernel.update(&mut slots, 0, black_box(&x), &mut score))
+            });
+        }
+    }
+    group.finish();
+}
+
 fn bandwidth(c: &mut Criterion) {
     let n = 10_000_000;
     let mut group = c.benchmark_group("memory_bandwidth_10M_slots");
@@ -74,5 +97,5 @@ fn bandwidth(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, zscore, bandwidth);
+criterion_group!(benches, zscore, likelihood, bandwidth);
 criterion_main!(benches);

@@ -257,22 +257,29 @@ impl Likelihood {
             .update(&mut slots.diff, start, &self.work, &mut self.z_diff);
 
         let (cap, beta) = (self.params.cap, self.params.beta);
-        let capped = |z: f32| if z.is_nan() { 0.0 } else { z.min(cap) };
-        for i in 0..n {
-            let s = &mut slots.smooth[start + i];
-            self.work[i] = if self.z_slow[i].is_nan() {
-                f32::NAN
+        // Plain comparisons and selects (no NaN-aware min/max calls), so that this pass compiles
+        // to branch-free vector code. A NaN z fails every comparison and counts 0.
+        let capped = |z: f32| {
+            let z = if z > 0.0 { z } else { 0.0 };
+            if z < cap {
+                z
             } else {
-                let raw = capped(self.z_fast[i])
-                    .max(capped(self.z_slow[i]))
-                    .max(capped(self.z_diff[i]));
-                *s += beta * (raw - *s);
-                if self.warm[i] {
-                    *s
-                } else {
-                    f32::NAN
-                }
-            };
+                cap
+            }
+        };
+        let max = |a: f32, b: f32| if a > b { a } else { b };
+        let columns = self
+            .work
+            .iter_mut()
+            .zip(&mut slots.smooth[start..end])
+            .zip(self.z_fast.iter().zip(&self.z_slow))
+            .zip(self.z_diff.iter().zip(&self.warm));
+        for (((out, s), (&zf, &zs)), (&zd, &warm)) in columns {
+            let raw = max(max(capped(zf), capped(zs)), capped(zd));
+            let next = *s + beta * (raw - *s);
+            let seen = !zs.is_nan();
+            *s = if seen { next } else { *s };
+            *out = if seen & warm { next } else { f32::NAN };
         }
         self.history
             .update(&mut slots.history, start, &self.work, score);
