@@ -17,8 +17,8 @@
 //! ```
 
 pub mod bandwidth;
+pub mod iforest;
 pub mod isa;
 pub mod likelihood;
-#[cfg(test)]
-mod testutil;
+pub mod rng;
 pub mod zscore;

@@ -3,7 +3,7 @@
 use super::oracle::{self, State};
 use super::{Likelihood, LikelihoodParams, LikelihoodSlots, LikelihoodSpec};
 use crate::isa::Isa;
-use crate::testutil::Rng;
+use crate::rng::Rng;
 
 /// Short memories so that every stage (warm-up, history warm-up, steady state) is reached fast.
 fn spec() -> LikelihoodSpec {

@@ -4,7 +4,7 @@
 use super::oracle::{self, Slot};
 use super::{ZParams, ZScore, ZSlots};
 use crate::isa::Isa;
-use crate::testutil::Rng;
+use crate::rng::Rng;
 
 const HALF_LIFE: f64 = 20.0;
 const WARMUP: u32 = 5;

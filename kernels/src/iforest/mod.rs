@@ -1,0 +1,371 @@
+//! Isolation forests (Liu, Ting and Zhou, 2008): training, and scoring with a vectorized kernel.
+//!
+//! A forest is flattened into columns over all its nodes (structure of arrays):
+//!
+//! ```text
+//! feature[n]    feature a split tests (0 at a leaf)
+//! threshold[n]  x[feature] <= threshold goes to child[n], otherwise to child[n] + 1
+//!               (NaN at a leaf: the comparison fails, and a leaf's child[n] + 1 is itself)
+//! child[n]      index of the left child; the right child follows it
+//! value[n]      at a leaf: the path length h = depth + c(size), c the average path length of an
+//!               unsuccessful search in a binary tree of `size` points; 0 elsewhere
+//! ```
+//!
+//! Because a leaf points at itself, every row can take exactly `depth[t]` steps through tree `t`
+//! (its deepest leaf) with no test for "have I arrived": the AVX2 path walks 8 rows through a tree
+//! at once with gathers, and rows that reach a leaf early simply stay there. The scalar path stops at
+//! the leaf. Both add the trees' path lengths per row in tree order in f32, so they are bit-identical.
+//! The score is `2^(-Σh / (trees · c(ψ)))` in (0, 1]: about 0.5 and below for normal points, towards
+//! 1 for points isolated in few splits (scikit-learn's `score_samples` is its negation).
+//!
+//! **NaN**: a NaN feature fails every `<=` test, so it always goes right (as ONNX's
+//! TreeEnsemble does by default). A row of NaNs gets a finite score; callers that want "no
+//! observation" for incomplete rows check for NaN themselves.
+
+mod scalar;
+pub mod train;
+#[cfg(target_arch = "x86_64")]
+mod x86_64;
+
+#[cfg(test)]
+mod oracle;
+#[cfg(test)]
+mod tests;
+
+use crate::isa::Isa;
+use std::fmt;
+
+/// `c(n)`: the average path length of an unsuccessful search in a binary search tree of `n` points,
+/// the normaliser of isolation depths (`2H(n−1) − 2(n−1)/n`, `H(i) ≈ ln i + γ`).
+pub fn average_path_length(n: f64) -> f64 {
+    if n <= 1.0 {
+        0.0
+    } else if n <= 2.0 {
+        1.0
+    } else {
+        2.0 * ((n - 1.0).ln() + 0.577_215_664_901_532_9) - 2.0 * (n - 1.0) / n
+    }
+}
+
+/// One node of a tree as built or imported, before flattening. Children are indices into the same
+/// tree's node list and must come after their parent.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Node {
+    Split {
+        feature: u32,
+        threshold: f32,
+        left: u32,
+        right: u32,
+    },
+    /// `path_length`: depth + c(points that reached the leaf).
+    Leaf { path_length: f32 },
+}
+
+/// Why a forest was refused.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ForestError(pub String);
+
+impl fmt::Display for ForestError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for ForestError {}
+
+/// A flattened forest, ready to score.
+#[derive(Clone, Debug)]
+pub struct Forest {
+    n_features: usize,
+    feature: Vec<u32>,
+    threshold: Vec<f32>,
+    child: Vec<u32>,
+    value: Vec<f32>,
+    /// Root node of each tree.
+    root: Vec<u32>,
+    /// Steps from the root to the deepest leaf of each tree.
+    depth: Vec<u32>,
+    /// `trees · c(ψ)`.
+    norm: f64,
+    sample_size: usize,
+}
+
+/// Equal when every column is bit-for-bit equal (leaves hold NaN thresholds).
+impl PartialEq for Forest {
+    fn eq(&self, o: &Forest) -> bool {
+        let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+        self.n_features == o.n_features
+            && self.feature == o.feature
+            && bits(&self.threshold) == bits(&o.threshold)
+            && self.child == o.child
+            && bits(&self.value) == bits(&o.value)
+            && self.root == o.root
+            && self.depth == o.depth
+            && self.norm.to_bits() == o.norm.to_bits()
+            && self.sample_size == o.sample_size
+    }
+}
+
+/// Most nodes a forest may have (node indices stay far below `i32::MAX` for gathers).
+pub const MAX_NODES: usize = 1 << 28;
+
+impl Forest {
+    /// Flattens `trees` over `n_features` features, trained on subsamples of `sample_size` points.
+    /// Checks every index, so that scoring never reads out of bounds.
+    pub fn new(
+        n_features: usize,
+        sample_size: usize,
+        trees: &[Vec<Node>],
+    ) -> Result<Forest, ForestError> {
+        let err = |m: String| Err(ForestError(m));
+        if n_features == 0 || n_features > 1 << 16 {
+            return err(format!(
+                "a forest needs 1 to 65536 features, got {n_features}"
+            ));
+        }
+        if trees.is_empty() {
+            return err("a forest needs at least one tree".into());
+        }
+        if sample_size < 2 {
+            return err(format!("sample size must be at least 2, got {sample_size}"));
+        }
+        let total: usize = trees.iter().map(|t| t.len() + 1).sum();
+        if total > MAX_NODES {
+            return err(format!("{total} nodes is more than {MAX_NODES}"));
+        }
+        let mut f = Forest {
+            n_features,
+            feature: Vec::with_capacity(total),
+            threshold: Vec::with_capacity(total),
+            child: Vec::with_capacity(total),
+            value: Vec::with_capacity(total),
+            root: Vec::with_capacity(trees.len()),
+            depth: Vec::with_capacity(trees.len()),
+            norm: trees.len() as f64 * average_path_length(sample_size as f64),
+            sample_size,
+        };
+        for (t, nodes) in trees.iter().enumerate() {
+            f.push_tree(t, n_features, nodes)?;
+        }
+        Ok(f)
+    }
+
+    /// Lays tree `t` out so that each split's children are adjacent (left, then right).
+    fn push_tree(
+        &mut self,
+        t: usize,
+        n_features: usize,
+        nodes: &[Node],
+    ) -> Result<(), ForestError> {
+        let bad = |m: String| ForestError(format!("tree {t}: {m}"));
+        if nodes.is_empty() {
+            return Err(bad("no nodes".into()));
+        }
+        let mut parents = vec![0u32; nodes.len()];
+        for (i, n) in nodes.iter().enumerate() {
+            match *n {
+                Node::Split {
+                    feature,
+                    threshold,
+                    left,
+                    right,
+                } => {
+                    if feature as usize >= n_features {
+                        return Err(bad(format!(
+                            "node {i} tests feature {feature} of {n_features}"
+                        )));
+                    }
+                    if threshold.is_nan() {
+                        return Err(bad(format!("node {i} has a NaN threshold")));
+                    }
+                    for c in [left, right] {
+                        if c as usize >= nodes.len() || c as usize <= i {
+                            return Err(bad(format!(
+                                "node {i} has child {c} out of order or range"
+                            )));
+                        }
+                        parents[c as usize] += 1;
+                    }
+                }
+                Node::Leaf { path_length } => {
+                    if !(path_length.is_finite() && path_length >= 0.0) {
+                        return Err(bad(format!("leaf {i} has path length {path_length}")));
+                    }
+                }
+            }
+        }
+        if parents[0] != 0 || parents[1..].iter().any(|&p| p != 1) {
+            return Err(bad("nodes do not form one tree".into()));
+        }
+        // Breadth-first from the root, placing each split's children as a pair.
+        let base = self.feature.len() as u32;
+        let mut order: Vec<(usize, u32)> = vec![(0, 0)]; // (node, depth)
+        let mut placed = vec![u32::MAX; nodes.len()];
+        placed[0] = base;
+        self.push_slot();
+        let mut depth = 0;
+        let mut k = 0;
+        while k < order.len() {
+            let (i, d) = order[k];
+            k += 1;
+            depth = depth.max(d);
+            let at = placed[i] as usize;
+            match nodes[i] {
+                Node::Split {
+                    feature,
+                    threshold,
+                    left,
+                    right,
+                } => {
+                    let c = self.feature.len() as u32;
+                    self.push_slot();
+                    self.push_slot();
+                    placed[left as usize] = c;
+                    placed[right as usize] = c + 1;
+                    self.feature[at] = feature;
+                    self.threshold[at] = threshold;
+                    self.child[at] = c;
+                    order.push((left as usize, d + 1));
+                    order.push((right as usize, d + 1));
+                }
+                Node::Leaf { path_length } => {
+                    self.threshold[at] = f32::NAN;
+                    // `child + 1` is the leaf itself (wrapping for a leaf at index 0).
+                    self.child[at] = (at as u32).wrapping_sub(1);
+                    self.value[at] = path_length;
+                }
+            }
+        }
+        self.root.push(base);
+        self.depth.push(depth);
+        Ok(())
+    }
+
+    fn push_slot(&mut self) {
+        self.feature.push(0);
+        self.threshold.push(f32::NAN);
+        self.child.push(0);
+        self.value.push(0.0);
+    }
+
+    /// Features each row has.
+    pub fn n_features(&self) -> usize {
+        self.n_features
+    }
+
+    /// Trees in the forest.
+    pub fn n_trees(&self) -> usize {
+        self.root.len()
+    }
+
+    /// Nodes over all trees.
+    pub fn n_nodes(&self) -> usize {
+        self.feature.len()
+    }
+
+    /// ψ, the subsample size the trees were grown on.
+    pub fn sample_size(&self) -> usize {
+        self.sample_size
+    }
+
+    /// The anomaly score of a sum of path lengths over all trees.
+    #[inline]
+    pub fn score_of(&self, path_sum: f32) -> f32 {
+        (-(path_sum as f64) / self.norm).exp2() as f32
+    }
+
+    /// Back to one node list per tree (children adjacent, breadth-first), e.g. to save the forest.
+    pub fn trees(&self) -> Vec<Vec<Node>> {
+        let ends: Vec<usize> = self
+            .root
+            .iter()
+            .skip(1)
+            .map(|&r| r as usize)
+            .chain([self.n_nodes()])
+            .collect();
+        self.root
+            .iter()
+            .zip(ends)
+            .map(|(&r, end)| {
+                let r = r as usize;
+                (r..end)
+                    .map(|n| {
+                        if self.threshold[n].is_nan() {
+                            Node::Leaf {
+                                path_length: self.value[n],
+                            }
+                        } else {
+                            Node::Split {
+                                feature: self.feature[n],
+                                threshold: self.threshold[n],
+                                left: self.child[n] - r as u32,
+                                right: self.child[n] + 1 - r as u32,
+                            }
+                        }
+                    })
+                    .collect()
+            })
+            .collect()
+    }
+}
+
+/// Rows scored per tree before moving to the next tree: keeps a tree's nodes in cache while many
+/// rows walk it.
+const TILE: usize = 512;
+
+/// The scoring kernel on one instruction set. Holding one means the ISA is available.
+#[derive(Clone, Copy, Debug)]
+pub struct Scorer {
+    isa: Isa,
+}
+
+impl Scorer {
+    /// `None` when this CPU cannot run `isa`. (AVX-512 runs the AVX2 path.)
+    pub fn new(isa: Isa) -> Option<Scorer> {
+        let isa = if isa == Isa::Avx512 { Isa::Avx2 } else { isa };
+        isa.is_available().then_some(Scorer { isa })
+    }
+
+    /// The path this scorer runs.
+    pub fn isa(&self) -> Isa {
+        self.isa
+    }
+
+    /// Sums each row's path lengths over all trees: `x` holds rows of `forest.n_features()` values,
+    /// row-major; `out[i]` gets row `i`'s sum.
+    ///
+    /// # Panics
+    /// If `x.len()` is not `out.len() * forest.n_features()`.
+    pub fn path_sums(&self, forest: &Forest, x: &[f32], out: &mut [f32]) {
+        let f = forest.n_features;
+        assert!(
+            x.len() == out.len() * f,
+            "iforest: {} values for {} rows of {f} features",
+            x.len(),
+            out.len()
+        );
+        for (xt, ot) in x.chunks(TILE * f).zip(out.chunks_mut(TILE)) {
+            ot.fill(0.0);
+            for t in 0..forest.n_trees() {
+                match self.isa {
+                    Isa::Scalar | Isa::Avx512 => scalar::add_tree(forest, t, xt, ot),
+                    #[cfg(target_arch = "x86_64")]
+                    // SAFETY: `Scorer::new` only builds an Avx2 scorer when AVX2 is available; the
+                    // chunk holds `ot.len()` rows of `f` values (checked above), and `Forest::new`
+                    // checked every feature and child index.
+                    Isa::Avx2 => unsafe { x86_64::add_tree(forest, t, xt, ot) },
+                    #[cfg(not(target_arch = "x86_64"))]
+                    Isa::Avx2 => unreachable!("x86_64 paths are never available elsewhere"),
+                }
+            }
+        }
+    }
+
+    /// Scores rows: `out[i]` in (0, 1], higher is more anomalous.
+    pub fn score(&self, forest: &Forest, x: &[f32], out: &mut [f32]) {
+        self.path_sums(forest, x, out);
+        for s in out.iter_mut() {
+            *s = forest.score_of(*s);
+        }
+    }
+}
