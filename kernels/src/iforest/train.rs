@@ -28,7 +28,7 @@ impl Default for TrainParams {
 
 /// Grows a forest on `x`: rows of `n_features` values, row-major, all finite.
 pub fn train(x: &[f32], n_features: usize, p: &TrainParams) -> Result<Forest, ForestError> {
-    if n_features == 0 || x.len() % n_features != 0 {
+    if n_features == 0 || !x.len().is_multiple_of(n_features) {
         return Err(ForestError(format!(
             "{} values are not rows of {n_features} features",
             x.len()
