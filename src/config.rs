@@ -3,6 +3,7 @@
 //!
 //! Precedence, highest first: command-line flags, `VIGIL_ISA`, the config file, built-in defaults.
 
+use crate::iforest::model::IForestModel;
 use crate::time::EpochUnit;
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
@@ -161,6 +162,27 @@ pub enum RawDetector {
     Zscore(RawZscore),
     /// Anomaly likelihood over multi-scale z-scores per (sensor, channel).
     Likelihood(RawLikelihood),
+    /// An isolation forest over a sensor's channels together.
+    Iforest(RawIforest),
+}
+
+/// `[[detectors]] kind = "iforest"`
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawIforest {
+    /// Name in alerts. Default `iforest`.
+    pub name: Option<String>,
+    /// The model file (`vigil train iforest`, `vigil import iforest`), relative to the working
+    /// directory.
+    pub model: Option<PathBuf>,
+    /// Sensors it applies to. Default: every sensor whose records carry the model's channels.
+    #[serde(default)]
+    pub sensors: Vec<String>,
+    /// This detector's alert policy; unset fields come from this kind's defaults (open at the
+    /// model's threshold after 3, close below 0.97 of it after 10), except that `[alerts]`'s
+    /// `open_after` and `close_after` apply (its thresholds are in z-score units).
+    #[serde(default)]
+    pub alerts: RawPolicy,
 }
 
 /// `[[detectors]] kind = "likelihood"`: see `vigil_kernels::likelihood`.
@@ -324,6 +346,10 @@ pub struct PolicyConfig {
 pub enum DetectorKind {
     ZScore(ZParams),
     Likelihood(LikelihoodParams),
+    IForest {
+        model: Arc<IForestModel>,
+        sensors: Arc<[String]>,
+    },
 }
 
 /// `name (kind), ...` for logs.
@@ -334,6 +360,7 @@ pub fn detector_names(detectors: &[DetectorConfig]) -> String {
             let kind = match d.kind {
                 DetectorKind::ZScore(_) => "zscore",
                 DetectorKind::Likelihood(_) => "likelihood",
+                DetectorKind::IForest { .. } => "iforest",
             };
             format!("{} ({kind})", d.name)
         })
@@ -570,6 +597,41 @@ impl Config {
                     DetectorConfig {
                         name: Arc::from(name),
                         kind: DetectorKind::Likelihood(params),
+                        policy,
+                    }
+                }
+                RawDetector::Iforest(f) => {
+                    let name = f.name.unwrap_or_else(|| "iforest".to_string());
+                    let path = f.model.ok_or_else(|| {
+                        invalid(format!("detector {name}: model = \"FILE\" is required"))
+                    })?;
+                    let model = IForestModel::load(&path)
+                        .map_err(|e| invalid(format!("detector {name}: {e}")))?;
+                    let own = PolicyConfig {
+                        open: model.threshold,
+                        open_after: 3,
+                        close: model.threshold * 0.97,
+                        close_after: 10,
+                    };
+                    // `[alerts]` thresholds are in z-score units: only its counts carry over.
+                    let counts = RawPolicy {
+                        open: None,
+                        close: None,
+                        ..raw_alerts.clone()
+                    };
+                    let inherit = PolicyConfig::from_raw(
+                        &counts,
+                        &own,
+                        &format!("[alerts] for detector {name}"),
+                    )?;
+                    let policy =
+                        PolicyConfig::from_raw(&f.alerts, &inherit, &format!("detector {name}"))?;
+                    DetectorConfig {
+                        name: Arc::from(name),
+                        kind: DetectorKind::IForest {
+                            model: Arc::new(model),
+                            sensors: f.sensors.into(),
+                        },
                         policy,
                     }
                 }

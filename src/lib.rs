@@ -12,6 +12,7 @@ pub mod config;
 pub mod decode;
 pub mod detectors;
 pub mod eval;
+pub mod iforest;
 pub mod pipeline;
 pub mod produce;
 pub mod record;

@@ -36,6 +36,79 @@ enum Command {
     /// Score a detector on a public benchmark, the way the benchmark defines it.
     #[command(subcommand)]
     Eval(EvalCommand),
+    /// Train a model on recorded sensor files.
+    #[command(subcommand)]
+    Train(TrainCommand),
+    /// Import a model made elsewhere into Vigil's model format.
+    #[command(subcommand)]
+    Import(ImportCommand),
+}
+
+#[derive(Subcommand, Debug)]
+enum TrainCommand {
+    /// An isolation forest over a sensor's channels (and derived features), trained on normal data.
+    Iforest(TrainIforestArgs),
+}
+
+#[derive(clap::Args, Debug)]
+struct TrainIforestArgs {
+    /// Recorded files (CSV or JSON lines) of normal operation.
+    #[arg(long, num_args = 1.., required = true)]
+    input: Vec<PathBuf>,
+    /// The model file to write (e.g. models/pumps.vigil).
+    #[arg(long)]
+    out: PathBuf,
+    /// Trees in the forest.
+    #[arg(long, default_value_t = 100)]
+    trees: usize,
+    /// ψ: rows each tree is grown on.
+    #[arg(long, default_value_t = 256)]
+    sample: usize,
+    /// Seed: the same data, flags and seed give the same model.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Features, comma-separated: CHANNEL, diff(CHANNEL), mean(CHANNEL,N). Default: every channel.
+    #[arg(long, value_delimiter = ',')]
+    features: Option<Vec<String>>,
+    /// Share of training rows above the alert threshold (its quantile).
+    #[arg(long, default_value_t = 0.01)]
+    contamination: f64,
+    /// Only these sensors' records (comma-separated). Default: all.
+    #[arg(long, value_delimiter = ',')]
+    sensors: Vec<String>,
+    /// Only records before this time (e.g. 2026-01-05T00:55:00Z): the known-normal part of a run.
+    #[arg(long)]
+    until: Option<String>,
+    /// Config file (TOML), for its [input] section.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Columns that are not channels (comma-separated), e.g. anomaly,changepoint.
+    #[arg(long, value_delimiter = ',')]
+    ignore: Vec<String>,
+}
+
+#[derive(Subcommand, Debug)]
+enum ImportCommand {
+    /// A scikit-learn IsolationForest written as one ONNX TreeEnsembleRegressor node.
+    Iforest(ImportIforestArgs),
+}
+
+#[derive(clap::Args, Debug)]
+struct ImportIforestArgs {
+    /// The ONNX file.
+    onnx: PathBuf,
+    /// The model file to write.
+    #[arg(long)]
+    out: PathBuf,
+    /// Feature names in input order (must match the file's own list, if it has one).
+    #[arg(long, value_delimiter = ',')]
+    features: Option<Vec<String>>,
+    /// ψ, if the file does not record max_samples.
+    #[arg(long)]
+    sample: Option<usize>,
+    /// Alert threshold, if the file does not record scikit-learn's offset_.
+    #[arg(long)]
+    threshold: Option<f32>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -231,7 +304,82 @@ fn run(cli: Cli) -> Result<(), Failure> {
         Command::Eval(EvalCommand::Nab(args)) => run_eval_nab(args),
         Command::Eval(EvalCommand::Skab(args)) => run_eval_skab(args),
         Command::Simulate(args) => run_simulate(args),
+        Command::Train(TrainCommand::Iforest(args)) => run_train_iforest(args),
+        Command::Import(ImportCommand::Iforest(args)) => run_import_iforest(args),
     }
+}
+
+fn run_train_iforest(args: TrainIforestArgs) -> Result<(), Failure> {
+    let usage = |e: String| Failure::Usage(anyhow::anyhow!(e));
+    let mut raw = load_config(args.config.as_ref())?;
+    raw.input.ignore_columns.extend(args.ignore);
+    let config = Config::validate(raw, None).map_err(|e| Failure::Usage(e.into()))?;
+    let until_ms = match &args.until {
+        None => None,
+        Some(t) => Some(
+            vigil::time::parse_timestamp(t, vigil::time::EpochUnit::Auto)
+                .ok_or_else(|| usage(format!("--until {t:?} is not a timestamp")))?,
+        ),
+    };
+    let opts = vigil::iforest::train::TrainOptions {
+        inputs: args.input,
+        params: vigil_kernels::iforest::train::TrainParams {
+            trees: args.trees,
+            sample_size: args.sample,
+            seed: args.seed,
+        },
+        features: args.features,
+        contamination: args.contamination,
+        sensors: args.sensors,
+        until_ms,
+    };
+    let started = std::time::Instant::now();
+    let t = vigil::iforest::train::train_iforest(&config, &opts).map_err(usage)?;
+    t.model.save(&args.out).map_err(usage)?;
+    eprintln!(
+        "trained {} trees (sample {}) on {} rows of {} features [{}] from {} records ({} incomplete, {} dead letters) in {:.2} s; threshold {:.4} (contamination {}); wrote {}",
+        t.model.forest.n_trees(),
+        t.model.forest.sample_size(),
+        t.model.training.rows,
+        t.model.features.len(),
+        t.model.features.iter().map(|f| f.to_string()).collect::<Vec<_>>().join(", "),
+        t.records,
+        t.skipped,
+        t.dead_letters,
+        started.elapsed().as_secs_f64(),
+        t.model.threshold,
+        args.contamination,
+        args.out.display()
+    );
+    Ok(())
+}
+
+fn run_import_iforest(args: ImportIforestArgs) -> Result<(), Failure> {
+    let usage = |e: String| Failure::Usage(anyhow::anyhow!(e));
+    let bytes = std::fs::read(&args.onnx)
+        .map_err(|e| usage(format!("cannot read {}: {e}", args.onnx.display())))?;
+    let opts = vigil::iforest::onnx::ImportOptions {
+        features: args.features,
+        sample_size: args.sample,
+        threshold: args.threshold,
+    };
+    let model = vigil::iforest::onnx::import(&bytes, &args.onnx.display().to_string(), &opts)
+        .map_err(|e| usage(format!("{}: {e}", args.onnx.display())))?;
+    model.save(&args.out).map_err(usage)?;
+    eprintln!(
+        "imported {} trees (sample {}) over [{}], threshold {:.4}; wrote {}",
+        model.forest.n_trees(),
+        model.forest.sample_size(),
+        model
+            .features
+            .iter()
+            .map(|f| f.to_string())
+            .collect::<Vec<_>>()
+            .join(", "),
+        model.threshold,
+        args.out.display()
+    );
+    Ok(())
 }
 
 fn load_config(path: Option<&PathBuf>) -> Result<RawConfig, Failure> {

@@ -11,7 +11,7 @@ use vigil::telemetry::report::Report;
 use vigil_kernels::isa::Isa;
 
 /// Replays `files` with `toml` config (flags as config fields), returning the report and alerts.
-fn run(files: &[PathBuf], toml: &str, isa: Option<Isa>, out: &Path) -> (Report, Vec<Value>) {
+pub fn run(files: &[PathBuf], toml: &str, isa: Option<Isa>, out: &Path) -> (Report, Vec<Value>) {
     let raw = RawConfig::from_toml(toml).expect("test config parses");
     let mut config = Config::validate(raw, isa.map(|i| i.name())).expect("test config is valid");
     let alerts = out.join("alerts.jsonl");
@@ -28,11 +28,11 @@ fn run(files: &[PathBuf], toml: &str, isa: Option<Isa>, out: &Path) -> (Report, 
     (report, read_jsonl(&alerts))
 }
 
-fn fixture() -> PathBuf {
+pub fn fixture() -> PathBuf {
     root().join("fixtures/pumps.csv")
 }
 
-fn ms(v: &Value) -> i64 {
+pub fn ms(v: &Value) -> i64 {
     vigil::time::parse_timestamp(
         v.as_str().expect("timestamp string"),
         vigil::time::EpochUnit::Auto,

@@ -2,6 +2,7 @@
 
 mod cli;
 mod fixture;
+mod iforest;
 mod kafka;
 mod nab;
 mod replay;

@@ -4,6 +4,7 @@
 //! ([`SlotMap`]) and writes, for every reading of a batch, an anomaly score and the value it
 //! expected. A NaN score means "no observation" (a missing or non-finite reading).
 
+pub mod iforest;
 pub mod likelihood;
 pub mod zscore;
 
@@ -36,8 +37,13 @@ pub trait Detector: Send + fmt::Debug {
     fn score(&mut self, batch: &RecordBatch, keys: &[u32], out: &mut Scores);
 }
 
-/// Builds one shard's detectors.
-pub fn build(configs: &[DetectorConfig], isa: Isa) -> Vec<Box<dyn Detector>> {
+/// Builds one shard's detectors (`sensor_names` resolves sensor ids for detectors that apply to
+/// named sensors).
+pub fn build(
+    configs: &[DetectorConfig],
+    isa: Isa,
+    sensor_names: &Arc<crate::record::NameTable>,
+) -> Vec<Box<dyn Detector>> {
     configs
         .iter()
         .map(|c| match &c.kind {
@@ -49,6 +55,13 @@ pub fn build(configs: &[DetectorConfig], isa: Isa) -> Vec<Box<dyn Detector>> {
                 c.name.clone(),
                 isa,
                 *params,
+            )),
+            DetectorKind::IForest { model, sensors } => Box::new(iforest::IForestDetector::new(
+                c.name.clone(),
+                isa,
+                model.clone(),
+                sensors.clone(),
+                sensor_names.clone(),
             )),
         })
         .collect()

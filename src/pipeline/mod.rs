@@ -98,7 +98,7 @@ pub fn start(
     for _ in 0..p.shards {
         let (tx, rx) = bounded::<RecordBatch>(cap);
         shard_txs.push(tx);
-        let dets = detectors::build(&config.detectors, p.isa)
+        let dets = detectors::build(&config.detectors, p.isa, &sensor_names)
             .into_iter()
             .zip(&config.detectors)
             .map(|(d, c)| (d, AlertPolicy::new(c.policy)))

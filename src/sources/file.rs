@@ -182,3 +182,43 @@ fn read_full(file: &mut File, buf: &mut [u8]) -> io::Result<usize> {
     }
     Ok(filled)
 }
+
+/// Reads and decodes `paths` in order on this thread (a helper thread reads ahead), handing every
+/// batch to `emit` and every line that failed to decode to `dead`: for offline work such as
+/// training, where the pipeline's shards are not wanted. The sensor names are interned into
+/// `sensor_names`.
+pub fn decode_files(
+    input: &crate::config::InputConfig,
+    paths: &[std::path::PathBuf],
+    sensor_names: Arc<crate::record::NameTable>,
+    emit: &mut dyn FnMut(&crate::record::RecordBatch),
+    dead: &mut dyn FnMut(&crate::record::DeadLetter),
+) -> Result<(), InputError> {
+    let mut decoder = Decoder::new(input.clone(), sensor_names, 4096, crate::config::Speed::Max);
+    let mut sources = Interner::new(Arc::new(crate::record::NameTable::default()));
+    let files = paths
+        .iter()
+        .map(|p| open(p, &mut decoder, &mut sources))
+        .collect::<Result<Vec<_>, _>>()?;
+    let (tx, rx) = crossbeam_channel::bounded::<Input>(4);
+    std::thread::scope(|s| {
+        // The reader owns the sender: when it is done, the channel closes and decoding ends.
+        let reader = s.spawn(move || read(files, &tx, &AtomicBool::new(false), &AtomicU64::new(0)));
+        let mut dead_letters = Vec::new();
+        for chunk in rx.iter() {
+            decoder.input(&chunk, &mut dead_letters, &mut |b| {
+                emit(&b);
+                true
+            });
+            for d in dead_letters.drain(..) {
+                dead(&d);
+            }
+        }
+        reader.join().unwrap_or_else(|_| {
+            Err(InputError::Header {
+                path: PathBuf::new(),
+                reason: "the reader thread panicked".into(),
+            })
+        })
+    })
+}

@@ -1,0 +1,143 @@
+//! The isolation-forest detector: one multivariate score per record from a sensor's channels
+//! together, by a trained model ([`crate::iforest`]) and the vectorized forest kernel.
+//!
+//! Rows of every applicable sensor in a batch are scored by one kernel call. A sensor applies when
+//! its records carry every channel the model reads (and it is in the detector's `sensors`, if set);
+//! records of a schema that lacks one are not scored by this detector, with one warning per schema.
+//! The score (in (0, 1], scikit-learn's `-score_samples`) is written on the model's first channel,
+//! the one its alerts name; the other channels get no observation from this detector.
+
+use super::{Detector, Scores};
+use crate::iforest::features::Layout;
+use crate::iforest::model::IForestModel;
+use crate::record::{NameTable, RecordBatch};
+use std::collections::HashMap;
+use std::sync::Arc;
+use vigil_kernels::iforest::Scorer;
+use vigil_kernels::isa::Isa;
+
+#[derive(Debug)]
+enum KeyState {
+    Unknown,
+    Skip,
+    /// The sensor's feature history.
+    Active(Vec<f32>),
+}
+
+/// Per shard: the model, each sensor key's feature history, and scratch columns.
+#[derive(Debug)]
+pub struct IForestDetector {
+    name: Arc<str>,
+    model: Arc<IForestModel>,
+    scorer: Scorer,
+    sensors: Arc<[String]>,
+    names: Arc<NameTable>,
+    keys: Vec<KeyState>,
+    /// By schema id: where the features read, and the alert column; None if a channel is missing.
+    layouts: HashMap<u32, Option<(Layout, usize)>>,
+    x: Vec<f32>,
+    rows: Vec<usize>,
+    sums: Vec<f32>,
+    feature_row: Vec<f32>,
+}
+
+impl IForestDetector {
+    /// A detector on `isa` (or scalar if this CPU lacks it).
+    pub fn new(
+        name: Arc<str>,
+        isa: Isa,
+        model: Arc<IForestModel>,
+        sensors: Arc<[String]>,
+        names: Arc<NameTable>,
+    ) -> IForestDetector {
+        let scorer = Scorer::new(isa)
+            .or_else(|| Scorer::new(Isa::Scalar))
+            .expect("the scalar path is always available");
+        IForestDetector {
+            name,
+            feature_row: vec![0.0; model.features.len()],
+            model,
+            scorer,
+            sensors,
+            names,
+            keys: Vec::new(),
+            layouts: HashMap::new(),
+            x: Vec::new(),
+            rows: Vec::new(),
+            sums: Vec::new(),
+        }
+    }
+
+    fn layout(&mut self, batch: &RecordBatch) -> Option<(Layout, usize)> {
+        let model = &self.model;
+        let name = &self.name;
+        self.layouts
+            .entry(batch.schema.id)
+            .or_insert_with(|| match Layout::new(&model.features, &batch.schema.channels) {
+                Ok(l) => {
+                    let first = &model.features[0].channel;
+                    let col = batch
+                        .schema
+                        .channels
+                        .iter()
+                        .position(|c| **c == **first)
+                        .unwrap_or(0);
+                    Some((l, col))
+                }
+                Err(missing) => {
+                    tracing::warn!(
+                        "detector {name}: records with channels {:?} lack {missing:?}; they are not scored by it",
+                        batch.schema.channels
+                    );
+                    None
+                }
+            })
+            .clone()
+    }
+}
+
+impl Detector for IForestDetector {
+    fn name(&self) -> &Arc<str> {
+        &self.name
+    }
+
+    fn score(&mut self, batch: &RecordBatch, keys: &[u32], out: &mut Scores) {
+        let w = batch.width();
+        out.reset(batch.len() * w);
+        out.score.fill(f32::NAN);
+        out.expected.fill(f32::NAN);
+        let Some((layout, col)) = self.layout(batch) else {
+            return;
+        };
+        self.x.clear();
+        self.rows.clear();
+        for (i, &key) in keys[..batch.len()].iter().enumerate() {
+            let k = key as usize;
+            if k >= self.keys.len() {
+                self.keys.resize_with(k + 1, || KeyState::Unknown);
+            }
+            if let KeyState::Unknown = self.keys[k] {
+                let sensor = self.names.get(batch.sensors[i]);
+                let applies =
+                    self.sensors.is_empty() || self.sensors.iter().any(|s| **s == *sensor);
+                self.keys[k] = if applies {
+                    KeyState::Active(layout.fresh_history())
+                } else {
+                    KeyState::Skip
+                };
+            }
+            if let KeyState::Active(history) = &mut self.keys[k] {
+                if layout.compute(batch.row(i), history, &mut self.feature_row) {
+                    self.x.extend_from_slice(&self.feature_row);
+                    self.rows.push(i);
+                }
+            }
+        }
+        self.sums.resize(self.rows.len(), 0.0);
+        self.scorer
+            .score(&self.model.forest, &self.x, &mut self.sums);
+        for (&i, &s) in self.rows.iter().zip(&self.sums) {
+            out.score[i * w + col] = s;
+        }
+    }
+}

@@ -1,0 +1,161 @@
+//! `vigil train iforest`: reads recorded files, computes the model's features per sensor exactly as
+//! the stream will, grows the forest, and sets the threshold from the training scores.
+
+use super::features::{Feature, Layout};
+use super::model::{threshold_for, FeatureSummary, IForestModel, Training};
+use crate::config::Config;
+use crate::record::NameTable;
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use vigil_kernels::iforest::train::{train, TrainParams};
+use vigil_kernels::iforest::Scorer;
+use vigil_kernels::isa::Isa;
+
+/// What to train on and how.
+#[derive(Debug, Clone)]
+pub struct TrainOptions {
+    pub inputs: Vec<PathBuf>,
+    pub params: TrainParams,
+    /// Feature specs; default every channel of the first record's schema.
+    pub features: Option<Vec<String>>,
+    pub contamination: f64,
+    /// Only records of these sensors (default: all).
+    pub sensors: Vec<String>,
+    /// Only records with event time before this (epoch ms), e.g. the known-normal start of a run.
+    pub until_ms: Option<i64>,
+}
+
+/// A trained model and what went into it.
+#[derive(Debug)]
+pub struct Trained {
+    pub model: IForestModel,
+    /// Records read, and records whose features were incomplete (skipped).
+    pub records: u64,
+    pub skipped: u64,
+    pub dead_letters: u64,
+}
+
+/// Trains a model on `opts.inputs`. Errors are one line.
+pub fn train_iforest(config: &Config, opts: &TrainOptions) -> Result<Trained, String> {
+    let names = Arc::new(NameTable::default());
+    let mut features: Option<Vec<Feature>> = match &opts.features {
+        Some(specs) => Some(
+            specs
+                .iter()
+                .map(|s| Feature::parse(s))
+                .collect::<Result<_, _>>()?,
+        ),
+        None => None,
+    };
+    let mut layouts: HashMap<u32, Layout> = HashMap::new();
+    let mut history: HashMap<(u32, u32), Vec<f32>> = HashMap::new();
+    let mut wanted: HashMap<u32, bool> = HashMap::new();
+    let mut rows: Vec<f32> = Vec::new();
+    let (mut records, mut skipped, mut dead) = (0u64, 0u64, 0u64);
+    let mut error = None;
+    let mut out = Vec::new();
+    crate::sources::file::decode_files(
+        &config.input,
+        &opts.inputs,
+        names.clone(),
+        &mut |batch| {
+            if error.is_some() {
+                return;
+            }
+            let feats = features.get_or_insert_with(|| {
+                batch
+                    .schema
+                    .channels
+                    .iter()
+                    .map(|c| {
+                        Feature::parse(c).unwrap_or(Feature {
+                            channel: c.to_string(),
+                            transform: super::features::Transform::Value,
+                        })
+                    })
+                    .collect()
+            });
+            let layout = match layouts.get(&batch.schema.id) {
+                Some(l) => l.clone(),
+                None => match Layout::new(feats, &batch.schema.channels) {
+                    Ok(l) => {
+                        layouts.insert(batch.schema.id, l.clone());
+                        l
+                    }
+                    Err(missing) => {
+                        error = Some(format!(
+                            "records with channels {:?} have no channel {missing:?}",
+                            batch.schema.channels
+                        ));
+                        return;
+                    }
+                },
+            };
+            out.resize(feats.len(), 0.0);
+            for i in 0..batch.len() {
+                let sensor = batch.sensors[i];
+                let keep = *wanted.entry(sensor).or_insert_with(|| {
+                    opts.sensors.is_empty() || opts.sensors.iter().any(|s| *s == *names.get(sensor))
+                });
+                if !keep || opts.until_ms.is_some_and(|u| batch.ts[i] >= u) {
+                    continue;
+                }
+                records += 1;
+                let h = history
+                    .entry((sensor, batch.schema.id))
+                    .or_insert_with(|| layout.fresh_history());
+                if layout.compute(batch.row(i), h, &mut out) {
+                    rows.extend_from_slice(&out);
+                } else {
+                    skipped += 1;
+                }
+            }
+        },
+        &mut |_| dead += 1,
+    )
+    .map_err(|e| e.to_string())?;
+    if let Some(e) = error {
+        return Err(e);
+    }
+    let features = features.ok_or("no records to train on")?;
+    let f = features.len();
+    if rows.len() / f < 2 {
+        return Err(format!(
+            "{} complete rows to train on (of {records} records read); need at least 2",
+            rows.len() / f
+        ));
+    }
+    let forest = train(&rows, f, &opts.params).map_err(|e| e.0)?;
+    let mut scores = vec![0.0; rows.len() / f];
+    Scorer::new(Isa::best())
+        .unwrap_or_else(|| Scorer::new(Isa::Scalar).expect("scalar"))
+        .score(&forest, &rows, &mut scores);
+    let threshold = threshold_for(&scores, opts.contamination)?;
+    let summary = (0..f).map(|j| FeatureSummary::of(&rows, f, j)).collect();
+    Ok(Trained {
+        model: IForestModel {
+            features,
+            forest,
+            threshold,
+            training: Training {
+                method: format!(
+                    "vigil train iforest ({} trees, sample {})",
+                    opts.params.trees, opts.params.sample_size
+                ),
+                sources: opts
+                    .inputs
+                    .iter()
+                    .map(|p| p.display().to_string())
+                    .collect(),
+                rows: (rows.len() / f) as u64,
+                seed: Some(opts.params.seed),
+                contamination: Some(opts.contamination),
+                summary,
+            },
+        },
+        records,
+        skipped,
+        dead_letters: dead,
+    })
+}
