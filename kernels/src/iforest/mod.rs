@@ -85,6 +85,14 @@ pub struct Forest {
     root: Vec<u32>,
     /// Steps from the root to the deepest leaf of each tree.
     depth: Vec<u32>,
+    /// Each tree of depth <= [`HEAP_MAX_DEPTH`] again as a complete binary tree in heap order
+    /// (children of `i` at `2i + 1`, `2i + 2`; leaves above the last level repeated down to it), so
+    /// that the vector path needs no child indices and can serve the first levels from registers.
+    heap: Vec<Option<Heap>>,
+    /// Heap node `threshold` (low 32 bits, f32) and `feature` (high 32 bits), all heap trees.
+    heap_node: Vec<u64>,
+    /// Path length of each heap tree's last-level slots.
+    heap_value: Vec<f32>,
     /// `trees · c(ψ)`.
     norm: f64,
     sample_size: usize,
@@ -105,6 +113,19 @@ impl PartialEq for Forest {
             && self.sample_size == o.sample_size
     }
 }
+
+/// Deepest tree kept in heap order as well (2^11 − 1 heap nodes).
+pub const HEAP_MAX_DEPTH: u32 = 10;
+
+/// Where a heap tree lives in [`Forest::heap_node`] and [`Forest::heap_value`].
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Heap {
+    pub node: usize,
+    pub value: usize,
+}
+
+/// Heap padding after each tree, so that loading 8 nodes of any of its first levels stays inside.
+const HEAP_PAD: usize = 8;
 
 /// Most nodes a forest may have (node indices stay far below `i32::MAX` for gathers).
 pub const MAX_NODES: usize = 1 << 28;
@@ -141,6 +162,9 @@ impl Forest {
             value: Vec::with_capacity(total),
             root: Vec::with_capacity(trees.len()),
             depth: Vec::with_capacity(trees.len()),
+            heap: Vec::with_capacity(trees.len()),
+            heap_node: Vec::new(),
+            heap_value: Vec::new(),
             norm: trees.len() as f64 * average_path_length(sample_size as f64),
             sample_size,
         };
@@ -238,7 +262,52 @@ impl Forest {
         }
         self.root.push(base);
         self.depth.push(depth);
+        let heap = self.heap_tree(nodes, depth);
+        self.heap.push(heap);
         Ok(())
+    }
+
+    /// Lays `nodes` (depth `depth`) out in heap order, if it is shallow enough.
+    fn heap_tree(&mut self, nodes: &[Node], depth: u32) -> Option<Heap> {
+        if depth > HEAP_MAX_DEPTH {
+            return None;
+        }
+        let h = Heap {
+            node: self.heap_node.len(),
+            value: self.heap_value.len(),
+        };
+        let inner = (1usize << depth) - 1;
+        self.heap_node.resize(h.node + inner + HEAP_PAD, 0);
+        self.heap_value.resize(h.value + (1usize << depth), 0.0);
+        // (explicit node, heap index, level)
+        let mut work = vec![(0usize, 0usize, 0u32)];
+        while let Some((i, at, level)) = work.pop() {
+            if level == depth {
+                if let Node::Leaf { path_length } = nodes[i] {
+                    self.heap_value[h.value + at - inner] = path_length;
+                }
+                continue;
+            }
+            match nodes[i] {
+                Node::Split {
+                    feature,
+                    threshold,
+                    left,
+                    right,
+                } => {
+                    self.heap_node[h.node + at] =
+                        (threshold.to_bits() as u64) | ((feature as u64) << 32);
+                    work.push((left as usize, 2 * at + 1, level + 1));
+                    work.push((right as usize, 2 * at + 2, level + 1));
+                }
+                // A leaf above the last level: both ways lead to copies of it.
+                Node::Leaf { .. } => {
+                    work.push((i, 2 * at + 1, level + 1));
+                    work.push((i, 2 * at + 2, level + 1));
+                }
+            }
+        }
+        Some(h)
     }
 
     fn push_slot(&mut self) {
@@ -311,7 +380,7 @@ impl Forest {
 
 /// Rows scored per tree before moving to the next tree: keeps a tree's nodes in cache while many
 /// rows walk it.
-const TILE: usize = 512;
+pub(crate) const TILE: usize = 512;
 
 /// The scoring kernel on one instruction set. Holding one means the ISA is available.
 #[derive(Clone, Copy, Debug)]
@@ -346,17 +415,19 @@ impl Scorer {
         );
         for (xt, ot) in x.chunks(TILE * f).zip(out.chunks_mut(TILE)) {
             ot.fill(0.0);
-            for t in 0..forest.n_trees() {
-                match self.isa {
-                    Isa::Scalar | Isa::Avx512 => scalar::add_tree(forest, t, xt, ot),
-                    #[cfg(target_arch = "x86_64")]
-                    // SAFETY: `Scorer::new` only builds an Avx2 scorer when AVX2 is available; the
-                    // chunk holds `ot.len()` rows of `f` values (checked above), and `Forest::new`
-                    // checked every feature and child index.
-                    Isa::Avx2 => unsafe { x86_64::add_tree(forest, t, xt, ot) },
-                    #[cfg(not(target_arch = "x86_64"))]
-                    Isa::Avx2 => unreachable!("x86_64 paths are never available elsewhere"),
+            match self.isa {
+                Isa::Scalar | Isa::Avx512 => {
+                    for t in 0..forest.n_trees() {
+                        scalar::add_tree(forest, t, xt, ot);
+                    }
                 }
+                #[cfg(target_arch = "x86_64")]
+                // SAFETY: `Scorer::new` only builds an Avx2 scorer when AVX2 is available; the
+                // chunk holds `ot.len() <= TILE` rows of `f` values (checked above), and
+                // `Forest::new` checked every feature and child index.
+                Isa::Avx2 => unsafe { x86_64::add_tile(forest, xt, ot) },
+                #[cfg(not(target_arch = "x86_64"))]
+                Isa::Avx2 => unreachable!("x86_64 paths are never available elsewhere"),
             }
         }
     }

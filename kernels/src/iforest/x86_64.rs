@@ -1,6 +1,6 @@
 //! AVX2 path: 8 rows walk a tree at once with gathers, scalar tail.
 
-use super::{scalar, Forest};
+use super::{scalar, Forest, Heap};
 use core::arch::x86_64::*;
 
 /// Adds tree `t`'s path length to `out[i]` for every row `i` of `x`.
@@ -12,6 +12,11 @@ use core::arch::x86_64::*;
 /// most 65536 features).
 #[target_feature(enable = "avx2")]
 pub(crate) unsafe fn add_tree(forest: &Forest, t: usize, x: &[f32], out: &mut [f32]) {
+    if let Some(h) = forest.heap[t] {
+        // SAFETY: as for this function; `h` was laid out by `Forest::new` for this tree.
+        unsafe { add_heap_tree(forest, t, h, x, out) };
+        return;
+    }
     let f = forest.n_features;
     let rows = out.len();
     let body = rows - rows % 8;
@@ -28,22 +33,34 @@ pub(crate) unsafe fn add_tree(forest: &Forest, t: usize, x: &[f32], out: &mut [f
         _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7),
         _mm256_set1_epi32(f as i32),
     );
-    // SAFETY: rows `r..r + 8` exist (r < body); every node index is a valid node (roots and
-    // children were checked by `Forest::new`, a leaf points at itself); feature indices are below
-    // `f`, so `lane * f + feature` stays inside the 8 rows starting at `xp`.
+    // A step is a chain of dependent gathers (node fields, then the row's value), so one block of
+    // 8 rows is latency-bound: walk LANES blocks in lockstep so their chains overlap.
+    const LANES: usize = 4;
+    let mut r = 0;
+    // SAFETY: rows `r..r + 8 * LANES` (or `r..r + 8`) exist; every node index
+    // is a valid node (roots and children were checked by `Forest::new`, a leaf points at itself);
+    // feature indices are below `f`, so `lane * f + feature` stays inside the 8 rows at `xp`.
     unsafe {
-        let mut r = 0;
+        while r + 8 * LANES <= body {
+            let xp: [*const f32; LANES] = core::array::from_fn(|b| x.as_ptr().add((r + 8 * b) * f));
+            let mut node = [root; LANES];
+            for _ in 0..steps {
+                for b in 0..LANES {
+                    node[b] = step(fp, tp, cp, xp[b], lane_offsets, one, node[b]);
+                }
+            }
+            for (b, n) in node.iter().enumerate() {
+                let h = _mm256_i32gather_ps::<4>(vp, *n);
+                let op = out.as_mut_ptr().add(r + 8 * b);
+                _mm256_storeu_ps(op, _mm256_add_ps(_mm256_loadu_ps(op), h));
+            }
+            r += 8 * LANES;
+        }
         while r < body {
             let xp = x.as_ptr().add(r * f);
             let mut node = root;
             for _ in 0..steps {
-                let feat = _mm256_i32gather_epi32::<4>(fp, node);
-                let thr = _mm256_i32gather_ps::<4>(tp, node);
-                let v = _mm256_i32gather_ps::<4>(xp, _mm256_add_epi32(lane_offsets, feat));
-                let child = _mm256_i32gather_epi32::<4>(cp, node);
-                // x <= thr (false for NaN on either side): left = child, else right = child + 1.
-                let le = _mm256_castps_si256(_mm256_cmp_ps::<_CMP_LE_OQ>(v, thr));
-                node = _mm256_add_epi32(child, _mm256_andnot_si256(le, one));
+                node = step(fp, tp, cp, xp, lane_offsets, one, node);
             }
             let h = _mm256_i32gather_ps::<4>(vp, node);
             let op = out.as_mut_ptr().add(r);
@@ -52,4 +69,326 @@ pub(crate) unsafe fn add_tree(forest: &Forest, t: usize, x: &[f32], out: &mut [f
         }
     }
     scalar::add_tree(forest, t, &x[body * f..], &mut out[body..]);
+}
+
+/// One step of 8 rows down a tree: x <= threshold (false for NaN on either side) goes to the left
+/// child, otherwise to the right one (`child + 1`).
+///
+/// # Safety
+/// AVX2; `node` holds valid node indices and `xp` 8 rows whose offsets `lane_offsets + feature`
+/// are in bounds.
+#[inline(always)]
+unsafe fn step(
+    fp: *const i32,
+    tp: *const f32,
+    cp: *const i32,
+    xp: *const f32,
+    lane_offsets: __m256i,
+    one: __m256i,
+    node: __m256i,
+) -> __m256i {
+    // SAFETY: the caller's contract (valid node indices, rows in bounds, AVX2).
+    unsafe {
+        let feat = _mm256_i32gather_epi32::<4>(fp, node);
+        let thr = _mm256_i32gather_ps::<4>(tp, node);
+        let child = _mm256_i32gather_epi32::<4>(cp, node);
+        let v = _mm256_i32gather_ps::<4>(xp, _mm256_add_epi32(lane_offsets, feat));
+        let le = _mm256_castps_si256(_mm256_cmp_ps::<_CMP_LE_OQ>(v, thr));
+        _mm256_add_epi32(child, _mm256_andnot_si256(le, one))
+    }
+}
+
+/// Levels served from registers: level `k` has `2^k` nodes, and 8 fit in a register.
+const REGISTER_LEVELS: usize = 4;
+
+/// [`add_tree`] for a tree in heap order: no child indices to gather (children of `i` are `2i + 1`
+/// and `2i + 2`), the first four levels' thresholds and features permuted out of registers, the
+/// deeper levels' fetched with one 64-bit gather per 4 rows.
+///
+/// # Safety
+/// As [`add_tree`]; `h` is tree `t`'s heap layout.
+#[target_feature(enable = "avx2")]
+unsafe fn add_heap_tree(forest: &Forest, t: usize, h: Heap, x: &[f32], out: &mut [f32]) {
+    const LANES: usize = 4;
+    let f = forest.n_features;
+    let depth = forest.depth[t] as usize;
+    let rows = out.len();
+    let body = rows - rows % 8;
+    let nodes = &forest.heap_node[h.node..];
+    let inner = (1i32 << depth) - 1;
+    // Thresholds and features of the first levels, 8 lanes each (slots past a level's end unused).
+    let mut thr_l = [_mm256_setzero_ps(); REGISTER_LEVELS];
+    let mut feat_l = [_mm256_setzero_si256(); REGISTER_LEVELS];
+    for k in 0..REGISTER_LEVELS.min(depth) {
+        let base = (1usize << k) - 1;
+        let level = &nodes[base..base + 8];
+        let thr: [f32; 8] = core::array::from_fn(|i| f32::from_bits(level[i] as u32));
+        let feat: [i32; 8] = core::array::from_fn(|i| (level[i] >> 32) as i32);
+        // SAFETY: both arrays hold 8 lanes.
+        unsafe {
+            thr_l[k] = _mm256_loadu_ps(thr.as_ptr());
+            feat_l[k] = _mm256_loadu_si256(feat.as_ptr() as *const __m256i);
+        }
+    }
+    let lane_offsets = _mm256_mullo_epi32(
+        _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7),
+        _mm256_set1_epi32(f as i32),
+    );
+    let one = _mm256_set1_epi32(1);
+    let np = nodes.as_ptr() as *const i64;
+    let vp = forest.heap_value[h.value..].as_ptr();
+    // One step of 8 rows at `level`.
+    let step = |xp: *const f32, level: usize, node: __m256i| -> __m256i {
+        // SAFETY: `node` holds heap indices of `level` (below 2^(level+1) − 1, inside the tree's
+        // heap); feature indices are below `f`, so `lane * f + feature` stays inside the 8 rows.
+        unsafe {
+            let (thr, feat) = if level < REGISTER_LEVELS {
+                let local = _mm256_sub_epi32(node, _mm256_set1_epi32((1 << level) - 1));
+                (
+                    _mm256_permutevar8x32_ps(thr_l[level], local),
+                    _mm256_permutevar8x32_epi32(feat_l[level], local),
+                )
+            } else {
+                let lo = _mm256_i32gather_epi64::<8>(np, _mm256_castsi256_si128(node));
+                let hi = _mm256_i32gather_epi64::<8>(np, _mm256_extracti128_si256::<1>(node));
+                // lo = [t0 f0 t1 f1 | t2 f2 t3 f3], hi = [t4 f4 t5 f5 | t6 f6 t7 f7].
+                let (lo, hi) = (_mm256_castsi256_ps(lo), _mm256_castsi256_ps(hi));
+                let thr = _mm256_shuffle_ps::<0b10_00_10_00>(lo, hi); // t0 t1 t4 t5 | t2 t3 t6 t7
+                let feat = _mm256_shuffle_ps::<0b11_01_11_01>(lo, hi);
+                (
+                    _mm256_castpd_ps(_mm256_permute4x64_pd::<0b11_01_10_00>(_mm256_castps_pd(
+                        thr,
+                    ))),
+                    _mm256_castpd_si256(_mm256_permute4x64_pd::<0b11_01_10_00>(_mm256_castps_pd(
+                        feat,
+                    ))),
+                )
+            };
+            let v = _mm256_i32gather_ps::<4>(xp, _mm256_add_epi32(lane_offsets, feat));
+            // x <= thr (false for NaN): left child 2i + 1, otherwise right child 2i + 2.
+            let le = _mm256_castps_si256(_mm256_cmp_ps::<_CMP_LE_OQ>(v, thr));
+            let step = _mm256_add_epi32(one, _mm256_andnot_si256(le, one));
+            _mm256_add_epi32(_mm256_add_epi32(node, node), step)
+        }
+    };
+    let finish = |node: __m256i, op: *mut f32| {
+        // SAFETY: after `depth` steps every index is in the last level, `inner..2 * inner + 1`;
+        // `op` points at 8 rows of `out`.
+        unsafe {
+            let slot = _mm256_sub_epi32(node, _mm256_set1_epi32(inner));
+            let h = _mm256_i32gather_ps::<4>(vp, slot);
+            _mm256_storeu_ps(op, _mm256_add_ps(_mm256_loadu_ps(op), h));
+        }
+    };
+    let mut r = 0;
+    // SAFETY: rows `r..r + 8 * LANES` (or `r..r + 8`) exist.
+    unsafe {
+        while r + 8 * LANES <= body {
+            let xp: [*const f32; LANES] = core::array::from_fn(|b| x.as_ptr().add((r + 8 * b) * f));
+            let mut node = [_mm256_setzero_si256(); LANES];
+            for level in 0..depth {
+                for b in 0..LANES {
+                    node[b] = step(xp[b], level, node[b]);
+                }
+            }
+            for (b, n) in node.iter().enumerate() {
+                finish(*n, out.as_mut_ptr().add(r + 8 * b));
+            }
+            r += 8 * LANES;
+        }
+        while r < body {
+            let xp = x.as_ptr().add(r * f);
+            let mut node = _mm256_setzero_si256();
+            for level in 0..depth {
+                node = step(xp, level, node);
+            }
+            finish(node, out.as_mut_ptr().add(r));
+            r += 8;
+        }
+    }
+    scalar::add_tree(forest, t, &x[body * f..], &mut out[body..]);
+}
+
+/// Adds every tree's path lengths for one tile of rows (at most [`super::TILE`]).
+///
+/// With at most 8 features, each 8-row block is first transposed (feature-major), so that a
+/// step picks its rows' values out of 8 loaded registers by a tree of blends on the feature
+/// index's bits instead of gathering them.
+///
+/// # Safety
+/// AVX2; `x` holds `out.len() <= TILE` rows of `forest.n_features` values; `forest` was checked by
+/// `Forest::new`.
+#[target_feature(enable = "avx2")]
+pub(crate) unsafe fn add_tile(forest: &Forest, x: &[f32], out: &mut [f32]) {
+    let f = forest.n_features;
+    let rows = out.len();
+    let body = rows - rows % 8;
+    if f > 8 {
+        for t in 0..forest.n_trees() {
+            // SAFETY: as this function.
+            unsafe { add_tree(forest, t, x, out) };
+        }
+        return;
+    }
+    let mut xt = [0.0f32; super::TILE * 8];
+    for b in 0..body / 8 {
+        for lane in 0..8 {
+            let row = &x[(b * 8 + lane) * f..(b * 8 + lane + 1) * f];
+            for (j, &v) in row.iter().enumerate() {
+                xt[(b * 8 + j) * 8 + lane] = v;
+            }
+        }
+    }
+    for t in 0..forest.n_trees() {
+        match forest.heap[t] {
+            // SAFETY: as this function; `xt` holds `body / 8` transposed blocks.
+            Some(h) => unsafe {
+                add_heap_tree_transposed(forest, t, h, &xt[..body * 8], &mut out[..body]);
+                scalar::add_tree(forest, t, &x[body * f..], &mut out[body..]);
+            },
+            // SAFETY: as this function.
+            None => unsafe { add_tree(forest, t, x, out) },
+        }
+    }
+}
+
+/// [`add_heap_tree`] over transposed blocks: `xt` holds, per block of 8 rows, 8 registers' worth
+/// of values (feature `j` of the block's rows at `xt[(block * 8 + j) * 8..][..8]`).
+///
+/// # Safety
+/// AVX2; `out.len()` is a multiple of 8 and `xt.len() == out.len() * 8`; feature indices are < 8.
+#[target_feature(enable = "avx2")]
+unsafe fn add_heap_tree_transposed(
+    forest: &Forest,
+    t: usize,
+    h: Heap,
+    xt: &[f32],
+    out: &mut [f32],
+) {
+    const LANES: usize = 4;
+    let depth = forest.depth[t] as usize;
+    let body = out.len();
+    let nodes = &forest.heap_node[h.node..];
+    let inner = (1i32 << depth) - 1;
+    let mut thr_l = [_mm256_setzero_ps(); REGISTER_LEVELS];
+    let mut feat_l = [_mm256_setzero_si256(); REGISTER_LEVELS];
+    for k in 0..REGISTER_LEVELS.min(depth) {
+        let base = (1usize << k) - 1;
+        let level = &nodes[base..base + 8];
+        let thr: [f32; 8] = core::array::from_fn(|i| f32::from_bits(level[i] as u32));
+        let feat: [i32; 8] = core::array::from_fn(|i| (level[i] >> 32) as i32);
+        // SAFETY: both arrays hold 8 lanes.
+        unsafe {
+            thr_l[k] = _mm256_loadu_ps(thr.as_ptr());
+            feat_l[k] = _mm256_loadu_si256(feat.as_ptr() as *const __m256i);
+        }
+    }
+    // Level 4 (16 nodes) from two registers each, chosen by bit 3 of the node's place in it.
+    let mut thr4 = [_mm256_setzero_ps(); 2];
+    let mut feat4 = [_mm256_setzero_si256(); 2];
+    if depth > REGISTER_LEVELS {
+        for half in 0..2 {
+            let level = &nodes[15 + 8 * half..15 + 8 * half + 8];
+            let thr: [f32; 8] = core::array::from_fn(|i| f32::from_bits(level[i] as u32));
+            let feat: [i32; 8] = core::array::from_fn(|i| (level[i] >> 32) as i32);
+            // SAFETY: both arrays hold 8 lanes.
+            unsafe {
+                thr4[half] = _mm256_loadu_ps(thr.as_ptr());
+                feat4[half] = _mm256_loadu_si256(feat.as_ptr() as *const __m256i);
+            }
+        }
+    }
+    let one = _mm256_set1_epi32(1);
+    let np = nodes.as_ptr() as *const i64;
+    let vp = forest.heap_value[h.value..].as_ptr();
+    let step = |xb: *const f32, level: usize, node: __m256i| -> __m256i {
+        // SAFETY: `node` holds heap indices of `level`; `xb` points at a block's 64 values.
+        unsafe {
+            let (thr, feat) = if level < REGISTER_LEVELS {
+                let local = _mm256_sub_epi32(node, _mm256_set1_epi32((1 << level) - 1));
+                (
+                    _mm256_permutevar8x32_ps(thr_l[level], local),
+                    _mm256_permutevar8x32_epi32(feat_l[level], local),
+                )
+            } else if level == REGISTER_LEVELS {
+                let local = _mm256_sub_epi32(node, _mm256_set1_epi32(15));
+                let upper = _mm256_castsi256_ps(_mm256_slli_epi32::<28>(local));
+                (
+                    _mm256_blendv_ps(
+                        _mm256_permutevar8x32_ps(thr4[0], local),
+                        _mm256_permutevar8x32_ps(thr4[1], local),
+                        upper,
+                    ),
+                    _mm256_castps_si256(_mm256_blendv_ps(
+                        _mm256_castsi256_ps(_mm256_permutevar8x32_epi32(feat4[0], local)),
+                        _mm256_castsi256_ps(_mm256_permutevar8x32_epi32(feat4[1], local)),
+                        upper,
+                    )),
+                )
+            } else {
+                let lo = _mm256_i32gather_epi64::<8>(np, _mm256_castsi256_si128(node));
+                let hi = _mm256_i32gather_epi64::<8>(np, _mm256_extracti128_si256::<1>(node));
+                let (lo, hi) = (_mm256_castsi256_ps(lo), _mm256_castsi256_ps(hi));
+                let thr = _mm256_shuffle_ps::<0b10_00_10_00>(lo, hi);
+                let feat = _mm256_shuffle_ps::<0b11_01_11_01>(lo, hi);
+                (
+                    _mm256_castpd_ps(_mm256_permute4x64_pd::<0b11_01_10_00>(_mm256_castps_pd(
+                        thr,
+                    ))),
+                    _mm256_castpd_si256(_mm256_permute4x64_pd::<0b11_01_10_00>(_mm256_castps_pd(
+                        feat,
+                    ))),
+                )
+            };
+            // The value of each lane's feature: blends on bits 0, 1, 2 of the feature index.
+            let m0 = _mm256_castsi256_ps(_mm256_slli_epi32::<31>(feat));
+            let m1 = _mm256_castsi256_ps(_mm256_slli_epi32::<30>(feat));
+            let m2 = _mm256_castsi256_ps(_mm256_slli_epi32::<29>(feat));
+            let xj = |j: usize| _mm256_loadu_ps(xb.add(j * 8));
+            let a0 = _mm256_blendv_ps(xj(0), xj(1), m0);
+            let a1 = _mm256_blendv_ps(xj(2), xj(3), m0);
+            let a2 = _mm256_blendv_ps(xj(4), xj(5), m0);
+            let a3 = _mm256_blendv_ps(xj(6), xj(7), m0);
+            let b0 = _mm256_blendv_ps(a0, a1, m1);
+            let b1 = _mm256_blendv_ps(a2, a3, m1);
+            let v = _mm256_blendv_ps(b0, b1, m2);
+            let le = _mm256_castps_si256(_mm256_cmp_ps::<_CMP_LE_OQ>(v, thr));
+            let step = _mm256_add_epi32(one, _mm256_andnot_si256(le, one));
+            _mm256_add_epi32(_mm256_add_epi32(node, node), step)
+        }
+    };
+    let finish = |node: __m256i, op: *mut f32| {
+        // SAFETY: after `depth` steps every index is in the last level; `op` points at 8 rows.
+        unsafe {
+            let slot = _mm256_sub_epi32(node, _mm256_set1_epi32(inner));
+            let h = _mm256_i32gather_ps::<4>(vp, slot);
+            _mm256_storeu_ps(op, _mm256_add_ps(_mm256_loadu_ps(op), h));
+        }
+    };
+    let mut r = 0;
+    // SAFETY: blocks `r / 8..` exist in `xt` and rows `r..` in `out` (checked by the loop bounds).
+    unsafe {
+        while r + 8 * LANES <= body {
+            let xb: [*const f32; LANES] =
+                core::array::from_fn(|b| xt.as_ptr().add((r + 8 * b) * 8));
+            let mut node = [_mm256_setzero_si256(); LANES];
+            for level in 0..depth {
+                for b in 0..LANES {
+                    node[b] = step(xb[b], level, node[b]);
+                }
+            }
+            for (b, n) in node.iter().enumerate() {
+                finish(*n, out.as_mut_ptr().add(r + 8 * b));
+            }
+            r += 8 * LANES;
+        }
+        while r < body {
+            let mut node = _mm256_setzero_si256();
+            for level in 0..depth {
+                node = step(xt.as_ptr().add(r * 8), level, node);
+            }
+            finish(node, out.as_mut_ptr().add(r));
+            r += 8;
+        }
+    }
 }

@@ -1,0 +1,230 @@
+//! Isolation-forest scoring, in one run on the same model and data: Vigil's kernel (scalar and
+//! AVX2), ONNX Runtime through ort on the same forest as one TreeEnsembleRegressor node (one
+//! thread), and scikit-learn's `score_samples` (n_jobs=1) timed by `models/iforest/bench_sklearn.py`.
+//! Prints rows/s for each and the ratios against the targets (AVX2 ≥ 3× ONNX Runtime, ≥ 30×
+//! scikit-learn). `cargo bench --bench iforest`.
+//!
+//! The model is `models/iforest/skab_sklearn.onnx` (100 trees, ψ = 256, 8 features), imported into
+//! Vigil's format; the data are 100 000 rows tiled from SKAB's valve1 recordings. ONNX Runtime is
+//! found through `ORT_DYLIB_PATH` (`.ci/run` and the README fetch it); Python through
+//! `VIGIL_PYTHON` (default `python3`) with the pinned requirements. A part that is missing is
+//! reported as skipped, with how to get it.
+
+use std::hint::black_box;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+use vigil::iforest::model::IForestModel;
+use vigil::iforest::onnx::{import, ImportOptions};
+use vigil_kernels::iforest::Scorer;
+use vigil_kernels::isa::Isa;
+
+const ROWS: usize = 100_000;
+const FEATURES: usize = 8;
+
+fn root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Best wall time over `runs` runs after one warm-up.
+fn best(runs: usize, mut f: impl FnMut()) -> Duration {
+    f();
+    (0..runs)
+        .map(|_| {
+            let t = Instant::now();
+            f();
+            t.elapsed()
+        })
+        .min()
+        .unwrap_or_default()
+}
+
+/// 100 000 rows of SKAB's eight channels, tiled from the valve1 files in order.
+fn data() -> Vec<f32> {
+    let dir = root().join("../shared/datasets/skab-dev/data/valve1");
+    let mut rows = Vec::new();
+    for i in 0..16 {
+        let text = std::fs::read_to_string(dir.join(format!("{i}.csv"))).expect("SKAB data");
+        for line in text.lines().skip(1) {
+            let v: Vec<f32> = line
+                .split(';')
+                .skip(1)
+                .take(FEATURES)
+                .filter_map(|s| s.parse().ok())
+                .collect();
+            if v.len() == FEATURES {
+                rows.extend(v);
+            }
+        }
+    }
+    let n = rows.len();
+    rows.iter()
+        .cycle()
+        .take(ROWS * FEATURES)
+        .copied()
+        .collect::<Vec<_>>()
+        .tap(n)
+}
+
+trait Tap {
+    fn tap(self, n: usize) -> Self;
+}
+impl Tap for Vec<f32> {
+    fn tap(self, n: usize) -> Self {
+        eprintln!("{} distinct rows tiled to {ROWS}", n / FEATURES);
+        self
+    }
+}
+
+fn onnx_runtime(model: &Path, x: &[f32]) -> Result<(Duration, Vec<f32>), String> {
+    let lib = std::env::var("ORT_DYLIB_PATH")
+        .map_err(|_| "ORT_DYLIB_PATH is not set (see the README's setup)".to_string())?;
+    let env = ort::init_from(&lib)
+        .map_err(|e| format!("cannot load ONNX Runtime from {lib}: {e}"))?
+        .build()
+        .map_err(|e| e.to_string())?;
+    let builder = ort::session::Session::builder(&env)
+        .map_err(|e| e.to_string())?
+        .with_intra_threads(1)
+        .map_err(|e| e.to_string())?
+        .with_inter_threads(1)
+        .map_err(|e| e.to_string())?;
+    let mut builder = builder;
+    let mut session = builder
+        .commit_from_file(model)
+        .map_err(|e| format!("ONNX Runtime cannot load {}: {e}", model.display()))?;
+    let input = ndarray::ArrayView2::from_shape((ROWS, FEATURES), x).map_err(|e| e.to_string())?;
+    let mut out = Vec::new();
+    let mut run = || -> Result<(), String> {
+        let tensor = ort::value::TensorRef::from_array_view(input).map_err(|e| e.to_string())?;
+        let outputs = session
+            .run(ort::inputs!["X" => tensor])
+            .map_err(|e| e.to_string())?;
+        let (_, y) = outputs["Y"]
+            .try_extract_tensor::<f32>()
+            .map_err(|e| e.to_string())?;
+        out = y.to_vec();
+        Ok(())
+    };
+    run()?;
+    let mut err = None;
+    let t = best(5, || {
+        if let Err(e) = run() {
+            err = Some(e);
+        }
+    });
+    match err {
+        Some(e) => Err(e),
+        None => Ok((t, out)),
+    }
+}
+
+fn scikit_learn(x: &[f32]) -> Result<f64, String> {
+    let python = std::env::var("VIGIL_PYTHON").unwrap_or_else(|_| "python3".into());
+    let data = std::env::temp_dir().join(format!("vigil-iforest-bench-{}.f32", std::process::id()));
+    let bytes: Vec<u8> = x.iter().flat_map(|v| v.to_le_bytes()).collect();
+    std::fs::write(&data, bytes).map_err(|e| e.to_string())?;
+    let script = root().join("models/iforest/bench_sklearn.py");
+    let skab = root().join("../shared/datasets/skab-dev");
+    let out = std::process::Command::new(&python)
+        .arg(&script)
+        .arg(&skab)
+        .arg(&data)
+        .output()
+        .map_err(|e| format!("cannot run {python}: {e}"));
+    let _ = std::fs::remove_file(&data);
+    let out = out?;
+    if !out.status.success() {
+        let err = String::from_utf8_lossy(&out.stderr);
+        return Err(format!(
+            "{python} {}: {} (pip install -r models/iforest/requirements.txt, then VIGIL_PYTHON=that python)",
+            script.display(),
+            err.lines().last().unwrap_or("failed")
+        ));
+    }
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.lines()
+        .find_map(|l| l.strip_prefix("rows_per_s "))
+        .and_then(|v| v.trim().parse().ok())
+        .ok_or_else(|| format!("unexpected output: {text}"))
+}
+
+fn main() {
+    let onnx = root().join("models/iforest/skab_sklearn.onnx");
+    let bytes = std::fs::read(&onnx).expect("committed model");
+    let model: IForestModel = import(&bytes, "skab_sklearn.onnx", &ImportOptions::default())
+        .expect("the committed model imports");
+    let x = data();
+    println!(
+        "isolation forest: {} trees, ψ = {}, {FEATURES} features, {ROWS} rows, one thread (best of 5)\n",
+        model.forest.n_trees(),
+        model.forest.sample_size()
+    );
+    let mut rates = Vec::new();
+    let mut vigil_out = Vec::new();
+    for isa in [Isa::Scalar, Isa::Avx2] {
+        let Some(scorer) = Scorer::new(isa) else {
+            println!(
+                "{:<28} skipped: this CPU lacks it",
+                format!("vigil {}", isa.name())
+            );
+            continue;
+        };
+        let mut out = vec![0.0f32; ROWS];
+        let t = best(5, || {
+            scorer.path_sums(&model.forest, black_box(&x), &mut out)
+        });
+        let rate = ROWS as f64 / t.as_secs_f64();
+        println!(
+            "{:<28} {:>12.0} rows/s",
+            format!("vigil {}", isa.name()),
+            rate
+        );
+        rates.push((isa, rate));
+        vigil_out = out;
+    }
+    let vigil_best = rates.iter().map(|r| r.1).fold(0.0, f64::max);
+    match onnx_runtime(&onnx, &x) {
+        Ok((t, y)) => {
+            let rate = ROWS as f64 / t.as_secs_f64();
+            // Same forest, same sums (f32 sums in a different order: close, not equal).
+            let worst = y
+                .iter()
+                .zip(&vigil_out)
+                .map(|(a, b)| ((a - b) / b).abs())
+                .fold(0.0f32, f32::max);
+            println!(
+                "{:<28} {:>12.0} rows/s   (path sums agree with Vigil's to {worst:.1e} relative)",
+                "onnx runtime (1 thread)", rate
+            );
+            println!(
+                "  vigil best / onnx runtime = {:.2}  (target ≥ 3: {})",
+                vigil_best / rate,
+                if vigil_best / rate >= 3.0 {
+                    "met"
+                } else {
+                    "MISSED"
+                }
+            );
+        }
+        Err(e) => println!("{:<28} skipped: {e}", "onnx runtime"),
+    }
+    match scikit_learn(&x) {
+        Ok(rate) => {
+            println!("{:<28} {:>12.0} rows/s", "scikit-learn (n_jobs=1)", rate);
+            println!(
+                "  vigil best / scikit-learn = {:.1}  (target ≥ 30: {})",
+                vigil_best / rate,
+                if vigil_best / rate >= 30.0 {
+                    "met"
+                } else {
+                    "MISSED"
+                }
+            );
+        }
+        Err(e) => println!("{:<28} skipped: {e}", "scikit-learn"),
+    }
+    if let [(_, scalar), (_, avx2)] = rates[..] {
+        println!("  vigil avx2 / scalar = {:.2}", avx2 / scalar);
+    }
+    let _: PathBuf = onnx;
+}
