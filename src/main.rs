@@ -68,8 +68,8 @@ struct TrainIforestArgs {
     #[arg(long, default_value_t = 0)]
     seed: u64,
     /// Features, comma-separated: CHANNEL, diff(CHANNEL), mean(CHANNEL,N). Default: every channel.
-    #[arg(long, value_delimiter = ',')]
-    features: Option<Vec<String>>,
+    #[arg(long)]
+    features: Option<String>,
     /// Share of training rows above the alert threshold (its quantile).
     #[arg(long, default_value_t = 0.01)]
     contamination: f64,
@@ -79,6 +79,9 @@ struct TrainIforestArgs {
     /// Only records before this time (e.g. 2026-01-05T00:55:00Z): the known-normal part of a run.
     #[arg(long)]
     until: Option<String>,
+    /// Only the first N records of each file (e.g. SKAB's 400 training rows).
+    #[arg(long)]
+    head: Option<u64>,
     /// Config file (TOML), for its [input] section.
     #[arg(long)]
     config: Option<PathBuf>,
@@ -328,10 +331,14 @@ fn run_train_iforest(args: TrainIforestArgs) -> Result<(), Failure> {
             sample_size: args.sample,
             seed: args.seed,
         },
-        features: args.features,
+        features: args
+            .features
+            .as_deref()
+            .map(vigil::iforest::features::split_specs),
         contamination: args.contamination,
         sensors: args.sensors,
         until_ms,
+        head: args.head,
     };
     let started = std::time::Instant::now();
     let t = vigil::iforest::train::train_iforest(&config, &opts).map_err(usage)?;

@@ -147,3 +147,162 @@ fn the_example_config_is_valid_and_documents_the_defaults() {
         defaults.pipeline.channel_capacity
     );
 }
+
+#[test]
+fn train_and_import_write_models_and_refuse_bad_input_with_exit_2() {
+    let dir = temp_dir("cli-iforest");
+    let out = dir.join("m.vigil");
+    let o = out.to_str().expect("utf8");
+    let ok = vigil(
+        &[
+            "train",
+            "iforest",
+            "--input",
+            "fixtures/pumps.csv",
+            "--out",
+            o,
+            "--trees",
+            "20",
+            "--features",
+            "pressure,flow,diff(pressure),mean(flow,5)",
+            "--until",
+            "2026-01-05T00:55:00Z",
+            "--sensors",
+            "pump-2",
+        ],
+        &[],
+    );
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    let stderr = String::from_utf8_lossy(&ok.stderr);
+    assert!(
+        stderr.contains("trained 20 trees") && stderr.contains("mean(flow,5)"),
+        "{stderr}"
+    );
+    let model = vigil::iforest::model::IForestModel::load(&out).expect("a valid model");
+    // pump-2 only, 3300 s before 00:55, less the rows whose derived features need history.
+    assert!(
+        (3200..=3300).contains(&model.training.rows),
+        "{}",
+        model.training.rows
+    );
+
+    assert_usage_error(
+        &vigil(
+            &[
+                "train",
+                "iforest",
+                "--input",
+                "fixtures/pumps.csv",
+                "--out",
+                o,
+                "--features",
+                "torque",
+            ],
+            &[],
+        ),
+        "have no channel \"torque\"",
+    );
+    assert_usage_error(
+        &vigil(
+            &[
+                "train",
+                "iforest",
+                "--input",
+                "fixtures/pumps.csv",
+                "--out",
+                o,
+                "--features",
+                "mean(flow,1)",
+            ],
+            &[],
+        ),
+        "the window must be",
+    );
+    assert_usage_error(
+        &vigil(
+            &[
+                "train",
+                "iforest",
+                "--input",
+                "fixtures/pumps.csv",
+                "--out",
+                o,
+                "--contamination",
+                "0.7",
+            ],
+            &[],
+        ),
+        "contamination must be in (0, 0.5)",
+    );
+    assert_usage_error(
+        &vigil(
+            &[
+                "train",
+                "iforest",
+                "--input",
+                "fixtures/pumps.csv",
+                "--out",
+                o,
+                "--until",
+                "soon",
+            ],
+            &[],
+        ),
+        "is not a timestamp",
+    );
+    let ok = vigil(
+        &[
+            "import",
+            "iforest",
+            "models/iforest/skab_sklearn.onnx",
+            "--out",
+            o,
+        ],
+        &[],
+    );
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    let garbage = dir.join("g.onnx");
+    std::fs::write(&garbage, b"\x0a\xff\xff\xff").expect("write");
+    assert_usage_error(
+        &vigil(
+            &[
+                "import",
+                "iforest",
+                garbage.to_str().expect("utf8"),
+                "--out",
+                o,
+            ],
+            &[],
+        ),
+        "g.onnx",
+    );
+    let cfg = dir.join("c.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[[detectors]]\nkind = \"iforest\"\nmodel = {:?}\n",
+            garbage.display().to_string()
+        ),
+    )
+    .expect("write");
+    assert_usage_error(
+        &vigil(
+            &[
+                "replay",
+                "fixtures/pumps.csv",
+                "--config",
+                cfg.to_str().expect("utf8"),
+            ],
+            &[],
+        ),
+        "not a Vigil model file",
+    );
+}

@@ -113,6 +113,7 @@ fn train_on_fixture(seed: u64) -> IForestModel {
         sensors: Vec::new(),
         // The fixture's first fault starts at 01:00.
         until_ms: Some(ms(&serde_json::json!("2026-01-05T00:55:00Z"))),
+        head: None,
     };
     train_iforest(&config, &opts).expect("trains").model
 }

@@ -85,6 +85,26 @@ impl fmt::Display for Feature {
     }
 }
 
+/// Splits a comma-separated list of specs, keeping the comma inside `mean(c,n)`:
+/// `"a,mean(b,5),diff(a)"` → `["a", "mean(b,5)", "diff(a)"]`.
+pub fn split_specs(list: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let (mut depth, mut start) = (0i32, 0);
+    for (i, ch) in list.char_indices() {
+        match ch {
+            '(' => depth += 1,
+            ')' => depth -= 1,
+            ',' if depth == 0 => {
+                out.push(list[start..i].trim().to_string());
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    out.push(list[start..].trim().to_string());
+    out
+}
+
 /// Where each feature reads in a record of one schema.
 #[derive(Clone, Debug)]
 pub struct Layout {
@@ -183,6 +203,14 @@ impl Layout {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn spec_lists_split_outside_parentheses() {
+        assert_eq!(
+            split_specs("a, mean(b,5),diff(a)"),
+            ["a", "mean(b,5)", "diff(a)"]
+        );
+    }
 
     #[test]
     fn specs_parse_and_print_back() {

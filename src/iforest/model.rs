@@ -90,7 +90,9 @@ impl IForestModel {
     /// Reads and checks a model file. Errors are one line, naming the file.
     pub fn load(path: &Path) -> Result<IForestModel, String> {
         let what = |e: String| format!("model {}: {e}", path.display());
-        let text = std::fs::read_to_string(path).map_err(|e| what(e.to_string()))?;
+        let bytes = std::fs::read(path).map_err(|e| what(e.to_string()))?;
+        let text = String::from_utf8(bytes)
+            .map_err(|_| what("not a Vigil model file (not UTF-8 text)".into()))?;
         IForestModel::from_json(&text).map_err(what)
     }
 

@@ -24,6 +24,8 @@ pub struct TrainOptions {
     pub sensors: Vec<String>,
     /// Only records with event time before this (epoch ms), e.g. the known-normal start of a run.
     pub until_ms: Option<i64>,
+    /// Only the first this many records of each file (e.g. SKAB's 400 training rows).
+    pub head: Option<u64>,
 }
 
 /// A trained model and what went into it.
@@ -51,6 +53,7 @@ pub fn train_iforest(config: &Config, opts: &TrainOptions) -> Result<Trained, St
     let mut layouts: HashMap<u32, Layout> = HashMap::new();
     let mut history: HashMap<(u32, u32), Vec<f32>> = HashMap::new();
     let mut wanted: HashMap<u32, bool> = HashMap::new();
+    let mut per_source: HashMap<u32, u64> = HashMap::new();
     let mut rows: Vec<f32> = Vec::new();
     let (mut records, mut skipped, mut dead) = (0u64, 0u64, 0u64);
     let mut error = None;
@@ -101,6 +104,11 @@ pub fn train_iforest(config: &Config, opts: &TrainOptions) -> Result<Trained, St
                 if !keep || opts.until_ms.is_some_and(|u| batch.ts[i] >= u) {
                     continue;
                 }
+                let seen = per_source.entry(batch.origins[i].source).or_insert(0);
+                *seen += 1;
+                if opts.head.is_some_and(|h| *seen > h) {
+                    continue;
+                }
                 records += 1;
                 let h = history
                     .entry((sensor, batch.schema.id))
@@ -128,9 +136,9 @@ pub fn train_iforest(config: &Config, opts: &TrainOptions) -> Result<Trained, St
     }
     let forest = train(&rows, f, &opts.params).map_err(|e| e.0)?;
     let mut scores = vec![0.0; rows.len() / f];
-    Scorer::new(Isa::best())
-        .unwrap_or_else(|| Scorer::new(Isa::Scalar).expect("scalar"))
-        .score(&forest, &rows, &mut scores);
+    let scorer = Scorer::new(Isa::best())
+        .unwrap_or_else(|| Scorer::new(Isa::Scalar).expect("the scalar path is always available"));
+    super::score_parallel(scorer, &forest, &rows, &mut scores);
     let threshold = threshold_for(&scores, opts.contamination)?;
     let summary = (0..f).map(|j| FeatureSummary::of(&rows, f, j)).collect();
     Ok(Trained {
