@@ -56,6 +56,17 @@ pub struct RawConfig {
     /// The operations endpoint of `vigil score`.
     #[serde(default)]
     pub http: RawHttp,
+    #[serde(default)]
+    pub onnx: RawOnnx,
+}
+
+/// `[onnx]`: only read when an ONNX detector is configured.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawOnnx {
+    /// The ONNX Runtime library (libonnxruntime.so.1.31.1). Default: `ORT_DYLIB_PATH`, then
+    /// `.ci/cache/onnxruntime/`, then `/usr/local/lib/`.
+    pub runtime: Option<PathBuf>,
 }
 
 /// `[kafka]`
@@ -164,6 +175,25 @@ pub enum RawDetector {
     Likelihood(RawLikelihood),
     /// An isolation forest over a sensor's channels together.
     Iforest(RawIforest),
+    /// An ONNX model run by ONNX Runtime, described by its manifest.
+    Onnx(RawOnnxDetector),
+}
+
+/// `[[detectors]] kind = "onnx"`
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawOnnxDetector {
+    /// Name in alerts. Default: the manifest's `name@version`.
+    pub name: Option<String>,
+    /// The model's manifest (`models/NAME/manifest.toml`), relative to the working directory.
+    pub manifest: Option<PathBuf>,
+    /// Sensors it applies to. Default: every sensor whose records carry the model's channels.
+    #[serde(default)]
+    pub sensors: Vec<String>,
+    /// This detector's policy; default: open at the manifest's threshold after 3 records, close
+    /// below 0.95 of it after 10 (`[alerts]`'s counts apply, its thresholds do not).
+    #[serde(default)]
+    pub alerts: RawPolicy,
 }
 
 /// `[[detectors]] kind = "iforest"`
@@ -350,6 +380,10 @@ pub enum DetectorKind {
         model: Arc<IForestModel>,
         sensors: Arc<[String]>,
     },
+    Onnx {
+        model: Arc<crate::onnx::OnnxModel>,
+        sensors: Arc<[String]>,
+    },
 }
 
 /// `name (kind), ...` for logs.
@@ -361,6 +395,7 @@ pub fn detector_names(detectors: &[DetectorConfig]) -> String {
                 DetectorKind::ZScore(_) => "zscore",
                 DetectorKind::Likelihood(_) => "likelihood",
                 DetectorKind::IForest { .. } => "iforest",
+                DetectorKind::Onnx { .. } => "onnx",
             };
             format!("{} ({kind})", d.name)
         })
@@ -542,6 +577,7 @@ impl Config {
 
         let default_policy = PolicyConfig::from_raw(&raw.alerts, &DEFAULT_POLICY, "[alerts]")?;
         let raw_alerts = raw.alerts;
+        let raw_onnx_runtime = raw.onnx.runtime;
         let raw_detectors = if raw.detectors.is_empty() {
             vec![RawDetector::Zscore(RawZscore::default())]
         } else {
@@ -597,6 +633,49 @@ impl Config {
                     DetectorConfig {
                         name: Arc::from(name),
                         kind: DetectorKind::Likelihood(params),
+                        policy,
+                    }
+                }
+                RawDetector::Onnx(o) => {
+                    let path = o.manifest.ok_or_else(|| {
+                        invalid(format!(
+                            "detector {}: manifest = \"FILE\" is required",
+                            o.name.as_deref().unwrap_or("onnx")
+                        ))
+                    })?;
+                    let model = crate::onnx::OnnxModel::load(&path, raw_onnx_runtime.as_deref())
+                        .map_err(|e| {
+                            invalid(format!(
+                                "detector {}: {e}",
+                                o.name.as_deref().unwrap_or("onnx")
+                            ))
+                        })?;
+                    let name = o.name.unwrap_or_else(|| model.manifest.id());
+                    let t = model.manifest.output.threshold;
+                    let own = PolicyConfig {
+                        open: t,
+                        open_after: 3,
+                        close: t - 0.05 * t.abs().max(f32::MIN_POSITIVE),
+                        close_after: 10,
+                    };
+                    let counts = RawPolicy {
+                        open: None,
+                        close: None,
+                        ..raw_alerts.clone()
+                    };
+                    let inherit = PolicyConfig::from_raw(
+                        &counts,
+                        &own,
+                        &format!("[alerts] for detector {name}"),
+                    )?;
+                    let policy =
+                        PolicyConfig::from_raw(&o.alerts, &inherit, &format!("detector {name}"))?;
+                    DetectorConfig {
+                        name: Arc::from(name),
+                        kind: DetectorKind::Onnx {
+                            model,
+                            sensors: o.sensors.into(),
+                        },
                         policy,
                     }
                 }

@@ -13,6 +13,7 @@ pub mod decode;
 pub mod detectors;
 pub mod eval;
 pub mod iforest;
+pub mod onnx;
 pub mod pipeline;
 pub mod produce;
 pub mod record;

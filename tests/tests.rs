@@ -5,6 +5,7 @@ mod fixture;
 mod iforest;
 mod kafka;
 mod nab;
+mod onnx;
 mod replay;
 
 use std::path::{Path, PathBuf};

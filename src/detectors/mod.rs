@@ -6,6 +6,7 @@
 
 pub mod iforest;
 pub mod likelihood;
+pub mod onnx;
 pub mod zscore;
 
 use crate::config::{DetectorConfig, DetectorKind};
@@ -39,30 +40,42 @@ pub trait Detector: Send + fmt::Debug {
 
 /// Builds one shard's detectors (`sensor_names` resolves sensor ids for detectors that apply to
 /// named sensors).
+///
+/// Fails only when an ONNX model's session cannot be made (the configuration checked it once).
 pub fn build(
     configs: &[DetectorConfig],
     isa: Isa,
     sensor_names: &Arc<crate::record::NameTable>,
-) -> Vec<Box<dyn Detector>> {
+) -> Result<Vec<Box<dyn Detector>>, String> {
     configs
         .iter()
-        .map(|c| match &c.kind {
-            DetectorKind::ZScore(params) => {
-                Box::new(zscore::ZScoreDetector::new(c.name.clone(), isa, *params))
-                    as Box<dyn Detector>
-            }
-            DetectorKind::Likelihood(params) => Box::new(likelihood::LikelihoodDetector::new(
-                c.name.clone(),
-                isa,
-                *params,
-            )),
-            DetectorKind::IForest { model, sensors } => Box::new(iforest::IForestDetector::new(
-                c.name.clone(),
-                isa,
-                model.clone(),
-                sensors.clone(),
-                sensor_names.clone(),
-            )),
+        .map(|c| -> Result<Box<dyn Detector>, String> {
+            Ok(match &c.kind {
+                DetectorKind::ZScore(params) => {
+                    Box::new(zscore::ZScoreDetector::new(c.name.clone(), isa, *params))
+                        as Box<dyn Detector>
+                }
+                DetectorKind::Likelihood(params) => Box::new(likelihood::LikelihoodDetector::new(
+                    c.name.clone(),
+                    isa,
+                    *params,
+                )),
+                DetectorKind::IForest { model, sensors } => {
+                    Box::new(iforest::IForestDetector::new(
+                        c.name.clone(),
+                        isa,
+                        model.clone(),
+                        sensors.clone(),
+                        sensor_names.clone(),
+                    ))
+                }
+                DetectorKind::Onnx { model, sensors } => Box::new(onnx::OnnxDetector::new(
+                    c.name.clone(),
+                    model.clone(),
+                    sensors.clone(),
+                    sensor_names.clone(),
+                )?),
+            })
         })
         .collect()
 }

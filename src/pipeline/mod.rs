@@ -40,6 +40,8 @@ pub enum PipelineError {
     Sink(std::io::Error),
     #[error("the {0} stage panicked")]
     Panicked(&'static str),
+    #[error("{0}")]
+    Detector(String),
 }
 
 /// A started pipeline. Send chunks to [`Running::input`], drop it, then [`Running::finish`].
@@ -99,6 +101,7 @@ pub fn start(
         let (tx, rx) = bounded::<RecordBatch>(cap);
         shard_txs.push(tx);
         let dets = detectors::build(&config.detectors, p.isa, &sensor_names)
+            .map_err(PipelineError::Detector)?
             .into_iter()
             .zip(&config.detectors)
             .map(|(d, c)| (d, AlertPolicy::new(c.policy)))
