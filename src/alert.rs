@@ -45,6 +45,8 @@ pub struct Alert {
     pub peak: f32,
     /// The record that opened or closed the alert.
     pub origin: Origin,
+    /// Raised by a shadow detector: goes to the shadow destination only.
+    pub shadow: bool,
 }
 
 /// The policy state of one detector in one shard, one slot per (sensor, channel).
@@ -60,6 +62,11 @@ pub struct AlertPolicy {
 }
 
 impl AlertPolicy {
+    /// New thresholds and counts from now on; open alerts and streaks stay.
+    pub fn set_config(&mut self, cfg: PolicyConfig) {
+        self.cfg = cfg;
+    }
+
     pub fn new(cfg: PolicyConfig) -> AlertPolicy {
         AlertPolicy {
             cfg,
@@ -141,6 +148,7 @@ impl AlertPolicy {
                     expected: scores.expected[r * w + c],
                     peak: self.peak[s],
                     origin: batch.origins[r],
+                    shadow: false,
                 });
                 self.streak[s] = 0;
                 match event {

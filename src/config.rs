@@ -86,6 +86,8 @@ pub struct RawKafka {
     /// Topic for records that fail to decode (`VIGIL_DEAD_LETTER_TOPIC`). Default
     /// `vigil-dead-letters`.
     pub dead_letter_topic: Option<String>,
+    /// Topic for the alerts of shadow detectors. Default `vigil-shadow-alerts`.
+    pub shadow_alert_topic: Option<String>,
     /// Records per partition re-read (without alerting) when a partition is assigned, to rebuild
     /// the detectors' state after a restart or rebalance. 0 turns it off. Default 2000.
     pub rewind: Option<u64>,
@@ -183,6 +185,9 @@ pub enum RawDetector {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawOnnxDetector {
+    /// `serving` (default): alerts go to the alert file or topic. `shadow`: the detector runs on
+    /// the same stream but its alerts go to the shadow file or topic, tagged `"role": "shadow"`.
+    pub role: Option<String>,
     /// Name in alerts. Default: the manifest's `name@version`.
     pub name: Option<String>,
     /// The model's manifest (`models/NAME/manifest.toml`), relative to the working directory.
@@ -200,6 +205,9 @@ pub struct RawOnnxDetector {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawIforest {
+    /// `serving` (default): alerts go to the alert file or topic. `shadow`: the detector runs on
+    /// the same stream but its alerts go to the shadow file or topic, tagged `"role": "shadow"`.
+    pub role: Option<String>,
     /// Name in alerts. Default `iforest`.
     pub name: Option<String>,
     /// The model file (`vigil train iforest`, `vigil import iforest`), relative to the working
@@ -219,6 +227,9 @@ pub struct RawIforest {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawLikelihood {
+    /// `serving` (default): alerts go to the alert file or topic. `shadow`: the detector runs on
+    /// the same stream but its alerts go to the shadow file or topic, tagged `"role": "shadow"`.
+    pub role: Option<String>,
     /// Name in alerts. Default `likelihood`.
     pub name: Option<String>,
     /// Half-life of the short-memory z-score, in readings. Default 30.
@@ -249,6 +260,9 @@ pub struct RawLikelihood {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawZscore {
+    /// `serving` (default): alerts go to the alert file or topic. `shadow`: the detector runs on
+    /// the same stream but its alerts go to the shadow file or topic, tagged `"role": "shadow"`.
+    pub role: Option<String>,
     /// Name in alerts. Default `zscore`.
     pub name: Option<String>,
     /// Half-life of the rolling mean and variance, in readings. Default 300.
@@ -273,6 +287,9 @@ pub struct RawZscore {
 pub struct RawOutput {
     /// Alerts as JSON lines. Default: standard output.
     pub alerts: Option<PathBuf>,
+    /// Alerts of shadow detectors as JSON lines. Default `shadow-alerts.jsonl`, created only when
+    /// there is one.
+    pub shadow_alerts: Option<PathBuf>,
     /// Dead letters (records that failed to decode) as JSON lines. Default `dead-letters.jsonl`,
     /// created only when there is one.
     pub dead_letter: Option<PathBuf>,
@@ -409,12 +426,46 @@ pub struct DetectorConfig {
     pub name: Arc<str>,
     pub kind: DetectorKind,
     pub policy: PolicyConfig,
+    /// A shadow detector's alerts go to the shadow destination, never the serving one.
+    pub shadow: bool,
+    /// What makes two configurations the same detector (name, kind, parameters or the model
+    /// files' contents): a reload keeps the state of a detector whose identity is unchanged.
+    pub identity: String,
+    /// The files it was loaded from (model files, manifests): `vigil score` watches them.
+    pub files: Vec<PathBuf>,
+}
+
+/// FNV-1a of some bytes: model files' fingerprints in detector identities.
+fn fingerprint(parts: &[&[u8]]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for p in parts {
+        for &b in *p {
+            h = (h ^ b as u64).wrapping_mul(0x0100_0000_01b3);
+        }
+        h = (h ^ 0xff).wrapping_mul(0x0100_0000_01b3);
+    }
+    h
+}
+
+fn file_bytes(path: &std::path::Path) -> Vec<u8> {
+    std::fs::read(path).unwrap_or_default()
+}
+
+fn shadow_role(name: &str, role: Option<&str>) -> Result<bool, ConfigError> {
+    match role {
+        None | Some("serving") => Ok(false),
+        Some("shadow") => Ok(true),
+        Some(r) => Err(invalid(format!(
+            "detector {name}: role must be \"serving\" or \"shadow\", got {r:?}"
+        ))),
+    }
 }
 
 /// Validated `[output]`.
 #[derive(Debug, Clone)]
 pub struct OutputConfig {
     pub alerts: Option<PathBuf>,
+    pub shadow_alerts: PathBuf,
     pub dead_letter: PathBuf,
     pub metrics: Option<PathBuf>,
 }
@@ -427,6 +478,7 @@ pub struct KafkaConfig {
     /// Empty when none are configured (`vigil score` then refuses to start).
     pub input_topics: Vec<String>,
     pub alert_topic: String,
+    pub shadow_alert_topic: String,
     pub dead_letter_topic: String,
     pub rewind: u64,
     pub producer_queue: u32,
@@ -602,9 +654,12 @@ impl Config {
                         &format!("detector {name}"),
                     )?;
                     DetectorConfig {
-                        name: Arc::from(name),
+                        name: Arc::from(name.as_str()),
                         kind: DetectorKind::ZScore(params),
                         policy,
+                        shadow: shadow_role(&name, z.role.as_deref())?,
+                        identity: format!("{name} zscore {params:?}"),
+                        files: Vec::new(),
                     }
                 }
                 RawDetector::Likelihood(l) => {
@@ -631,9 +686,12 @@ impl Config {
                     let policy =
                         PolicyConfig::from_raw(&l.alerts, &inherit, &format!("detector {name}"))?;
                     DetectorConfig {
-                        name: Arc::from(name),
+                        name: Arc::from(name.as_str()),
                         kind: DetectorKind::Likelihood(params),
                         policy,
+                        shadow: shadow_role(&name, l.role.as_deref())?,
+                        identity: format!("{name} likelihood {params:?}"),
+                        files: Vec::new(),
                     }
                 }
                 RawDetector::Onnx(o) => {
@@ -651,6 +709,11 @@ impl Config {
                             ))
                         })?;
                     let name = o.name.unwrap_or_else(|| model.manifest.id());
+                    let onnx_files = vec![path.clone(), model.manifest.file.clone()];
+                    let onnx_identity = format!(
+                        "{name} onnx {:x}",
+                        fingerprint(&[&file_bytes(&path), &file_bytes(&model.manifest.file)])
+                    );
                     let t = model.manifest.output.threshold;
                     let own = PolicyConfig {
                         open: t,
@@ -671,12 +734,15 @@ impl Config {
                     let policy =
                         PolicyConfig::from_raw(&o.alerts, &inherit, &format!("detector {name}"))?;
                     DetectorConfig {
-                        name: Arc::from(name),
+                        name: Arc::from(name.as_str()),
                         kind: DetectorKind::Onnx {
                             model,
                             sensors: o.sensors.into(),
                         },
                         policy,
+                        shadow: shadow_role(&name, o.role.as_deref())?,
+                        identity: onnx_identity.clone(),
+                        files: onnx_files.clone(),
                     }
                 }
                 RawDetector::Iforest(f) => {
@@ -706,12 +772,18 @@ impl Config {
                     let policy =
                         PolicyConfig::from_raw(&f.alerts, &inherit, &format!("detector {name}"))?;
                     DetectorConfig {
-                        name: Arc::from(name),
+                        name: Arc::from(name.as_str()),
                         kind: DetectorKind::IForest {
                             model: Arc::new(model),
                             sensors: f.sensors.into(),
                         },
                         policy,
+                        shadow: shadow_role(&name, f.role.as_deref())?,
+                        identity: format!(
+                            "{name} iforest {:x}",
+                            fingerprint(&[&file_bytes(&path)])
+                        ),
+                        files: vec![path.clone()],
                     }
                 }
             });
@@ -724,6 +796,10 @@ impl Config {
 
         let output = OutputConfig {
             alerts: raw.output.alerts,
+            shadow_alerts: raw
+                .output
+                .shadow_alerts
+                .unwrap_or_else(|| PathBuf::from("shadow-alerts.jsonl")),
             dead_letter: raw
                 .output
                 .dead_letter
@@ -771,6 +847,11 @@ impl Config {
                 "dead_letter_topic",
                 k.dead_letter_topic,
                 "vigil-dead-letters",
+            )?,
+            shadow_alert_topic: topic(
+                "shadow_alert_topic",
+                k.shadow_alert_topic,
+                "vigil-shadow-alerts",
             )?,
             rewind: k.rewind.unwrap_or(2000),
             producer_queue: positive("kafka.producer_queue", k.producer_queue.unwrap_or(100_000))?,

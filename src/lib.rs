@@ -8,6 +8,7 @@
 //! ARCHITECTURE.md beside the README describes the threads, channels and stages in detail.
 
 pub mod alert;
+pub mod compare;
 pub mod config;
 pub mod decode;
 pub mod detectors;

@@ -36,12 +36,37 @@ enum Command {
     /// Score a detector on a public benchmark, the way the benchmark defines it.
     #[command(subcommand)]
     Eval(EvalCommand),
+    /// Compare shadow versions' alerts with the serving version's over a span of time.
+    Compare(CompareArgs),
     /// Train a model on recorded sensor files.
     #[command(subcommand)]
     Train(TrainCommand),
     /// Import a model made elsewhere into Vigil's model format.
     #[command(subcommand)]
     Import(ImportCommand),
+}
+
+#[derive(clap::Args, Debug)]
+struct CompareArgs {
+    /// Alert files (JSON lines): the serving alerts and the shadow alerts.
+    #[arg(required = true)]
+    files: Vec<PathBuf>,
+    /// The serving detector's name (default: the one detector not tagged shadow).
+    #[arg(long)]
+    serving: Option<String>,
+    /// Only alerts opened at or after this time.
+    #[arg(long)]
+    from: Option<String>,
+    /// Only alerts opened before this time.
+    #[arg(long)]
+    to: Option<String>,
+    /// Alerts of two versions on the same sensor match when their spans overlap within this many
+    /// seconds.
+    #[arg(long, default_value_t = 60.0)]
+    tolerance_s: f64,
+    /// Summary JSON files (`--metrics-out`) with each detector's cost per record.
+    #[arg(long, num_args = 1..)]
+    metrics: Vec<PathBuf>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -307,9 +332,71 @@ fn run(cli: Cli) -> Result<(), Failure> {
         Command::Eval(EvalCommand::Nab(args)) => run_eval_nab(args),
         Command::Eval(EvalCommand::Skab(args)) => run_eval_skab(args),
         Command::Simulate(args) => run_simulate(args),
+        Command::Compare(args) => run_compare(args),
         Command::Train(TrainCommand::Iforest(args)) => run_train_iforest(args),
         Command::Import(ImportCommand::Iforest(args)) => run_import_iforest(args),
     }
+}
+
+fn run_compare(args: CompareArgs) -> Result<(), Failure> {
+    use vigil::compare::{compare, table, Alerts};
+    let usage = |e: String| Failure::Usage(anyhow::anyhow!(e));
+    let when = |t: &Option<String>, default: i64| match t {
+        None => Ok(default),
+        Some(t) => vigil::time::parse_timestamp(t, vigil::time::EpochUnit::Auto)
+            .ok_or_else(|| usage(format!("{t:?} is not a timestamp"))),
+    };
+    let (from, to) = (when(&args.from, i64::MIN)?, when(&args.to, i64::MAX)?);
+    let alerts = Alerts::read(&args.files, from, to).map_err(usage)?;
+    let serving = match args.serving {
+        Some(s) => s,
+        None => {
+            let serving: Vec<&String> = alerts
+                .detectors()
+                .iter()
+                .filter(|(_, shadow)| !**shadow)
+                .map(|(n, _)| n)
+                .collect();
+            match serving.as_slice() {
+                [one] => (*one).clone(),
+                [] => {
+                    return Err(usage(
+                        "no serving alerts in these files: pass --serving NAME".into(),
+                    ))
+                }
+                _ => {
+                    return Err(usage(format!(
+                        "several serving detectors {serving:?}: pass --serving NAME"
+                    )))
+                }
+            }
+        }
+    };
+    let mut costs = std::collections::BTreeMap::new();
+    for m in &args.metrics {
+        let text = std::fs::read_to_string(m)
+            .map_err(|e| usage(format!("cannot read {}: {e}", m.display())))?;
+        let v: serde_json::Value = serde_json::from_str(&text)
+            .map_err(|_| usage(format!("{} is not a summary JSON file", m.display())))?;
+        for d in v["detectors"].as_array().into_iter().flatten() {
+            if let (Some(n), Some(c)) = (d["name"].as_str(), d["ns_per_record"].as_f64()) {
+                costs.insert(n.to_string(), c);
+            }
+        }
+    }
+    let tolerance = (args.tolerance_s * 1000.0) as i64;
+    let rows: Vec<_> = alerts
+        .detectors()
+        .keys()
+        .filter(|d| **d != serving)
+        .map(|d| {
+            let mut c = compare(&alerts, &serving, d, tolerance);
+            c.serving_ns_per_record = costs.get(&serving).copied();
+            c.candidate_ns_per_record = costs.get(d).copied();
+            c
+        })
+        .collect();
+    print_eval(&table(&rows), &rows)
 }
 
 fn run_train_iforest(args: TrainIforestArgs) -> Result<(), Failure> {
@@ -475,6 +562,7 @@ fn install_stop_flag() -> Result<Arc<AtomicBool>, Failure> {
 }
 
 fn run_score(args: ScoreArgs) -> Result<(), Failure> {
+    let config_path = args.kafka.config.clone();
     let config = kafka_config(&args.kafka, |raw| {
         if let Some(g) = args.group_id {
             raw.kafka.group_id = Some(g);
@@ -490,7 +578,23 @@ fn run_score(args: ScoreArgs) -> Result<(), Failure> {
         raw.pipeline.shards = args.shards.or(raw.pipeline.shards);
     })?;
     let stop = install_stop_flag()?;
-    let report = vigil::score::score(&config, stop).map_err(|e| match e {
+    // With a config file: SIGHUP or a change to it (or to a model it names) swaps the detectors.
+    let reload = match config_path {
+        Some(path) => {
+            let hup = Arc::new(AtomicBool::new(false));
+            signal_hook::flag::register(signal_hook::consts::SIGHUP, hup.clone())
+                .context("cannot install the SIGHUP handler")
+                .map_err(Failure::Runtime)?;
+            Some(vigil::score::Reload {
+                config: path,
+                isa_override: std::env::var("VIGIL_ISA").ok(),
+                hup,
+                every: std::time::Duration::from_secs(2),
+            })
+        }
+        None => None,
+    };
+    let report = vigil::score::score(&config, stop, reload).map_err(|e| match e {
         vigil::score::ScoreError::Usage(_) => Failure::Usage(e.into()),
         other => Failure::Runtime(other.into()),
     })?;

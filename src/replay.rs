@@ -55,6 +55,7 @@ pub fn replay(
     replay_into(config, files, stop, progress, isa_note, |names, tracker| {
         let sink = FileSink::create(
             config.output.alerts.as_deref(),
+            &config.output.shadow_alerts,
             &config.output.dead_letter,
             names,
             tracker,

@@ -26,9 +26,110 @@ pub enum ScoreError {
     Pipeline(#[from] PipelineError),
 }
 
+/// Where `vigil score` re-reads its detectors from while it runs.
+#[derive(Debug, Clone)]
+pub struct Reload {
+    /// The configuration file.
+    pub config: std::path::PathBuf,
+    /// `VIGIL_ISA`, applied again on reload.
+    pub isa_override: Option<String>,
+    /// Set by SIGHUP: reload now.
+    pub hup: Arc<AtomicBool>,
+    /// How often the files are checked for changes.
+    pub every: Duration,
+}
+
+/// The files a reload depends on: the configuration and every model file and manifest it names.
+fn watched(
+    config_path: &std::path::Path,
+    detectors: &[crate::config::DetectorConfig],
+) -> Vec<std::path::PathBuf> {
+    let mut files = vec![config_path.to_path_buf()];
+    files.extend(detectors.iter().flat_map(|d| d.files.iter().cloned()));
+    files
+}
+
+fn mtimes(files: &[std::path::PathBuf]) -> Vec<Option<std::time::SystemTime>> {
+    files
+        .iter()
+        .map(|f| std::fs::metadata(f).and_then(|m| m.modified()).ok())
+        .collect()
+}
+
+/// Watches the configuration (and the models it names) and SIGHUP; on a change, loads and checks
+/// the new detectors here, off the hot path, and hands them to the shards, which swap them in
+/// between batches. A configuration or model that fails to load leaves the running detectors in
+/// place and is reported. Only `[[detectors]]`, `[alerts]` and `[onnx]` are re-read.
+fn watch(
+    reload: &Reload,
+    running: &pipeline::Running,
+    mut current: Vec<crate::config::DetectorConfig>,
+    sensor_names: &Arc<NameTable>,
+    counters: &Counters,
+    watching: &AtomicBool,
+) {
+    let mut files = watched(&reload.config, &current);
+    let mut seen = mtimes(&files);
+    let mut next = Instant::now() + reload.every;
+    while watching.load(Ordering::Relaxed) {
+        std::thread::sleep(Duration::from_millis(50));
+        let hup = reload.hup.swap(false, Ordering::Relaxed);
+        if !hup && Instant::now() < next {
+            continue;
+        }
+        next = Instant::now() + reload.every;
+        let now = mtimes(&files);
+        if !hup && now == seen {
+            continue;
+        }
+        seen = now;
+        let loaded = crate::config::RawConfig::from_file(&reload.config)
+            .map_err(|e| e.to_string())
+            .and_then(|raw| {
+                Config::validate(raw, reload.isa_override.as_deref()).map_err(|e| e.to_string())
+            });
+        let result = loaded.and_then(|new| {
+            running.reconfigure(&current, &new.detectors, new.pipeline.isa, sensor_names)?;
+            Ok(new)
+        });
+        match result {
+            Ok(new) => {
+                Counters::add(&counters.reloads, 1);
+                tracing::info!(
+                    "reloaded {}: detectors {}",
+                    reload.config.display(),
+                    describe(&new.detectors)
+                );
+                files = watched(&reload.config, &new.detectors);
+                seen = mtimes(&files);
+                current = new.detectors;
+            }
+            Err(e) => {
+                Counters::add(&counters.reload_failures, 1);
+                tracing::error!(
+                    "reload of {} failed, the running detectors stay: {e}",
+                    reload.config.display()
+                );
+            }
+        }
+    }
+}
+
+fn describe(d: &[crate::config::DetectorConfig]) -> String {
+    d.iter()
+        .map(|d| format!("{}{}", d.name, if d.shadow { " (shadow)" } else { "" }))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// Runs until `stop` is set (SIGINT/SIGTERM) or the pipeline fails, then drains: stops consuming,
 /// scores what is in flight, waits for the broker to acknowledge every alert, commits, and reports.
-pub fn score(config: &Config, stop: Arc<AtomicBool>) -> Result<Report, ScoreError> {
+/// With `reload`, detectors are swapped in while it runs when their configuration changes.
+pub fn score(
+    config: &Config,
+    stop: Arc<AtomicBool>,
+    reload: Option<Reload>,
+) -> Result<Report, ScoreError> {
     let k = &config.kafka;
     if k.input_topics.is_empty() {
         return Err(ScoreError::Usage(
@@ -121,9 +222,18 @@ pub fn score(config: &Config, stop: Arc<AtomicBool>) -> Result<Report, ScoreErro
         std::thread::spawn(move || periodic_log(&done, &counters, &telemetry, &status, every))
     };
 
-    while !stop.load(Ordering::Relaxed) {
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let watching = AtomicBool::new(true);
+    std::thread::scope(|scope| {
+        if let Some(reload) = &reload {
+            let (running, counters, names) = (&running, &counters, &names.sensors);
+            let (current, stopped) = (config.detectors.clone(), &watching);
+            scope.spawn(move || watch(reload, running, current, names, counters, stopped));
+        }
+        while !stop.load(Ordering::Relaxed) {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        watching.store(false, Ordering::Relaxed);
+    });
     tracing::info!("stopping: draining the pipeline");
     let finished = running.finish();
     let _ = drained_tx.send(());

@@ -306,3 +306,95 @@ fn train_and_import_write_models_and_refuse_bad_input_with_exit_2() {
         "not a Vigil model file",
     );
 }
+
+#[test]
+fn shadow_alerts_go_to_their_own_file_and_compare_reports_both_versions() {
+    let dir = temp_dir("cli-shadow");
+    let (serving, shadow, metrics) = (dir.join("a.jsonl"), dir.join("s.jsonl"), dir.join("m.json"));
+    let cfg = dir.join("c.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[output]\nshadow_alerts = {:?}\n[[detectors]]\nkind = \"zscore\"\nname = \"zscore@1\"\n[[detectors]]\nkind = \"likelihood\"\nname = \"likelihood@1\"\nrole = \"shadow\"\n[detectors.alerts]\nopen = 5\nclose = 2.5\n",
+            shadow.display().to_string()
+        ),
+    )
+    .expect("write");
+    let path = |p: &std::path::Path| p.to_str().expect("utf8").to_string();
+    let out = vigil(
+        &[
+            "replay",
+            "fixtures/pumps.csv",
+            "--config",
+            &path(&cfg),
+            "--alerts",
+            &path(&serving),
+            "--metrics-out",
+            &path(&metrics),
+        ],
+        &[],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let s = crate::read_jsonl(&serving);
+    let h = crate::read_jsonl(&shadow);
+    assert!(!s.is_empty() && !h.is_empty());
+    assert!(s
+        .iter()
+        .all(|a| a["detector"] == "zscore@1" && a.get("role").is_none()));
+    assert!(h
+        .iter()
+        .all(|a| a["detector"] == "likelihood@1" && a["role"] == "shadow"));
+    let out = vigil(
+        &[
+            "compare",
+            &path(&serving),
+            &path(&shadow),
+            "--metrics",
+            &path(&metrics),
+        ],
+        &[],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let rows: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    let r = &rows[0];
+    assert_eq!(
+        (r["serving"].as_str(), r["candidate"].as_str()),
+        (Some("zscore@1"), Some("likelihood@1"))
+    );
+    let opens = |v: &[serde_json::Value]| v.iter().filter(|a| a["event"] == "open").count() as u64;
+    assert_eq!(r["serving_alerts"].as_u64(), Some(opens(&s)));
+    assert_eq!(r["candidate_alerts"].as_u64(), Some(opens(&h)));
+    assert_eq!(
+        r["both"].as_u64().expect("both") + r["only_serving"].as_u64().expect("only"),
+        opens(&s)
+    );
+    assert!(
+        r["serving_ns_per_record"].as_f64().is_some()
+            && r["candidate_ns_per_record"].as_f64().is_some()
+    );
+    assert_usage_error(
+        &vigil(&["compare", &path(&serving), "--from", "yesterday"], &[]),
+        "is not a timestamp",
+    );
+    let bad = dir.join("r.toml");
+    std::fs::write(
+        &bad,
+        "[[detectors]]\nkind = \"zscore\"\nrole = \"canary\"\n",
+    )
+    .expect("write");
+    assert_usage_error(
+        &vigil(
+            &["replay", "fixtures/pumps.csv", "--config", &path(&bad)],
+            &[],
+        ),
+        "role must be \"serving\" or \"shadow\"",
+    );
+}

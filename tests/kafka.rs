@@ -178,6 +178,10 @@ struct Scorer {
 
 impl Scorer {
     fn start(broker: &Broker, group: &str, dir: &Path, tag: &str) -> Scorer {
+        Scorer::start_with(broker, group, dir, tag, &[])
+    }
+
+    fn start_with(broker: &Broker, group: &str, dir: &Path, tag: &str, extra: &[&str]) -> Scorer {
         let port = free_port();
         let log = dir.join(format!("score-{tag}.log"));
         let child = vigil()
@@ -198,6 +202,7 @@ impl Scorer {
                 "--http-listen",
                 &format!("127.0.0.1:{port}"),
             ])
+            .args(extra)
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).expect("log"))
             .spawn()
@@ -638,4 +643,93 @@ fn a_broker_that_stops_answering_is_waited_for() {
     let got: std::collections::BTreeSet<_> = got.iter().map(episode).collect();
     let want: std::collections::BTreeSet<_> = want.iter().map(episode).collect();
     assert_eq!(got, want);
+}
+
+/// Detector versions side by side: `zscore@1` serving and `zscore@2` shadow, then, while records
+/// stream, the configuration promotes `zscore@2` (SIGHUP). Every record is scored exactly once by
+/// whichever version was serving, both versions see every record, and shadow alerts never reach
+/// the serving topic.
+#[test]
+fn a_hot_swap_scores_every_record_once_and_shadow_alerts_stay_off_the_serving_topic() {
+    let (_serial, broker) = setup();
+    broker.topic("shadow", 1);
+    let dir = temp_dir("kafka-swap");
+    let cfg = dir.join("vigil.toml");
+    let config = |serving: &str, shadow: &str| {
+        format!(
+            "[kafka]\nshadow_alert_topic = \"shadow\"\n[[detectors]]\nkind = \"zscore\"\nname = \"zscore@1\"\nrole = \"{serving}\"\n[[detectors]]\nkind = \"zscore\"\nname = \"zscore@2\"\nhalf_life = 100\nrole = \"{shadow}\"\n"
+        )
+    };
+    std::fs::write(&cfg, config("serving", "shadow")).expect("config");
+    let scorer = Scorer::start_with(
+        &broker,
+        "swap",
+        &dir,
+        "swap",
+        &["--config", cfg.to_str().expect("utf8")],
+    );
+    scorer.wait_until(60, "partitions assigned", |m| {
+        m.get("vigil_assigned_partitions") == Some(&4.0)
+    });
+    let mut producer = produce_fixture(&broker, Some(15_000));
+    scorer.wait_until(60, "a third of the records", |m| {
+        m.get("vigil_records_done_total")
+            .is_some_and(|v| *v >= 20_000.0)
+    });
+    std::fs::write(&cfg, config("shadow", "serving")).expect("config");
+    scorer.signal("-HUP");
+    scorer.wait_until(30, "the swap", |m| {
+        m.get("vigil_model_reloads_total") == Some(&1.0)
+    });
+    assert!(producer.wait().expect("produce").success());
+    scorer.wait_until(60, "all records done", |m| {
+        m.get("vigil_records_done_total") == Some(&64_800.0)
+    });
+    let m = scorer.metrics();
+    let get = |d: &str, role: &str| {
+        m.get(&format!(
+            "vigil_detector_records_total{{detector=\"{d}\",role=\"{role}\"}}"
+        ))
+        .copied()
+        .unwrap_or(0.0)
+    };
+    let (v1s, v2s) = (get("zscore@1", "serving"), get("zscore@2", "serving"));
+    assert_eq!(
+        v1s + v2s,
+        64_800.0,
+        "each record once by the serving version: {m:?}"
+    );
+    assert!(v1s >= 20_000.0 && v2s > 0.0, "{v1s} then {v2s}");
+    for d in ["zscore@1", "zscore@2"] {
+        assert_eq!(
+            get(d, "serving") + get(d, "shadow"),
+            64_800.0,
+            "{d} saw every record"
+        );
+    }
+    assert_eq!(m.get("vigil_model_reload_failures_total"), Some(&0.0));
+
+    // A broken configuration is refused and the running detectors stay.
+    std::fs::write(&cfg, "[[detectors]]\nkind = \"zscore\"\nhalf_life = -1\n").expect("config");
+    scorer.signal("-HUP");
+    scorer.wait_until(30, "the refusal", |m| {
+        m.get("vigil_model_reload_failures_total") == Some(&1.0)
+    });
+    let (status, log) = scorer.terminate();
+    assert!(status.success(), "{log}");
+    assert!(log.contains("the running detectors stay"), "{log}");
+
+    let serving = broker.alerts(1, Duration::from_secs(10));
+    assert!(!serving.is_empty());
+    assert!(
+        serving.iter().all(|a| a.get("role").is_none()),
+        "a shadow alert on the serving topic"
+    );
+    let shadow: Vec<Value> = broker
+        .read("shadow", 1, 1, Duration::from_secs(10))
+        .iter()
+        .map(|(p, ..)| serde_json::from_slice(p).expect("alert JSON"))
+        .collect();
+    assert!(!shadow.is_empty(), "the shadow version raised no alerts");
+    assert!(shadow.iter().all(|a| a["role"] == "shadow"));
 }

@@ -48,6 +48,7 @@ pub enum PipelineError {
 #[derive(Debug)]
 pub struct Running {
     input: Option<Sender<Input>>,
+    controls: Vec<Sender<shard::Control>>,
     decode: JoinHandle<DecodeCounts>,
     route: JoinHandle<()>,
     shards: Vec<JoinHandle<u64>>,
@@ -97,6 +98,7 @@ pub fn start(
 
     let mut shard_txs = Vec::with_capacity(p.shards);
     let mut shards = Vec::with_capacity(p.shards);
+    let mut controls = Vec::with_capacity(p.shards);
     for _ in 0..p.shards {
         let (tx, rx) = bounded::<RecordBatch>(cap);
         shard_txs.push(tx);
@@ -104,9 +106,23 @@ pub fn start(
             .map_err(PipelineError::Detector)?
             .into_iter()
             .zip(&config.detectors)
-            .map(|(d, c)| (d, AlertPolicy::new(c.policy)))
+            .map(|(detector, c)| shard::DetectorSlot {
+                detector,
+                policy: AlertPolicy::new(c.policy),
+                shadow: c.shadow,
+                identity: c.identity.clone(),
+            })
             .collect();
-        let worker = shard::Shard::new(dets, p.batch_size, p.linger, p.emit_scores);
+        let (control_tx, control_rx) = crossbeam_channel::unbounded();
+        controls.push(control_tx);
+        let worker = shard::Shard::new(
+            dets,
+            counters.clone(),
+            p.batch_size,
+            p.linger,
+            p.emit_scores,
+        )
+        .with_control(control_rx);
         let (out, rec) = (scored_tx.clone(), telemetry.recorders());
         shards.push(spawn("shard", move || worker.run(rx, out, rec))?);
     }
@@ -158,6 +174,7 @@ pub fn start(
 
     Ok(Running {
         input: Some(input_tx),
+        controls,
         decode,
         route,
         shards,
@@ -188,11 +205,46 @@ impl Finished {
             isa: pipeline.isa.name().to_string(),
             shards: pipeline.shards,
             stages: telemetry.snapshot(),
+            detectors: crate::telemetry::report::DetectorLine::from_counters(counters),
         }
     }
 }
 
 impl Running {
+    /// Replaces the detectors with `detectors`, between batches, in every shard. Detectors of an
+    /// identity already running keep their state; the others are built here, on the caller's
+    /// thread (off the hot path), one per shard. Fails, changing nothing, if one cannot be built.
+    pub fn reconfigure(
+        &self,
+        running: &[crate::config::DetectorConfig],
+        detectors: &[crate::config::DetectorConfig],
+        isa: vigil_kernels::isa::Isa,
+        sensor_names: &Arc<crate::record::NameTable>,
+    ) -> Result<(), String> {
+        let mut per_shard = Vec::with_capacity(self.controls.len());
+        for _ in &self.controls {
+            let fresh = detectors
+                .iter()
+                .map(|d| {
+                    if running.iter().any(|r| r.identity == d.identity) {
+                        Ok(None)
+                    } else {
+                        detectors::build(std::slice::from_ref(d), isa, sensor_names)
+                            .map(|mut v| v.pop())
+                    }
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            per_shard.push(fresh);
+        }
+        for (tx, fresh) in self.controls.iter().zip(per_shard) {
+            let _ = tx.send(shard::Control {
+                detectors: detectors.to_vec(),
+                fresh,
+            });
+        }
+        Ok(())
+    }
+
     /// Where the source sends its input.
     pub fn input(&self) -> Sender<Input> {
         self.input.clone().expect("input is only taken by finish")

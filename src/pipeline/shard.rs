@@ -63,11 +63,35 @@ impl SensorKeys {
     }
 }
 
+/// A detector in a shard: its state, its alert policy, and its role.
+#[derive(Debug)]
+pub struct DetectorSlot {
+    pub detector: Box<dyn Detector>,
+    pub policy: AlertPolicy,
+    /// Its alerts go to the shadow destination.
+    pub shadow: bool,
+    /// [`crate::config::DetectorConfig::identity`]: a reconfiguration keeps this slot's state when
+    /// the new configuration has a detector of the same identity.
+    pub identity: String,
+}
+
+/// A new set of detectors for a shard, applied between two batches so that every record is scored
+/// by exactly the detectors in place when its batch is scored.
+#[derive(Debug)]
+pub struct Control {
+    pub detectors: Vec<crate::config::DetectorConfig>,
+    /// For each entry of `detectors`: a detector built off the hot path when the shard has none of
+    /// that identity; `None` to keep the shard's own (with its state).
+    pub fresh: Vec<Option<Box<dyn Detector>>>,
+}
+
 /// One shard's detectors and policies.
 #[derive(Debug)]
 pub struct Shard {
     keys: SensorKeys,
-    detectors: Vec<(Box<dyn Detector>, AlertPolicy)>,
+    detectors: Vec<DetectorSlot>,
+    control: Option<Receiver<Control>>,
+    counters: Arc<crate::telemetry::Counters>,
     scores: Scores,
     row_keys: Vec<u32>,
     batch_size: usize,
@@ -79,7 +103,8 @@ pub struct Shard {
 
 impl Shard {
     pub fn new(
-        detectors: Vec<(Box<dyn Detector>, AlertPolicy)>,
+        detectors: Vec<DetectorSlot>,
+        counters: Arc<crate::telemetry::Counters>,
         batch_size: usize,
         linger: Duration,
         emit_scores: bool,
@@ -87,6 +112,8 @@ impl Shard {
         Shard {
             keys: SensorKeys::default(),
             detectors,
+            control: None,
+            counters,
             scores: Scores::default(),
             row_keys: Vec::new(),
             batch_size,
@@ -95,6 +122,65 @@ impl Shard {
             row_scores: Vec::new(),
             row_open: Vec::new(),
         }
+    }
+
+    /// Takes reconfigurations from `control` (checked before each batch).
+    pub fn with_control(mut self, control: Receiver<Control>) -> Shard {
+        self.control = Some(control);
+        self
+    }
+
+    /// Applies the newest waiting reconfiguration, if any: detectors whose identity stays keep their
+    /// state and open alerts (their role and policy thresholds follow the new configuration); new
+    /// ones start fresh; the rest are dropped (their open alerts are not closed).
+    fn reconfigure(&mut self) {
+        let Some(control) = &self.control else { return };
+        let Some(c) = control.try_iter().last() else {
+            return;
+        };
+        let mut old: Vec<Option<DetectorSlot>> = std::mem::take(&mut self.detectors)
+            .into_iter()
+            .map(Some)
+            .collect();
+        for (cfg, fresh) in c.detectors.iter().zip(c.fresh) {
+            let kept = old
+                .iter_mut()
+                .find(|o| o.as_ref().is_some_and(|o| o.identity == cfg.identity))
+                .and_then(Option::take);
+            let slot = match (kept, fresh) {
+                (Some(mut slot), _) => {
+                    slot.shadow = cfg.shadow;
+                    slot.policy.set_config(cfg.policy);
+                    slot
+                }
+                (None, Some(detector)) => DetectorSlot {
+                    detector,
+                    policy: AlertPolicy::new(cfg.policy),
+                    shadow: cfg.shadow,
+                    identity: cfg.identity.clone(),
+                },
+                (None, None) => {
+                    tracing::error!(
+                        "reconfiguration names detector {} without building it; skipped",
+                        cfg.name
+                    );
+                    continue;
+                }
+            };
+            self.detectors.push(slot);
+        }
+        tracing::debug!(
+            "shard now runs {}",
+            self.detectors
+                .iter()
+                .map(|d| format!(
+                    "{}{}",
+                    d.detector.name(),
+                    if d.shadow { " (shadow)" } else { "" }
+                ))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
     }
 
     /// Scores one batch and returns its alert events.
@@ -106,10 +192,17 @@ impl Shard {
             self.row_keys.push(k);
         }
         let mut alerts = Vec::new();
-        for (k, (detector, policy)) in self.detectors.iter_mut().enumerate() {
+        for (k, slot) in self.detectors.iter_mut().enumerate() {
+            let (detector, policy) = (&mut slot.detector, &mut slot.policy);
             let t0 = Instant::now();
             detector.score(batch, &self.row_keys, &mut self.scores);
             let t1 = Instant::now();
+            self.counters.detector_cost(
+                detector.name(),
+                slot.shadow,
+                batch.len() as u64,
+                (t1 - t0).as_nanos() as u64,
+            );
             let before = alerts.len();
             let emit = k == 0 && self.emit_scores;
             self.row_open.clear();
@@ -144,6 +237,11 @@ impl Shard {
                 // Rebuilding state from records done before a restart: their alerts went out then.
                 alerts.truncate(before);
             }
+            if slot.shadow {
+                for a in &mut alerts[before..] {
+                    a.shadow = true;
+                }
+            }
             rec.record(Stage::Scoring, t1 - t0);
             rec.record(Stage::AlertPolicy, t1.elapsed());
         }
@@ -152,7 +250,7 @@ impl Shard {
 
     /// Alerts open now, over all detectors.
     pub fn open_alerts(&self) -> u64 {
-        self.detectors.iter().map(|(_, p)| p.open_now()).sum()
+        self.detectors.iter().map(|d| d.policy.open_now()).sum()
     }
 
     /// The worker loop. Returns the number of alerts still open when the input ends.
@@ -217,6 +315,7 @@ impl Shard {
         let Some((batch, since)) = pending else {
             return true;
         };
+        self.reconfigure();
         rec.record(Stage::BatchLinger, since.elapsed());
         let alerts = self.process(&batch, rec);
         let scored = Scored {

@@ -12,6 +12,8 @@ use std::sync::Arc;
 /// Alerts to a file or stdout; dead letters to a file opened on the first one.
 pub struct FileSink {
     alerts: BufWriter<Box<dyn Write + Send>>,
+    shadow_path: PathBuf,
+    shadow: Option<BufWriter<File>>,
     dead_path: PathBuf,
     dead: Option<BufWriter<File>>,
     names: Names,
@@ -32,6 +34,7 @@ impl FileSink {
     /// dead-letter file's directory exists, so a wrong path fails now rather than mid-run.
     pub fn create(
         alerts: Option<&Path>,
+        shadow_alerts: &Path,
         dead_letter: &Path,
         names: Names,
         tracker: Arc<AckTracker>,
@@ -52,6 +55,8 @@ impl FileSink {
         }
         Ok(FileSink {
             alerts: BufWriter::with_capacity(64 * 1024, writer),
+            shadow_path: shadow_alerts.to_path_buf(),
+            shadow: None,
             dead_path: dead_letter.to_path_buf(),
             dead: None,
             names,
@@ -67,10 +72,23 @@ impl Sink for FileSink {
             self.buf.clear();
             alert_json(a, &self.names, &mut self.buf);
             self.buf.push(b'\n');
-            self.alerts.write_all(&self.buf)?;
+            if a.shadow {
+                // Shadow alerts never reach the serving file: their own, made on the first one.
+                if self.shadow.is_none() {
+                    self.shadow = Some(BufWriter::new(File::create(&self.shadow_path)?));
+                }
+                if let Some(w) = &mut self.shadow {
+                    w.write_all(&self.buf)?;
+                }
+            } else {
+                self.alerts.write_all(&self.buf)?;
+            }
         }
         if !alerts.is_empty() {
             self.alerts.flush()?;
+            if let Some(w) = &mut self.shadow {
+                w.flush()?;
+            }
         }
         self.tracker.complete(&done);
         Ok(())

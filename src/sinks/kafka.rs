@@ -50,6 +50,7 @@ impl ProducerContext for DeliveryContext {
 pub struct KafkaSink {
     producer: ThreadedProducer<DeliveryContext>,
     alert_topic: String,
+    shadow_alert_topic: String,
     dead_topic: String,
     names: Names,
     tracker: Arc<AckTracker>,
@@ -97,6 +98,7 @@ impl KafkaSink {
             KafkaSink {
                 producer,
                 alert_topic: kafka.alert_topic.clone(),
+                shadow_alert_topic: kafka.shadow_alert_topic.clone(),
                 dead_topic: kafka.dead_letter_topic.clone(),
                 names,
                 tracker,
@@ -134,7 +136,13 @@ impl Sink for KafkaSink {
             alert_json(a, &self.names, &mut self.buf);
             let key = self.names.sensors.get(a.sensor);
             let payload = std::mem::take(&mut self.buf);
-            let r = BaseRecord::with_opaque_to(&self.alert_topic, group)
+            // Shadow alerts never reach the serving topic.
+            let topic = if a.shadow {
+                &self.shadow_alert_topic
+            } else {
+                &self.alert_topic
+            };
+            let r = BaseRecord::with_opaque_to(topic, group)
                 .key(key.as_bytes())
                 .payload(payload.as_slice());
             self.send(r)?;

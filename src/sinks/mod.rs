@@ -56,6 +56,8 @@ struct AlertLine<'a> {
     opened: Option<String>,
     peak: f32,
     raised_at: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    role: Option<&'static str>,
     #[serde(flatten)]
     origin: OriginJson<'a>,
 }
@@ -110,6 +112,7 @@ pub fn alert_json(alert: &Alert, names: &Names, out: &mut Vec<u8>) {
         opened: (alert.event == AlertEvent::Close).then_some(since),
         peak: alert.peak,
         raised_at: format_iso(now_millis()),
+        role: alert.shadow.then_some("shadow"),
         origin: origin_json(names, &source, alert.origin.position),
     };
     // Serializing plain strings and numbers into a Vec cannot fail.

@@ -124,10 +124,34 @@ pub fn metrics(state: &HttpState) -> String {
             "Alerts closed.",
             Counters::get(&c.alerts_closed),
         ),
+        (
+            "vigil_model_reloads_total",
+            "Detector reconfigurations swapped in while running.",
+            Counters::get(&c.reloads),
+        ),
+        (
+            "vigil_model_reload_failures_total",
+            "Reconfigurations refused (the running detectors stayed).",
+            Counters::get(&c.reload_failures),
+        ),
     ] {
         let _ = writeln!(
             out,
             "# HELP {name} {help}\n# TYPE {name} counter\n{name} {v}"
+        );
+    }
+    let _ = writeln!(
+        out,
+        "# HELP vigil_detector_records_total Records each detector scored, by role.\n# TYPE vigil_detector_records_total counter"
+    );
+    for d in crate::telemetry::report::DetectorLine::from_counters(c) {
+        let _ = writeln!(
+            out,
+            "vigil_detector_records_total{{detector=\"{}\",role=\"serving\"}} {}\nvigil_detector_records_total{{detector=\"{}\",role=\"shadow\"}} {}",
+            d.name,
+            d.serving_records,
+            d.name,
+            d.records - d.serving_records
         );
     }
     {

@@ -176,6 +176,48 @@ pub struct Counters {
     pub records_done: AtomicU64,
     pub alerts_opened: AtomicU64,
     pub alerts_closed: AtomicU64,
+    /// Detector reconfigurations applied, and refused (the running detectors stayed).
+    pub reloads: AtomicU64,
+    pub reload_failures: AtomicU64,
+    /// Per detector, by name: time spent scoring and records scored (all shards).
+    pub detectors: std::sync::Mutex<Vec<DetectorCost>>,
+}
+
+/// One detector's cost so far.
+#[derive(Debug, Clone)]
+pub struct DetectorCost {
+    pub name: std::sync::Arc<str>,
+    /// Its role at the last batch.
+    pub role: &'static str,
+    pub records: u64,
+    /// Records it scored while serving (the rest while shadow).
+    pub serving_records: u64,
+    pub ns: u64,
+}
+
+impl Counters {
+    /// Adds `ns` spent scoring `records` records to `name`'s cost.
+    pub fn detector_cost(&self, name: &std::sync::Arc<str>, shadow: bool, records: u64, ns: u64) {
+        let mut d = self
+            .detectors
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        match d.iter_mut().find(|c| c.name == *name) {
+            Some(c) => {
+                c.records += records;
+                c.serving_records += if shadow { 0 } else { records };
+                c.ns += ns;
+                c.role = if shadow { "shadow" } else { "serving" };
+            }
+            None => d.push(DetectorCost {
+                name: name.clone(),
+                role: if shadow { "shadow" } else { "serving" },
+                records,
+                serving_records: if shadow { 0 } else { records },
+                ns,
+            }),
+        }
+    }
 }
 
 impl Counters {

@@ -18,6 +18,39 @@ pub struct Report {
     pub isa: String,
     pub shards: usize,
     pub stages: Vec<StageStats>,
+    /// Per detector: role and cost (scoring time per record, all shards).
+    pub detectors: Vec<DetectorLine>,
+}
+
+/// One detector's line in the report.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct DetectorLine {
+    pub name: String,
+    /// Its role at the end of the run.
+    pub role: &'static str,
+    pub records: u64,
+    /// Records it scored while serving.
+    pub serving_records: u64,
+    pub ns_per_record: f64,
+}
+
+impl DetectorLine {
+    /// The report's lines from the run's counters.
+    pub fn from_counters(counters: &super::Counters) -> Vec<DetectorLine> {
+        counters
+            .detectors
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .iter()
+            .map(|c| DetectorLine {
+                name: c.name.to_string(),
+                role: c.role,
+                records: c.records,
+                serving_records: c.serving_records,
+                ns_per_record: c.ns as f64 / c.records.max(1) as f64,
+            })
+            .collect()
+    }
 }
 
 impl Report {
@@ -44,6 +77,13 @@ impl Report {
                 s,
                 "{:<13} {:>10} {:>10.1} {:>10.1} {:>10.1} {:>10.1} {:>10.1}",
                 st.stage, st.count, st.p50_us, st.p90_us, st.p99_us, st.p999_us, st.max_us
+            );
+        }
+        for d in &self.detectors {
+            let _ = writeln!(
+                s,
+                "detector {} ({}): {} records ({} while serving), {:.1} ns/record",
+                d.name, d.role, d.records, d.serving_records, d.ns_per_record
             );
         }
         s
