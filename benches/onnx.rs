@@ -1,10 +1,45 @@
 //! ONNX models through ONNX Runtime (one intra-op thread): rows/s and per-batch latency p50/p99 at
-//! batch sizes 1, 16, 256 and 4096 for each shipped model. `cargo bench --bench onnx` (needs the
-//! library: `.ci/install-onnxruntime`, or `ORT_DYLIB_PATH`).
+//! batch sizes 1, 16, 256 and 4096 for each shipped model; then the cost of a shadow version: the
+//! replay of SKAB's valve1 files with the autoencoder serving alone, and with a second copy of it
+//! as a shadow. `cargo bench --bench onnx` (needs the library: `.ci/install-onnxruntime`, or
+//! `ORT_DYLIB_PATH`).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
+use vigil::config::{Config, RawConfig};
 use vigil::onnx::OnnxModel;
+
+/// Best records/s of three replays of `files` with `toml`, and the detectors' ns/record.
+fn replay_rate(files: &[PathBuf], toml: &str) -> (f64, Vec<(String, f64)>) {
+    let raw = RawConfig::from_toml(toml).expect("bench config");
+    let mut config = Config::validate(raw, None).expect("valid");
+    let out = std::env::temp_dir().join(format!("vigil-onnx-bench-{}", std::process::id()));
+    config.output.alerts = Some(out.with_extension("alerts"));
+    config.output.shadow_alerts = out.with_extension("shadow");
+    config.output.dead_letter = out.with_extension("dead");
+    let mut best = (0.0, Vec::new());
+    for _ in 0..3 {
+        let r = vigil::replay::replay(
+            &config,
+            files,
+            Arc::new(AtomicBool::new(false)),
+            false,
+            "bench",
+        )
+        .expect("replay");
+        if r.records_per_s > best.0 {
+            let costs = r
+                .detectors
+                .iter()
+                .map(|d| (d.name.clone(), d.ns_per_record))
+                .collect();
+            best = (r.records_per_s, costs);
+        }
+    }
+    best
+}
 
 const BATCHES: [usize; 4] = [1, 16, 256, 4096];
 
@@ -56,4 +91,41 @@ fn main() {
             );
         }
     }
+    // valve1's 16 files, 10 times over (181 600 records).
+    let files: Vec<PathBuf> = (0..160)
+        .map(|i| {
+            root.join(format!(
+                "../shared/datasets/skab-dev/data/valve1/{}.csv",
+                i % 16
+            ))
+        })
+        .collect();
+    let manifest = root.join("models/pump_ae/manifest.toml");
+    let detector = |name: &str, role: &str| {
+        format!(
+            "[[detectors]]\nkind = \"onnx\"\nname = \"{name}\"\nrole = \"{role}\"\nmanifest = {:?}\n",
+            manifest.display().to_string()
+        )
+    };
+    let head = "[input]\nignore_columns = [\"anomaly\", \"changepoint\"]\n[pipeline]\nshards = 1\n";
+    let alone = replay_rate(
+        &files,
+        &format!("{head}{}", detector("pump-ae@1", "serving")),
+    );
+    let with_shadow = replay_rate(
+        &files,
+        &format!(
+            "{head}{}{}",
+            detector("pump-ae@1", "serving"),
+            detector("pump-ae@2", "shadow")
+        ),
+    );
+    println!(
+        "\nreplay of SKAB valve1 ×10 (181 600 records, 1 shard): serving alone {:.0} records/s {:?}; with one shadow {:.0} records/s {:?}: throughput {:+.0} %",
+        alone.0,
+        alone.1,
+        with_shadow.0,
+        with_shadow.1,
+        (with_shadow.0 / alone.0 - 1.0) * 100.0
+    );
 }

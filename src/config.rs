@@ -192,6 +192,9 @@ pub struct RawOnnxDetector {
     pub name: Option<String>,
     /// The model's manifest (`models/NAME/manifest.toml`), relative to the working directory.
     pub manifest: Option<PathBuf>,
+    /// Longest a single ONNX Runtime call may take, in milliseconds: a batch's rows are run in
+    /// chunks whose size adapts to stay under it. Default 5.
+    pub max_run_ms: Option<f64>,
     /// Sensors it applies to. Default: every sensor whose records carry the model's channels.
     #[serde(default)]
     pub sensors: Vec<String>,
@@ -400,6 +403,7 @@ pub enum DetectorKind {
     Onnx {
         model: Arc<crate::onnx::OnnxModel>,
         sensors: Arc<[String]>,
+        max_run: Duration,
     },
 }
 
@@ -449,6 +453,16 @@ fn fingerprint(parts: &[&[u8]]) -> u64 {
 
 fn file_bytes(path: &std::path::Path) -> Vec<u8> {
     std::fs::read(path).unwrap_or_default()
+}
+
+fn max_run_ms(v: Option<f64>) -> Result<Duration, ConfigError> {
+    let ms = v.unwrap_or(5.0);
+    if !(ms.is_finite() && ms > 0.0 && ms <= 60_000.0) {
+        return Err(invalid(format!(
+            "max_run_ms must be between 0 and 60000, got {ms}"
+        )));
+    }
+    Ok(Duration::from_secs_f64(ms / 1000.0))
 }
 
 fn shadow_role(name: &str, role: Option<&str>) -> Result<bool, ConfigError> {
@@ -738,6 +752,7 @@ impl Config {
                         kind: DetectorKind::Onnx {
                             model,
                             sensors: o.sensors.into(),
+                            max_run: max_run_ms(o.max_run_ms)?,
                         },
                         policy,
                         shadow: shadow_role(&name, o.role.as_deref())?,

@@ -69,11 +69,16 @@ pub fn build(
                         sensor_names.clone(),
                     ))
                 }
-                DetectorKind::Onnx { model, sensors } => Box::new(onnx::OnnxDetector::new(
+                DetectorKind::Onnx {
+                    model,
+                    sensors,
+                    max_run,
+                } => Box::new(onnx::OnnxDetector::new(
                     c.name.clone(),
                     model.clone(),
                     sensors.clone(),
                     sensor_names.clone(),
+                    *max_run,
                 )?),
             })
         })

@@ -40,7 +40,14 @@ pub struct OnnxDetector {
     rows: Vec<usize>,
     out: Vec<f32>,
     errors: u64,
+    /// Rows per ONNX Runtime call: adapted so that a call stays under `max_run`.
+    chunk: usize,
+    max_run: std::time::Duration,
 }
+
+/// Fewest and most rows per ONNX Runtime call.
+const MIN_CHUNK: usize = 8;
+const MAX_CHUNK: usize = 16_384;
 
 impl std::fmt::Debug for OnnxDetector {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -57,6 +64,7 @@ impl OnnxDetector {
         model: Arc<OnnxModel>,
         sensors: Arc<[String]>,
         names: Arc<NameTable>,
+        max_run: std::time::Duration,
     ) -> Result<OnnxDetector, String> {
         let session = model.session()?;
         Ok(OnnxDetector {
@@ -71,6 +79,8 @@ impl OnnxDetector {
             rows: Vec::new(),
             out: Vec::new(),
             errors: 0,
+            chunk: 256,
+            max_run,
         })
     }
 
@@ -165,21 +175,43 @@ impl Detector for OnnxDetector {
             return;
         }
         self.out.resize(self.rows.len(), 0.0);
-        match self
-            .model
-            .score(&mut self.session, &self.x, self.rows.len(), &mut self.out)
-        {
-            Ok(()) => {
-                for (&i, &s) in self.rows.iter().zip(&self.out) {
-                    out.score[i * w + alert_col] = s;
+        let width = self.model.manifest.width();
+        let mut at = 0;
+        while at < self.rows.len() {
+            let n = self.chunk.min(self.rows.len() - at);
+            let started = std::time::Instant::now();
+            let run = self.model.score(
+                &mut self.session,
+                &self.x[at * width..(at + n) * width],
+                n,
+                &mut self.out[at..at + n],
+            );
+            // Adapt the chunk: halve it when a call overran the bound, grow it while calls take
+            // under half of it (a call's ~10 µs fixed cost favours large chunks).
+            let took = started.elapsed();
+            if took > self.max_run {
+                self.chunk = (self.chunk / 2).max(MIN_CHUNK);
+            } else if took * 2 < self.max_run && n == self.chunk {
+                self.chunk = (self.chunk + self.chunk / 4).min(MAX_CHUNK);
+            }
+            match run {
+                Ok(()) => {
+                    for (&i, &s) in self.rows[at..at + n].iter().zip(&self.out[at..at + n]) {
+                        out.score[i * w + alert_col] = s;
+                    }
+                }
+                Err(e) => {
+                    self.errors += 1;
+                    if self.errors.is_power_of_two() {
+                        tracing::error!(
+                            "detector {}: {e} ({} failed runs)",
+                            self.name,
+                            self.errors
+                        );
+                    }
                 }
             }
-            Err(e) => {
-                self.errors += 1;
-                if self.errors.is_power_of_two() {
-                    tracing::error!("detector {}: {e} ({} failed runs)", self.name, self.errors);
-                }
-            }
+            at += n;
         }
     }
 }
