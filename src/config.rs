@@ -179,6 +179,135 @@ pub enum RawDetector {
     Iforest(RawIforest),
     /// An ONNX model run by ONNX Runtime, described by its manifest.
     Onnx(RawOnnxDetector),
+    /// Any model of the registry by its manifest (`kind` in the manifest: onnx, iforest, zscore).
+    Model(RawOnnxDetector),
+}
+
+/// A registry manifest of kind `iforest` or `zscore` (kind `onnx`: see `onnx::manifest`).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ModelManifest {
+    name: String,
+    version: String,
+    kind: String,
+    /// iforest: the model file, relative to the manifest.
+    file: Option<PathBuf>,
+    #[serde(default)]
+    description: String,
+    /// iforest: the channels the model must read, in order (checked against the model file).
+    input: Option<ManifestChannels>,
+    /// zscore: the detector's parameters.
+    params: Option<ZscoreParams>,
+    #[serde(default)]
+    provenance: std::collections::BTreeMap<String, String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ManifestChannels {
+    channels: Vec<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ZscoreParams {
+    half_life: Option<f64>,
+    warmup: Option<u32>,
+    min_std: Option<f32>,
+    clip: Option<f32>,
+}
+
+/// `kind = "model"`: reads the manifest and turns the entry into the detector it describes.
+fn resolve_model(m: RawOnnxDetector) -> Result<RawDetector, ConfigError> {
+    let label = m.name.clone().unwrap_or_else(|| "model".into());
+    let path = m
+        .manifest
+        .clone()
+        .ok_or_else(|| invalid(format!("detector {label}: manifest = \"FILE\" is required")))?;
+    let what = |e: String| {
+        invalid(format!(
+            "detector {label}: manifest {}: {e}",
+            path.display()
+        ))
+    };
+    let text = std::fs::read_to_string(&path).map_err(|e| what(e.to_string()))?;
+    let head: toml::Table =
+        toml::from_str(&text).map_err(|e| what(e.message().replace('\n', " ")))?;
+    let kind = head.get("kind").and_then(|k| k.as_str()).unwrap_or("");
+    if kind == "onnx" {
+        return Ok(RawDetector::Onnx(m));
+    }
+    let manifest: ModelManifest =
+        toml::from_str(&text).map_err(|e| what(e.message().replace('\n', " ")))?;
+    // Description and provenance are for people; name and version name the detector.
+    let _ = (&manifest.description, &manifest.provenance);
+    let name = Some(
+        m.name
+            .clone()
+            .unwrap_or_else(|| format!("{}@{}", manifest.name, manifest.version)),
+    );
+    match manifest.kind.as_str() {
+        "iforest" => {
+            let file = manifest
+                .file
+                .as_ref()
+                .ok_or_else(|| what("an iforest manifest needs file = \"MODEL.vigil\"".into()))?;
+            let model_path = path
+                .parent()
+                .unwrap_or(std::path::Path::new("."))
+                .join(file);
+            if let Some(input) = &manifest.input {
+                let model = IForestModel::load(&model_path).map_err(what)?;
+                let channels: Vec<&str> =
+                    model.features.iter().map(|f| f.channel.as_str()).collect();
+                let mut distinct = channels.clone();
+                distinct.dedup();
+                if input
+                    .channels
+                    .iter()
+                    .map(String::as_str)
+                    .collect::<Vec<_>>()
+                    != distinct
+                {
+                    let same_set = input.channels.len() == distinct.len()
+                        && input
+                            .channels
+                            .iter()
+                            .all(|c| distinct.contains(&c.as_str()));
+                    return Err(what(format!(
+                        "input.channels {:?} are {} the model's {:?}",
+                        input.channels,
+                        if same_set { "a reordering of" } else { "not" },
+                        distinct
+                    )));
+                }
+            }
+            Ok(RawDetector::Iforest(RawIforest {
+                name,
+                role: m.role,
+                model: Some(model_path),
+                sensors: m.sensors,
+                alerts: m.alerts,
+                manifest: Some(path),
+            }))
+        }
+        "zscore" => {
+            let p = manifest.params.unwrap_or_default();
+            Ok(RawDetector::Zscore(RawZscore {
+                name,
+                role: m.role,
+                half_life: p.half_life,
+                warmup: p.warmup,
+                min_std: p.min_std,
+                clip: p.clip,
+                alerts: m.alerts,
+                manifest: Some(path),
+            }))
+        }
+        other => Err(what(format!(
+            "kind {other:?}: expected \"onnx\", \"iforest\" or \"zscore\""
+        ))),
+    }
 }
 
 /// `[[detectors]] kind = "onnx"`
@@ -224,6 +353,9 @@ pub struct RawIforest {
     /// `open_after` and `close_after` apply (its thresholds are in z-score units).
     #[serde(default)]
     pub alerts: RawPolicy,
+    /// The registry manifest this entry came from (`kind = "model"`), watched for reloads.
+    #[serde(skip)]
+    pub manifest: Option<PathBuf>,
 }
 
 /// `[[detectors]] kind = "likelihood"`: see `vigil_kernels::likelihood`.
@@ -282,6 +414,9 @@ pub struct RawZscore {
     /// This detector's alert policy; unset fields come from `[alerts]`.
     #[serde(default)]
     pub alerts: RawPolicy,
+    /// The registry manifest this entry came from (`kind = "model"`), watched for reloads.
+    #[serde(skip)]
+    pub manifest: Option<PathBuf>,
 }
 
 /// `[output]`
@@ -649,6 +784,13 @@ impl Config {
         } else {
             raw.detectors
         };
+        let raw_detectors = raw_detectors
+            .into_iter()
+            .map(|d| match d {
+                RawDetector::Model(m) => resolve_model(m),
+                other => Ok(other),
+            })
+            .collect::<Result<Vec<_>, _>>()?;
         let mut detectors = Vec::with_capacity(raw_detectors.len());
         for raw in raw_detectors {
             detectors.push(match raw {
@@ -673,7 +815,7 @@ impl Config {
                         policy,
                         shadow: shadow_role(&name, z.role.as_deref())?,
                         identity: format!("{name} zscore {params:?}"),
-                        files: Vec::new(),
+                        files: z.manifest.iter().cloned().collect(),
                     }
                 }
                 RawDetector::Likelihood(l) => {
@@ -708,6 +850,7 @@ impl Config {
                         files: Vec::new(),
                     }
                 }
+                RawDetector::Model(_) => unreachable!("resolved above"),
                 RawDetector::Onnx(o) => {
                     let path = o.manifest.ok_or_else(|| {
                         invalid(format!(
@@ -798,7 +941,9 @@ impl Config {
                             "{name} iforest {:x}",
                             fingerprint(&[&file_bytes(&path)])
                         ),
-                        files: vec![path.clone()],
+                        files: std::iter::once(path.clone())
+                            .chain(f.manifest.clone())
+                            .collect(),
                     }
                 }
             });

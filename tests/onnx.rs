@@ -187,3 +187,94 @@ fn the_onnx_detector_scores_a_recording_in_replay() {
     assert_eq!(first["channel"], "Accelerometer1RMS");
     assert!(first["score"].as_f64().expect("score") > 1.33);
 }
+
+/// `kind = "model"` takes any registry manifest: onnx, iforest (Vigil's own file, channels checked)
+/// and zscore (parameters in the manifest).
+#[test]
+fn registry_manifests_of_every_kind_load_and_check_their_channels() {
+    use vigil::config::{Config, DetectorKind, RawConfig};
+    let entry = |m: &std::path::Path, extra: &str| {
+        format!(
+            "[[detectors]]\nkind = \"model\"\nmanifest = {:?}\n{extra}",
+            m.display().to_string()
+        )
+    };
+    let text = [
+        entry(&root().join("models/zscore/manifest.toml"), ""),
+        entry(
+            &root().join("models/pumps_iforest/manifest.toml"),
+            "role = \"shadow\"\n",
+        ),
+        entry(
+            &root().join("models/pump_ae/manifest.toml"),
+            "role = \"shadow\"\n",
+        ),
+    ]
+    .concat();
+    let config =
+        Config::validate(RawConfig::from_toml(&text).expect("parses"), None).expect("valid");
+    let got: Vec<(&str, bool)> = config
+        .detectors
+        .iter()
+        .map(|d| (&*d.name, d.shadow))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("zscore@1", false),
+            ("pumps-iforest@1", true),
+            ("pump-ae@1", true)
+        ]
+    );
+    assert!(matches!(config.detectors[0].kind, DetectorKind::ZScore(_)));
+    assert!(matches!(
+        config.detectors[1].kind,
+        DetectorKind::IForest { .. }
+    ));
+    assert!(matches!(
+        config.detectors[2].kind,
+        DetectorKind::Onnx { .. }
+    ));
+    // The z-score's manifest holds the defaults: its identity matches the built-in detector's.
+    let defaults = Config::validate(RawConfig::default(), None).expect("valid");
+    assert_eq!(
+        format!("{:?}", config.detectors[0].kind),
+        format!("{:?}", defaults.detectors[0].kind)
+    );
+    assert!(config.detectors[1]
+        .files
+        .iter()
+        .any(|f| f.ends_with("manifest.toml")));
+
+    // An iforest manifest whose channels are the model's in another order is refused.
+    let dir = temp_dir("registry");
+    std::fs::copy(
+        root().join("models/pumps_iforest/pumps.vigil"),
+        dir.join("pumps.vigil"),
+    )
+    .expect("copy");
+    let manifest = std::fs::read_to_string(root().join("models/pumps_iforest/manifest.toml"))
+        .expect("manifest");
+    for (edit, want) in [
+        (
+            manifest.replace(
+                r#"["pressure", "flow", "temperature", "vibration"]"#,
+                r#"["flow", "pressure", "temperature", "vibration"]"#,
+            ),
+            "a reordering of",
+        ),
+        (
+            manifest.replace(r#", "vibration"]"#, "]"),
+            "are not the model's",
+        ),
+        (
+            manifest.replace("kind = \"iforest\"", "kind = \"tree\""),
+            "kind \"tree\"",
+        ),
+    ] {
+        std::fs::write(dir.join("manifest.toml"), edit).expect("write");
+        let raw = RawConfig::from_toml(&entry(&dir.join("manifest.toml"), "")).expect("parses");
+        let e = Config::validate(raw, None).expect_err(want).to_string();
+        assert!(e.contains(want) && !e.contains('\n'), "{e}");
+    }
+}
