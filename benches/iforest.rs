@@ -10,9 +10,11 @@
 //! `VIGIL_PYTHON` (default `python3`) with the pinned requirements. A part that is missing is
 //! reported as skipped, with how to get it.
 
+mod common;
+use common::best;
 use std::hint::black_box;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use vigil::iforest::model::IForestModel;
 use vigil::iforest::onnx::{import, ImportOptions};
 use vigil_kernels::iforest::Scorer;
@@ -23,19 +25,6 @@ const FEATURES: usize = 8;
 
 fn root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
-}
-
-/// Best wall time over `runs` runs after one warm-up.
-fn best(runs: usize, mut f: impl FnMut()) -> Duration {
-    f();
-    (0..runs)
-        .map(|_| {
-            let t = Instant::now();
-            f();
-            t.elapsed()
-        })
-        .min()
-        .unwrap_or_default()
 }
 
 /// 100 000 rows of SKAB's eight channels, tiled from the valve1 files in order.

@@ -5,28 +5,17 @@
 //! It reports; it does not fail. Criterion (`cargo bench --bench kernels`, `--bench pipeline`)
 //! gives the full distributions.
 
+mod common;
+use common::best;
 use std::hint::black_box;
 use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use vigil::config::{Config, RawConfig};
 use vigil_kernels::bandwidth::triad;
 use vigil_kernels::isa::Isa;
 use vigil_kernels::zscore::{ZParams, ZScore, ZSlots};
-
-/// Best wall time of `f` over `runs` runs (after one warm-up run).
-fn best(runs: usize, mut f: impl FnMut()) -> Duration {
-    f();
-    (0..runs)
-        .map(|_| {
-            let t = Instant::now();
-            f();
-            t.elapsed()
-        })
-        .min()
-        .unwrap_or_default()
-}
 
 fn zscore_time(isa: Isa, n: usize, runs: usize) -> Duration {
     let params = ZParams::new(300.0, 60, 1e-3, 3.0).expect("valid params");

@@ -7,7 +7,7 @@
 //! The score (in (0, 1], scikit-learn's `-score_samples`) is written on the model's first channel,
 //! the one its alerts name; the other channels get no observation from this detector.
 
-use super::{Detector, Scores};
+use super::{Detector, KeyStates, Scores};
 use crate::iforest::features::Layout;
 use crate::iforest::model::IForestModel;
 use crate::record::{NameTable, RecordBatch};
@@ -16,23 +16,14 @@ use std::sync::Arc;
 use vigil_kernels::iforest::Scorer;
 use vigil_kernels::isa::Isa;
 
-#[derive(Debug)]
-enum KeyState {
-    Unknown,
-    Skip,
-    /// The sensor's feature history.
-    Active(Vec<f32>),
-}
-
 /// Per shard: the model, each sensor key's feature history, and scratch columns.
 #[derive(Debug)]
 pub struct IForestDetector {
     name: Arc<str>,
     model: Arc<IForestModel>,
     scorer: Scorer,
-    sensors: Arc<[String]>,
-    names: Arc<NameTable>,
-    keys: Vec<KeyState>,
+    /// Each applicable sensor key's feature history.
+    keys: KeyStates<Vec<f32>>,
     /// By schema id: where the features read, and the alert column; None if a channel is missing.
     layouts: HashMap<u32, Option<(Layout, usize)>>,
     x: Vec<f32>,
@@ -58,9 +49,7 @@ impl IForestDetector {
             feature_row: vec![0.0; model.features.len()],
             model,
             scorer,
-            sensors,
-            names,
-            keys: Vec::new(),
+            keys: KeyStates::new(sensors, names),
             layouts: HashMap::new(),
             x: Vec::new(),
             rows: Vec::new(),
@@ -112,25 +101,15 @@ impl Detector for IForestDetector {
         self.x.clear();
         self.rows.clear();
         for (i, &key) in keys[..batch.len()].iter().enumerate() {
-            let k = key as usize;
-            if k >= self.keys.len() {
-                self.keys.resize_with(k + 1, || KeyState::Unknown);
-            }
-            if let KeyState::Unknown = self.keys[k] {
-                let sensor = self.names.get(batch.sensors[i]);
-                let applies =
-                    self.sensors.is_empty() || self.sensors.iter().any(|s| **s == *sensor);
-                self.keys[k] = if applies {
-                    KeyState::Active(layout.fresh_history())
-                } else {
-                    KeyState::Skip
-                };
-            }
-            if let KeyState::Active(history) = &mut self.keys[k] {
-                if layout.compute(batch.row(i), history, &mut self.feature_row) {
-                    self.x.extend_from_slice(&self.feature_row);
-                    self.rows.push(i);
-                }
+            let Some(history) = self
+                .keys
+                .get(key, batch.sensors[i], || layout.fresh_history())
+            else {
+                continue;
+            };
+            if layout.compute(batch.row(i), history, &mut self.feature_row) {
+                self.x.extend_from_slice(&self.feature_row);
+                self.rows.push(i);
             }
         }
         self.sums.resize(self.rows.len(), 0.0);

@@ -112,6 +112,59 @@ pub fn for_each_run(
     }
 }
 
+/// Per sensor key, the state of a detector that applies only to some sensors (those named in its
+/// `sensors` list, or all when the list is empty): decided once per key from the sensor's name.
+#[derive(Debug)]
+pub struct KeyStates<T> {
+    keys: Vec<KeyState<T>>,
+    sensors: Arc<[String]>,
+    names: Arc<crate::record::NameTable>,
+}
+
+#[derive(Debug)]
+enum KeyState<T> {
+    Unknown,
+    Skip,
+    Active(T),
+}
+
+impl<T> KeyStates<T> {
+    pub fn new(sensors: Arc<[String]>, names: Arc<crate::record::NameTable>) -> KeyStates<T> {
+        KeyStates {
+            keys: Vec::new(),
+            sensors,
+            names,
+        }
+    }
+
+    /// The state of `key` (whose sensor is `sensor`), made by `fresh` on first sight; `None` when
+    /// the detector does not apply to that sensor.
+    pub fn get(
+        &mut self,
+        key: u32,
+        sensor: crate::record::SensorId,
+        fresh: impl FnOnce() -> T,
+    ) -> Option<&mut T> {
+        let k = key as usize;
+        if k >= self.keys.len() {
+            self.keys.resize_with(k + 1, || KeyState::Unknown);
+        }
+        if let KeyState::Unknown = self.keys[k] {
+            let name = self.names.get(sensor);
+            let applies = self.sensors.is_empty() || self.sensors.iter().any(|s| **s == *name);
+            self.keys[k] = if applies {
+                KeyState::Active(fresh())
+            } else {
+                KeyState::Skip
+            };
+        }
+        match &mut self.keys[k] {
+            KeyState::Active(t) => Some(t),
+            _ => None,
+        }
+    }
+}
+
 /// Maps a shard's sensor keys to blocks of slots, allocated in first-seen order so that sensors
 /// seen one after another get adjacent blocks.
 #[derive(Debug, Default)]

@@ -7,23 +7,19 @@
 //! no observation and does not enter the window. The score goes on the manifest's first channel.
 //! A `run` that fails is logged and its rows score no observation; the stream goes on.
 
-use super::{Detector, Scores};
+use super::{Detector, KeyStates, Scores};
 use crate::onnx::OnnxModel;
 use crate::record::{NameTable, RecordBatch};
 use ort::session::Session;
 use std::collections::HashMap;
 use std::sync::Arc;
 
+/// A sensor's last `window` records' values (a ring, oldest at `next`) and how many are held.
 #[derive(Debug)]
-enum KeyState {
-    Unknown,
-    Skip,
-    /// The last `window` records' values (a ring, oldest at `next`) and how many are held.
-    Active {
-        ring: Vec<f32>,
-        next: usize,
-        held: usize,
-    },
+struct Window {
+    ring: Vec<f32>,
+    next: usize,
+    held: usize,
 }
 
 /// Per shard: a session, each sensor key's window, scratch.
@@ -31,9 +27,7 @@ pub struct OnnxDetector {
     name: Arc<str>,
     model: Arc<OnnxModel>,
     session: Session,
-    sensors: Arc<[String]>,
-    names: Arc<NameTable>,
-    keys: Vec<KeyState>,
+    keys: KeyStates<Window>,
     /// By schema id: the columns of the manifest's channels, and the alert column.
     layouts: HashMap<u32, Option<(Vec<usize>, usize)>>,
     x: Vec<f32>,
@@ -71,9 +65,7 @@ impl OnnxDetector {
             name,
             model,
             session,
-            sensors,
-            names,
-            keys: Vec::new(),
+            keys: KeyStates::new(sensors, names),
             layouts: HashMap::new(),
             x: Vec::new(),
             rows: Vec::new(),
@@ -133,24 +125,13 @@ impl Detector for OnnxDetector {
         self.x.clear();
         self.rows.clear();
         for (i, &key) in keys[..batch.len()].iter().enumerate() {
-            let k = key as usize;
-            if k >= self.keys.len() {
-                self.keys.resize_with(k + 1, || KeyState::Unknown);
-            }
-            if let KeyState::Unknown = self.keys[k] {
-                let sensor = self.names.get(batch.sensors[i]);
-                self.keys[k] =
-                    if self.sensors.is_empty() || self.sensors.iter().any(|s| **s == *sensor) {
-                        KeyState::Active {
-                            ring: vec![0.0; window * c],
-                            next: 0,
-                            held: 0,
-                        }
-                    } else {
-                        KeyState::Skip
-                    };
-            }
-            let KeyState::Active { ring, next, held } = &mut self.keys[k] else {
+            let fresh = || Window {
+                ring: vec![0.0; window * c],
+                next: 0,
+                held: 0,
+            };
+            let Some(Window { ring, next, held }) = self.keys.get(key, batch.sensors[i], fresh)
+            else {
                 continue;
             };
             let row = batch.row(i);

@@ -98,59 +98,94 @@ unsafe fn step(
     }
 }
 
-/// Levels served from registers: level `k` has `2^k` nodes, and 8 fit in a register.
+/// Levels served from one register each: level `k` has `2^k` nodes, and 8 fit in a register.
 const REGISTER_LEVELS: usize = 4;
 
-/// [`add_tree`] for a tree in heap order: no child indices to gather (children of `i` are `2i + 1`
-/// and `2i + 2`), the first four levels' thresholds and features permuted out of registers, the
-/// deeper levels' fetched with one 64-bit gather per 4 rows.
-///
-/// # Safety
-/// As [`add_tree`]; `h` is tree `t`'s heap layout.
-#[target_feature(enable = "avx2")]
-unsafe fn add_heap_tree(forest: &Forest, t: usize, h: Heap, x: &[f32], out: &mut [f32]) {
-    const LANES: usize = 4;
-    let f = forest.n_features;
-    let depth = forest.depth[t] as usize;
-    let rows = out.len();
-    let body = rows - rows % 8;
-    let nodes = &forest.heap_node[h.node..];
-    let inner = (1i32 << depth) - 1;
-    // Thresholds and features of the first levels, 8 lanes each (slots past a level's end unused).
-    let mut thr_l = [_mm256_setzero_ps(); REGISTER_LEVELS];
-    let mut feat_l = [_mm256_setzero_si256(); REGISTER_LEVELS];
-    for k in 0..REGISTER_LEVELS.min(depth) {
-        let base = (1usize << k) - 1;
-        let level = &nodes[base..base + 8];
-        let thr: [f32; 8] = core::array::from_fn(|i| f32::from_bits(level[i] as u32));
-        let feat: [i32; 8] = core::array::from_fn(|i| (level[i] >> 32) as i32);
-        // SAFETY: both arrays hold 8 lanes.
-        unsafe {
-            thr_l[k] = _mm256_loadu_ps(thr.as_ptr());
-            feat_l[k] = _mm256_loadu_si256(feat.as_ptr() as *const __m256i);
+/// A tree in heap order, ready to walk 8 rows at a time: the first four levels' thresholds and
+/// features in one register each, the fifth's in two (16 nodes), deeper levels fetched by one
+/// 64-bit gather (threshold and feature together) per 4 rows. Children of node `i` are `2i + 1` and
+/// `2i + 2`, so no child index is fetched at all.
+struct HeapWalk {
+    depth: usize,
+    inner: i32,
+    thr: [__m256; REGISTER_LEVELS + 2],
+    feat: [__m256i; REGISTER_LEVELS + 2],
+    nodes: *const i64,
+    values: *const f32,
+}
+
+impl HeapWalk {
+    /// # Safety
+    /// AVX2; `h` is tree `t`'s heap layout in `forest`.
+    #[target_feature(enable = "avx2")]
+    unsafe fn new(forest: &Forest, t: usize, h: Heap) -> HeapWalk {
+        let depth = forest.depth[t] as usize;
+        let nodes = &forest.heap_node[h.node..];
+        let mut thr = [_mm256_setzero_ps(); REGISTER_LEVELS + 2];
+        let mut feat = [_mm256_setzero_si256(); REGISTER_LEVELS + 2];
+        // Register r holds nodes 8r - 1.. for r >= 4 (level 4 = nodes 15..31), level k's 2^k - 1..
+        // below (slots past a level's end are unused; the heap is padded so the loads stay inside).
+        let levels = REGISTER_LEVELS.min(depth) + if depth > REGISTER_LEVELS { 2 } else { 0 };
+        for (r, (t_reg, f_reg)) in thr.iter_mut().zip(&mut feat).enumerate().take(levels) {
+            let base = if r < REGISTER_LEVELS {
+                (1usize << r) - 1
+            } else {
+                15 + 8 * (r - REGISTER_LEVELS)
+            };
+            let level = &nodes[base..base + 8];
+            let t8: [f32; 8] = core::array::from_fn(|i| f32::from_bits(level[i] as u32));
+            let f8: [i32; 8] = core::array::from_fn(|i| (level[i] >> 32) as i32);
+            // SAFETY: both arrays hold 8 lanes.
+            unsafe {
+                *t_reg = _mm256_loadu_ps(t8.as_ptr());
+                *f_reg = _mm256_loadu_si256(f8.as_ptr() as *const __m256i);
+            }
+        }
+        HeapWalk {
+            depth,
+            inner: (1i32 << depth) - 1,
+            thr,
+            feat,
+            nodes: nodes.as_ptr() as *const i64,
+            values: forest.heap_value[h.value..].as_ptr(),
         }
     }
-    let lane_offsets = _mm256_mullo_epi32(
-        _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7),
-        _mm256_set1_epi32(f as i32),
-    );
-    let one = _mm256_set1_epi32(1);
-    let np = nodes.as_ptr() as *const i64;
-    let vp = forest.heap_value[h.value..].as_ptr();
-    // One step of 8 rows at `level`.
-    let step = |xp: *const f32, level: usize, node: __m256i| -> __m256i {
-        // SAFETY: `node` holds heap indices of `level` (below 2^(level+1) − 1, inside the tree's
-        // heap); feature indices are below `f`, so `lane * f + feature` stays inside the 8 rows.
+
+    /// Thresholds and features of the 8 lanes' nodes at `level`.
+    ///
+    /// # Safety
+    /// AVX2; `node` holds heap indices of `level` (below `2^(level + 1) - 1`).
+    #[inline(always)]
+    unsafe fn fields(&self, level: usize, node: __m256i) -> (__m256, __m256i) {
+        // SAFETY: the caller's contract; gathered indices are inside the tree's heap.
         unsafe {
-            let (thr, feat) = if level < REGISTER_LEVELS {
+            if level < REGISTER_LEVELS {
                 let local = _mm256_sub_epi32(node, _mm256_set1_epi32((1 << level) - 1));
                 (
-                    _mm256_permutevar8x32_ps(thr_l[level], local),
-                    _mm256_permutevar8x32_epi32(feat_l[level], local),
+                    _mm256_permutevar8x32_ps(self.thr[level], local),
+                    _mm256_permutevar8x32_epi32(self.feat[level], local),
+                )
+            } else if level == REGISTER_LEVELS {
+                // 16 nodes: bit 3 of the node's place picks the register.
+                let local = _mm256_sub_epi32(node, _mm256_set1_epi32(15));
+                let upper = _mm256_castsi256_ps(_mm256_slli_epi32::<28>(local));
+                let (l, h) = (REGISTER_LEVELS, REGISTER_LEVELS + 1);
+                (
+                    _mm256_blendv_ps(
+                        _mm256_permutevar8x32_ps(self.thr[l], local),
+                        _mm256_permutevar8x32_ps(self.thr[h], local),
+                        upper,
+                    ),
+                    _mm256_castps_si256(_mm256_blendv_ps(
+                        _mm256_castsi256_ps(_mm256_permutevar8x32_epi32(self.feat[l], local)),
+                        _mm256_castsi256_ps(_mm256_permutevar8x32_epi32(self.feat[h], local)),
+                        upper,
+                    )),
                 )
             } else {
-                let lo = _mm256_i32gather_epi64::<8>(np, _mm256_castsi256_si128(node));
-                let hi = _mm256_i32gather_epi64::<8>(np, _mm256_extracti128_si256::<1>(node));
+                let lo = _mm256_i32gather_epi64::<8>(self.nodes, _mm256_castsi256_si128(node));
+                let hi =
+                    _mm256_i32gather_epi64::<8>(self.nodes, _mm256_extracti128_si256::<1>(node));
                 // lo = [t0 f0 t1 f1 | t2 f2 t3 f3], hi = [t4 f4 t5 f5 | t6 f6 t7 f7].
                 let (lo, hi) = (_mm256_castsi256_ps(lo), _mm256_castsi256_ps(hi));
                 let thr = _mm256_shuffle_ps::<0b10_00_10_00>(lo, hi); // t0 t1 t4 t5 | t2 t3 t6 t7
@@ -163,48 +198,99 @@ unsafe fn add_heap_tree(forest: &Forest, t: usize, h: Heap, x: &[f32], out: &mut
                         feat,
                     ))),
                 )
-            };
-            let v = _mm256_i32gather_ps::<4>(xp, _mm256_add_epi32(lane_offsets, feat));
-            // x <= thr (false for NaN): left child 2i + 1, otherwise right child 2i + 2.
+            }
+        }
+    }
+
+    /// The children the 8 lanes go to: `x <= threshold` (false for NaN) to `2i + 1`, else `2i + 2`.
+    ///
+    /// # Safety
+    /// AVX2.
+    #[inline(always)]
+    unsafe fn down(node: __m256i, v: __m256, thr: __m256) -> __m256i {
+        // SAFETY: register arithmetic only.
+        unsafe {
+            let one = _mm256_set1_epi32(1);
             let le = _mm256_castps_si256(_mm256_cmp_ps::<_CMP_LE_OQ>(v, thr));
             let step = _mm256_add_epi32(one, _mm256_andnot_si256(le, one));
             _mm256_add_epi32(_mm256_add_epi32(node, node), step)
         }
-    };
-    let finish = |node: __m256i, op: *mut f32| {
-        // SAFETY: after `depth` steps every index is in the last level, `inner..2 * inner + 1`;
-        // `op` points at 8 rows of `out`.
+    }
+
+    /// Adds the path lengths of the leaves the 8 lanes reached to `op[..8]`.
+    ///
+    /// # Safety
+    /// AVX2; `node` holds last-level indices (after `depth` steps); `op` points at 8 rows.
+    #[inline(always)]
+    unsafe fn finish(&self, node: __m256i, op: *mut f32) {
+        // SAFETY: the caller's contract.
         unsafe {
-            let slot = _mm256_sub_epi32(node, _mm256_set1_epi32(inner));
-            let h = _mm256_i32gather_ps::<4>(vp, slot);
+            let slot = _mm256_sub_epi32(node, _mm256_set1_epi32(self.inner));
+            let h = _mm256_i32gather_ps::<4>(self.values, slot);
             _mm256_storeu_ps(op, _mm256_add_ps(_mm256_loadu_ps(op), h));
         }
-    };
-    let mut r = 0;
-    // SAFETY: rows `r..r + 8 * LANES` (or `r..r + 8`) exist.
-    unsafe {
-        while r + 8 * LANES <= body {
-            let xp: [*const f32; LANES] = core::array::from_fn(|b| x.as_ptr().add((r + 8 * b) * f));
-            let mut node = [_mm256_setzero_si256(); LANES];
-            for level in 0..depth {
-                for b in 0..LANES {
-                    node[b] = step(xp[b], level, node[b]);
+    }
+
+    /// Walks blocks of 8 rows (4 blocks in lockstep, then single blocks), `value(b, level, feat)`
+    /// giving block `b`'s 8 rows' values of their features `feat`, and adds their path lengths to
+    /// `out` (whose length is a multiple of 8).
+    ///
+    /// # Safety
+    /// AVX2; `value` must be safe to call for every block below `out.len() / 8`.
+    #[inline(always)]
+    unsafe fn walk(&self, out: &mut [f32], value: impl Fn(usize, __m256i) -> __m256) {
+        const LANES: usize = 4;
+        let blocks = out.len() / 8;
+        let mut b = 0;
+        // SAFETY: blocks `b..b + LANES` (or `b`) exist in `out`; `fields` gets indices of the level
+        // being walked, `finish` last-level ones.
+        unsafe {
+            while b + LANES <= blocks {
+                let mut node = [_mm256_setzero_si256(); LANES];
+                for level in 0..self.depth {
+                    for (k, n) in node.iter_mut().enumerate() {
+                        let (thr, feat) = self.fields(level, *n);
+                        *n = HeapWalk::down(*n, value(b + k, feat), thr);
+                    }
                 }
+                for (k, n) in node.iter().enumerate() {
+                    self.finish(*n, out.as_mut_ptr().add((b + k) * 8));
+                }
+                b += LANES;
             }
-            for (b, n) in node.iter().enumerate() {
-                finish(*n, out.as_mut_ptr().add(r + 8 * b));
+            while b < blocks {
+                let mut node = _mm256_setzero_si256();
+                for level in 0..self.depth {
+                    let (thr, feat) = self.fields(level, node);
+                    node = HeapWalk::down(node, value(b, feat), thr);
+                }
+                self.finish(node, out.as_mut_ptr().add(b * 8));
+                b += 1;
             }
-            r += 8 * LANES;
         }
-        while r < body {
-            let xp = x.as_ptr().add(r * f);
-            let mut node = _mm256_setzero_si256();
-            for level in 0..depth {
-                node = step(xp, level, node);
-            }
-            finish(node, out.as_mut_ptr().add(r));
-            r += 8;
-        }
+    }
+}
+
+/// [`add_tree`] for a tree in heap order, gathering each row's value.
+///
+/// # Safety
+/// As [`add_tree`]; `h` is tree `t`'s heap layout.
+#[target_feature(enable = "avx2")]
+unsafe fn add_heap_tree(forest: &Forest, t: usize, h: Heap, x: &[f32], out: &mut [f32]) {
+    let f = forest.n_features;
+    let body = out.len() - out.len() % 8;
+    let lane_offsets = _mm256_mullo_epi32(
+        _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7),
+        _mm256_set1_epi32(f as i32),
+    );
+    // SAFETY: the caller's contract; block `b`'s rows are `8b..8b + 8`, inside `x`, and feature
+    // indices are below `f`.
+    unsafe {
+        let walk = HeapWalk::new(forest, t, h);
+        walk.walk(&mut out[..body], |b, feat| {
+            let xp = x.as_ptr().add(b * 8 * f);
+            _mm256_i32gather_ps::<4>(xp, _mm256_add_epi32(lane_offsets, feat))
+        });
     }
     scalar::add_tree(forest, t, &x[body * f..], &mut out[body..]);
 }
@@ -253,7 +339,8 @@ pub(crate) unsafe fn add_tile(forest: &Forest, x: &[f32], out: &mut [f32]) {
 }
 
 /// [`add_heap_tree`] over transposed blocks: `xt` holds, per block of 8 rows, 8 registers' worth
-/// of values (feature `j` of the block's rows at `xt[(block * 8 + j) * 8..][..8]`).
+/// of values (feature `j` of the block's rows at `xt[(block * 8 + j) * 8..][..8]`); a step picks
+/// each lane's value by blends on bits 0, 1, 2 of its feature index instead of a gather.
 ///
 /// # Safety
 /// AVX2; `out.len()` is a multiple of 8 and `xt.len() == out.len() * 8`; feature indices are < 8.
@@ -265,82 +352,11 @@ unsafe fn add_heap_tree_transposed(
     xt: &[f32],
     out: &mut [f32],
 ) {
-    const LANES: usize = 4;
-    let depth = forest.depth[t] as usize;
-    let body = out.len();
-    let nodes = &forest.heap_node[h.node..];
-    let inner = (1i32 << depth) - 1;
-    let mut thr_l = [_mm256_setzero_ps(); REGISTER_LEVELS];
-    let mut feat_l = [_mm256_setzero_si256(); REGISTER_LEVELS];
-    for k in 0..REGISTER_LEVELS.min(depth) {
-        let base = (1usize << k) - 1;
-        let level = &nodes[base..base + 8];
-        let thr: [f32; 8] = core::array::from_fn(|i| f32::from_bits(level[i] as u32));
-        let feat: [i32; 8] = core::array::from_fn(|i| (level[i] >> 32) as i32);
-        // SAFETY: both arrays hold 8 lanes.
-        unsafe {
-            thr_l[k] = _mm256_loadu_ps(thr.as_ptr());
-            feat_l[k] = _mm256_loadu_si256(feat.as_ptr() as *const __m256i);
-        }
-    }
-    // Level 4 (16 nodes) from two registers each, chosen by bit 3 of the node's place in it.
-    let mut thr4 = [_mm256_setzero_ps(); 2];
-    let mut feat4 = [_mm256_setzero_si256(); 2];
-    if depth > REGISTER_LEVELS {
-        for half in 0..2 {
-            let level = &nodes[15 + 8 * half..15 + 8 * half + 8];
-            let thr: [f32; 8] = core::array::from_fn(|i| f32::from_bits(level[i] as u32));
-            let feat: [i32; 8] = core::array::from_fn(|i| (level[i] >> 32) as i32);
-            // SAFETY: both arrays hold 8 lanes.
-            unsafe {
-                thr4[half] = _mm256_loadu_ps(thr.as_ptr());
-                feat4[half] = _mm256_loadu_si256(feat.as_ptr() as *const __m256i);
-            }
-        }
-    }
-    let one = _mm256_set1_epi32(1);
-    let np = nodes.as_ptr() as *const i64;
-    let vp = forest.heap_value[h.value..].as_ptr();
-    let step = |xb: *const f32, level: usize, node: __m256i| -> __m256i {
-        // SAFETY: `node` holds heap indices of `level`; `xb` points at a block's 64 values.
-        unsafe {
-            let (thr, feat) = if level < REGISTER_LEVELS {
-                let local = _mm256_sub_epi32(node, _mm256_set1_epi32((1 << level) - 1));
-                (
-                    _mm256_permutevar8x32_ps(thr_l[level], local),
-                    _mm256_permutevar8x32_epi32(feat_l[level], local),
-                )
-            } else if level == REGISTER_LEVELS {
-                let local = _mm256_sub_epi32(node, _mm256_set1_epi32(15));
-                let upper = _mm256_castsi256_ps(_mm256_slli_epi32::<28>(local));
-                (
-                    _mm256_blendv_ps(
-                        _mm256_permutevar8x32_ps(thr4[0], local),
-                        _mm256_permutevar8x32_ps(thr4[1], local),
-                        upper,
-                    ),
-                    _mm256_castps_si256(_mm256_blendv_ps(
-                        _mm256_castsi256_ps(_mm256_permutevar8x32_epi32(feat4[0], local)),
-                        _mm256_castsi256_ps(_mm256_permutevar8x32_epi32(feat4[1], local)),
-                        upper,
-                    )),
-                )
-            } else {
-                let lo = _mm256_i32gather_epi64::<8>(np, _mm256_castsi256_si128(node));
-                let hi = _mm256_i32gather_epi64::<8>(np, _mm256_extracti128_si256::<1>(node));
-                let (lo, hi) = (_mm256_castsi256_ps(lo), _mm256_castsi256_ps(hi));
-                let thr = _mm256_shuffle_ps::<0b10_00_10_00>(lo, hi);
-                let feat = _mm256_shuffle_ps::<0b11_01_11_01>(lo, hi);
-                (
-                    _mm256_castpd_ps(_mm256_permute4x64_pd::<0b11_01_10_00>(_mm256_castps_pd(
-                        thr,
-                    ))),
-                    _mm256_castpd_si256(_mm256_permute4x64_pd::<0b11_01_10_00>(_mm256_castps_pd(
-                        feat,
-                    ))),
-                )
-            };
-            // The value of each lane's feature: blends on bits 0, 1, 2 of the feature index.
+    // SAFETY: the caller's contract: block `b`'s 64 values are inside `xt`.
+    unsafe {
+        let walk = HeapWalk::new(forest, t, h);
+        walk.walk(out, |b, feat| {
+            let xb = xt.as_ptr().add(b * 64);
             let m0 = _mm256_castsi256_ps(_mm256_slli_epi32::<31>(feat));
             let m1 = _mm256_castsi256_ps(_mm256_slli_epi32::<30>(feat));
             let m2 = _mm256_castsi256_ps(_mm256_slli_epi32::<29>(feat));
@@ -351,44 +367,7 @@ unsafe fn add_heap_tree_transposed(
             let a3 = _mm256_blendv_ps(xj(6), xj(7), m0);
             let b0 = _mm256_blendv_ps(a0, a1, m1);
             let b1 = _mm256_blendv_ps(a2, a3, m1);
-            let v = _mm256_blendv_ps(b0, b1, m2);
-            let le = _mm256_castps_si256(_mm256_cmp_ps::<_CMP_LE_OQ>(v, thr));
-            let step = _mm256_add_epi32(one, _mm256_andnot_si256(le, one));
-            _mm256_add_epi32(_mm256_add_epi32(node, node), step)
-        }
-    };
-    let finish = |node: __m256i, op: *mut f32| {
-        // SAFETY: after `depth` steps every index is in the last level; `op` points at 8 rows.
-        unsafe {
-            let slot = _mm256_sub_epi32(node, _mm256_set1_epi32(inner));
-            let h = _mm256_i32gather_ps::<4>(vp, slot);
-            _mm256_storeu_ps(op, _mm256_add_ps(_mm256_loadu_ps(op), h));
-        }
-    };
-    let mut r = 0;
-    // SAFETY: blocks `r / 8..` exist in `xt` and rows `r..` in `out` (checked by the loop bounds).
-    unsafe {
-        while r + 8 * LANES <= body {
-            let xb: [*const f32; LANES] =
-                core::array::from_fn(|b| xt.as_ptr().add((r + 8 * b) * 8));
-            let mut node = [_mm256_setzero_si256(); LANES];
-            for level in 0..depth {
-                for b in 0..LANES {
-                    node[b] = step(xb[b], level, node[b]);
-                }
-            }
-            for (b, n) in node.iter().enumerate() {
-                finish(*n, out.as_mut_ptr().add(r + 8 * b));
-            }
-            r += 8 * LANES;
-        }
-        while r < body {
-            let mut node = _mm256_setzero_si256();
-            for level in 0..depth {
-                node = step(xt.as_ptr().add(r * 8), level, node);
-            }
-            finish(node, out.as_mut_ptr().add(r));
-            r += 8;
-        }
+            _mm256_blendv_ps(b0, b1, m2)
+        });
     }
 }
