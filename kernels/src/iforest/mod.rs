@@ -389,10 +389,11 @@ pub struct Scorer {
 }
 
 impl Scorer {
-    /// `None` when this CPU cannot run `isa`. (AVX-512 runs the AVX2 path.)
+    /// `None` when this CPU cannot run `isa`. (The AVX-512 path hands the forests it does not
+    /// cover to the AVX2 one, so it needs both.)
     pub fn new(isa: Isa) -> Option<Scorer> {
-        let isa = if isa == Isa::Avx512 { Isa::Avx2 } else { isa };
-        isa.is_available().then_some(Scorer { isa })
+        let ok = isa.is_available() && (isa != Isa::Avx512 || Isa::Avx2.is_available());
+        ok.then_some(Scorer { isa })
     }
 
     /// The path this scorer runs.
@@ -416,7 +417,7 @@ impl Scorer {
         for (xt, ot) in x.chunks(TILE * f).zip(out.chunks_mut(TILE)) {
             ot.fill(0.0);
             match self.isa {
-                Isa::Scalar | Isa::Avx512 => {
+                Isa::Scalar => {
                     for t in 0..forest.n_trees() {
                         scalar::add_tree(forest, t, xt, ot);
                     }
@@ -425,9 +426,14 @@ impl Scorer {
                 // SAFETY: `Scorer::new` only builds an Avx2 scorer when AVX2 is available; the
                 // chunk holds `ot.len() <= TILE` rows of `f` values (checked above), and
                 // `Forest::new` checked every feature and child index.
-                Isa::Avx2 => unsafe { x86_64::add_tile(forest, xt, ot) },
+                Isa::Avx2 => unsafe { x86_64::avx2::add_tile(forest, xt, ot) },
+                #[cfg(target_arch = "x86_64")]
+                // SAFETY: as for Avx2: an Avx512 scorer exists only where AVX-512F and AVX2 are.
+                Isa::Avx512 => unsafe { x86_64::avx512::add_tile(forest, xt, ot) },
                 #[cfg(not(target_arch = "x86_64"))]
-                Isa::Avx2 => unreachable!("x86_64 paths are never available elsewhere"),
+                Isa::Avx2 | Isa::Avx512 => {
+                    unreachable!("x86_64 paths are never available elsewhere")
+                }
             }
         }
     }

@@ -60,7 +60,7 @@ fn close(got: f32, want: f64) -> bool {
 #[test]
 fn every_path_matches_the_oracle_over_random_forests() {
     let mut rng = Rng(11);
-    for case in 0..40 {
+    for case in 0..52 {
         let f = 1 + rng.below(12);
         let n_trees = 1 + rng.below(30);
         let depth = rng.below(13) as u32;
@@ -68,8 +68,8 @@ fn every_path_matches_the_oracle_over_random_forests() {
             .map(|_| random_tree(&mut rng, f, depth))
             .collect();
         let forest = Forest::new(f, 256, &trees).expect("valid forest");
-        // Row counts around the 8-lane width and the tile size.
-        let rows = [0, 1, 7, 8, 9, 17, 511, 512, 513, 1100][case % 10];
+        // Row counts around the 8- and 16-lane widths and the tile size.
+        let rows = [0, 1, 7, 8, 9, 15, 16, 17, 33, 63, 511, 512, 513, 1100][case % 14];
         let x = random_rows(&mut rng, rows, f, true);
         for isa in Isa::available() {
             let scorer = Scorer::new(isa).expect("available");

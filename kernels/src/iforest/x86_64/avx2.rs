@@ -1,6 +1,6 @@
 //! AVX2 path: 8 rows walk a tree at once with gathers, scalar tail.
 
-use super::{scalar, Forest, Heap};
+use crate::iforest::{scalar, Forest, Heap, TILE};
 use core::arch::x86_64::*;
 
 /// Adds tree `t`'s path length to `out[i]` for every row `i` of `x`.
@@ -295,7 +295,7 @@ unsafe fn add_heap_tree(forest: &Forest, t: usize, h: Heap, x: &[f32], out: &mut
     scalar::add_tree(forest, t, &x[body * f..], &mut out[body..]);
 }
 
-/// Adds every tree's path lengths for one tile of rows (at most [`super::TILE`]).
+/// Adds every tree's path lengths for one tile of rows (at most [`TILE`]).
 ///
 /// With at most 8 features, each 8-row block is first transposed (feature-major), so that a
 /// step picks its rows' values out of 8 loaded registers by a tree of blends on the feature
@@ -316,7 +316,7 @@ pub(crate) unsafe fn add_tile(forest: &Forest, x: &[f32], out: &mut [f32]) {
         }
         return;
     }
-    let mut xt = [0.0f32; super::TILE * 8];
+    let mut xt = [0.0f32; TILE * 8];
     for b in 0..body / 8 {
         for lane in 0..8 {
             let row = &x[(b * 8 + lane) * f..(b * 8 + lane + 1) * f];
