@@ -3,7 +3,10 @@
 //! A (detector, sensor, channel) opens an alert when its score is at or above `open` for
 //! `open_after` consecutive readings, and closes it when the score is below `close` for
 //! `close_after` consecutive readings (hysteresis). One `open` and one `close` per episode.
-//! Missing readings (NaN scores) neither advance nor break a streak.
+//! Missing readings (NaN scores) neither advance nor break a streak. When a detector leaves the
+//! destination its alerts went to (removed, or moved between serving and shadow, by a
+//! reconfiguration), [`AlertPolicy::close_all`] closes its open alerts there, with a reason, so that
+//! every destination sees each episode end.
 
 use crate::config::PolicyConfig;
 use crate::detectors::{Scores, SlotMap};
@@ -47,6 +50,8 @@ pub struct Alert {
     pub origin: Origin,
     /// Raised by a shadow detector: goes to the shadow destination only.
     pub shadow: bool,
+    /// Why a close did not come from the scores (e.g. the detector was removed); `None` otherwise.
+    pub reason: Option<&'static str>,
 }
 
 /// The policy state of one detector in one shard, one slot per (sensor, channel).
@@ -59,6 +64,8 @@ pub struct AlertPolicy {
     since: Vec<i64>,
     peak: Vec<f32>,
     open_now: u64,
+    /// Sensor and channel of each open slot, to close it without a reading ([`Self::close_all`]).
+    opened: std::collections::BTreeMap<usize, (SensorId, Arc<str>)>,
 }
 
 impl AlertPolicy {
@@ -76,6 +83,7 @@ impl AlertPolicy {
             since: Vec::new(),
             peak: Vec::new(),
             open_now: 0,
+            opened: Default::default(),
         }
     }
 
@@ -149,6 +157,7 @@ impl AlertPolicy {
                     peak: self.peak[s],
                     origin: batch.origins[r],
                     shadow: false,
+                    reason: None,
                 });
                 self.streak[s] = 0;
                 match event {
@@ -156,10 +165,13 @@ impl AlertPolicy {
                         self.open[s] = true;
                         self.since[s] = batch.ts[r];
                         self.open_now += 1;
+                        self.opened
+                            .insert(s, (batch.sensors[r], batch.schema.channels[c].clone()));
                     }
                     AlertEvent::Close => {
                         self.open[s] = false;
                         self.open_now -= 1;
+                        self.opened.remove(&s);
                     }
                 }
             }
@@ -167,6 +179,40 @@ impl AlertPolicy {
                 v.push(self.open[base..base + w].iter().any(|&o| o));
             }
         }
+    }
+
+    /// Closes every open alert now, in slot order, without a reading: `ts` and `origin` are those of
+    /// the record before which it happens (its offset is committed only once the closes are
+    /// acknowledged); score, value and expected are NaN. Streaks start again from nothing, so a
+    /// detector that keeps running opens again after `open_after` readings if the anomaly lasts.
+    pub fn close_all(
+        &mut self,
+        detector: &Arc<str>,
+        ts: i64,
+        origin: Origin,
+        reason: &'static str,
+        out: &mut Vec<Alert>,
+    ) {
+        for (s, (sensor, channel)) in std::mem::take(&mut self.opened) {
+            out.push(Alert {
+                event: AlertEvent::Close,
+                sensor,
+                channel,
+                detector: detector.clone(),
+                ts,
+                since: self.since[s],
+                score: f32::NAN,
+                value: f32::NAN,
+                expected: f32::NAN,
+                peak: self.peak[s],
+                origin,
+                shadow: false,
+                reason: Some(reason),
+            });
+            self.open[s] = false;
+        }
+        self.streak.fill(0);
+        self.open_now = 0;
     }
 }
 

@@ -647,8 +647,8 @@ fn a_broker_that_stops_answering_is_waited_for() {
 
 /// Detector versions side by side: `zscore@1` serving and `zscore@2` shadow, then, while records
 /// stream, the configuration promotes `zscore@2` (SIGHUP). Every record is scored exactly once by
-/// whichever version was serving, both versions see every record, and shadow alerts never reach
-/// the serving topic.
+/// whichever version was serving, both versions see every record, shadow alerts never reach
+/// the serving topic, and on each topic every close follows an open.
 #[test]
 fn a_hot_swap_scores_every_record_once_and_shadow_alerts_stay_off_the_serving_topic() {
     let (_serial, broker) = setup();
@@ -732,4 +732,16 @@ fn a_hot_swap_scores_every_record_once_and_shadow_alerts_stay_off_the_serving_to
         .collect();
     assert!(!shadow.is_empty(), "the shadow version raised no alerts");
     assert!(shadow.iter().all(|a| a["role"] == "shadow"));
+    // Each destination sees every episode it saw open end there, and none end that it never saw
+    // open (a version changing role closes its open alerts where they were opened).
+    for (topic, alerts) in [("serving", &serving), ("shadow", &shadow)] {
+        let mut open = std::collections::HashMap::new();
+        for a in alerts {
+            let key = format!("{} {} {}", a["detector"], a["sensor"], a["channel"]);
+            let was_open = open
+                .insert(key.clone(), a["event"] == "open")
+                .unwrap_or(false);
+            assert_eq!(was_open, a["event"] == "close", "{topic}: {key} {a}");
+        }
+    }
 }

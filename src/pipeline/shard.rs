@@ -130,13 +130,31 @@ impl Shard {
         self
     }
 
-    /// Applies the newest waiting reconfiguration, if any: detectors whose identity stays keep their
-    /// state and open alerts (their role and policy thresholds follow the new configuration); new
-    /// ones start fresh; the rest are dropped (their open alerts are not closed).
-    fn reconfigure(&mut self) {
-        let Some(control) = &self.control else { return };
+    /// Applies the newest waiting reconfiguration, if any, before `batch` is scored: detectors
+    /// whose identity stays keep their state and open alerts (their policy thresholds follow the
+    /// new configuration); new ones start fresh; the rest are dropped. A detector that is dropped,
+    /// or moves between serving and shadow, first closes its open alerts on the destination they
+    /// were opened on (reason "detector removed" or "role changed"); those closes are returned,
+    /// stamped with `batch`'s first record.
+    fn reconfigure(&mut self, batch: &RecordBatch) -> Vec<Alert> {
+        let mut closes = Vec::new();
+        let Some(control) = &self.control else {
+            return closes;
+        };
+        let (Some(&ts), Some(&origin)) = (batch.ts.first(), batch.origins.first()) else {
+            return closes; // an empty batch: the next one applies it
+        };
         let Some(c) = control.try_iter().last() else {
-            return;
+            return closes;
+        };
+        let mut close = |slot: &mut DetectorSlot, reason: &'static str| {
+            let before = closes.len();
+            let name = slot.detector.name().clone();
+            slot.policy
+                .close_all(&name, ts, origin, reason, &mut closes);
+            for a in &mut closes[before..] {
+                a.shadow = slot.shadow;
+            }
         };
         let mut old: Vec<Option<DetectorSlot>> = std::mem::take(&mut self.detectors)
             .into_iter()
@@ -149,6 +167,9 @@ impl Shard {
                 .and_then(Option::take);
             let slot = match (kept, fresh) {
                 (Some(mut slot), _) => {
+                    if slot.shadow != cfg.shadow {
+                        close(&mut slot, "role changed");
+                    }
                     slot.shadow = cfg.shadow;
                     slot.policy.set_config(cfg.policy);
                     slot
@@ -169,6 +190,9 @@ impl Shard {
             };
             self.detectors.push(slot);
         }
+        for slot in old.iter_mut().flatten() {
+            close(slot, "detector removed");
+        }
         tracing::debug!(
             "shard now runs {}",
             self.detectors
@@ -181,6 +205,7 @@ impl Shard {
                 .collect::<Vec<_>>()
                 .join(", ")
         );
+        closes
     }
 
     /// Scores one batch and returns its alert events.
@@ -315,9 +340,12 @@ impl Shard {
         let Some((batch, since)) = pending else {
             return true;
         };
-        self.reconfigure();
+        let closes = self.reconfigure(&batch);
         rec.record(Stage::BatchLinger, since.elapsed());
-        let alerts = self.process(&batch, rec);
+        let mut alerts = self.process(&batch, rec);
+        if !closes.is_empty() {
+            alerts.splice(0..0, closes);
+        }
         let scored = Scored {
             alerts,
             rows: batch.len(),
@@ -329,5 +357,145 @@ impl Shard {
             row_scores: std::mem::take(&mut self.row_scores),
         };
         output.send(scored).is_ok()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::alert::AlertEvent;
+    use crate::config::{Config, RawConfig};
+    use crate::record::{NameTable, Origin, Schema};
+    use vigil_kernels::isa::Isa;
+
+    /// `versions` as a validated detector list: each `(name, role)` a z-score that opens on the
+    /// first reading at 4σ and closes on the first below 1σ.
+    fn detectors(versions: &[(&str, &str)]) -> Vec<crate::config::DetectorConfig> {
+        let text: String = versions
+            .iter()
+            .map(|(name, role)| {
+                format!(
+                    "[[detectors]]\nkind = \"zscore\"\nname = \"{name}\"\nrole = \"{role}\"\nwarmup = 20\n[detectors.alerts]\nopen = 4\nopen_after = 1\nclose = 1\nclose_after = 1\n"
+                )
+            })
+            .collect();
+        let raw = RawConfig::from_toml(&text).expect("toml");
+        Config::validate(raw, Some("scalar"))
+            .expect("valid")
+            .detectors
+    }
+
+    /// `n` readings of sensor 0 from line `from` on: a steady wobble, or far off it.
+    fn batch(from: u64, n: u64, high: bool) -> RecordBatch {
+        let schema = Arc::new(Schema {
+            id: 0,
+            channels: vec![Arc::from("pressure")],
+        });
+        let mut b = RecordBatch::with_capacity(schema, n as usize);
+        for i in from..from + n {
+            b.sensors.push(0);
+            b.ts.push(i as i64 * 1000);
+            b.values.push(if high { 100.0 } else { (i % 2) as f32 });
+            b.origins.push(Origin {
+                source: 0,
+                position: i,
+            });
+        }
+        b
+    }
+
+    /// A shard running `versions`, and the sender that reconfigures it.
+    fn shard(versions: &[(&str, &str)]) -> (Shard, crossbeam_channel::Sender<Control>) {
+        let cfg = detectors(versions);
+        let built = crate::detectors::build(&cfg, Isa::Scalar, &Arc::new(NameTable::default()))
+            .expect("built");
+        let slots = cfg
+            .iter()
+            .zip(built)
+            .map(|(c, detector)| DetectorSlot {
+                detector,
+                policy: AlertPolicy::new(c.policy),
+                shadow: c.shadow,
+                identity: c.identity.clone(),
+            })
+            .collect();
+        let (tx, rx) = crossbeam_channel::unbounded();
+        let shard = Shard::new(
+            slots,
+            Arc::new(crate::telemetry::Counters::default()),
+            1024,
+            Duration::from_millis(1),
+            false,
+        )
+        .with_control(rx);
+        (shard, tx)
+    }
+
+    /// Reconfigures to `versions` (nothing new to build: every identity already runs or is gone)
+    /// and scores `b`, as `flush` does.
+    fn reconfigure_and_score(
+        shard: &mut Shard,
+        tx: &crossbeam_channel::Sender<Control>,
+        versions: &[(&str, &str)],
+        b: &RecordBatch,
+    ) -> Vec<Alert> {
+        let detectors = detectors(versions);
+        let fresh = detectors.iter().map(|_| None).collect();
+        tx.send(Control { detectors, fresh }).expect("send");
+        let mut rec = crate::telemetry::Telemetry::default().recorders();
+        let mut alerts = shard.reconfigure(b);
+        alerts.extend(shard.process(b, &mut rec));
+        alerts
+    }
+
+    fn events(alerts: &[Alert]) -> Vec<(String, AlertEvent, bool, Option<&'static str>, i64)> {
+        alerts
+            .iter()
+            .map(|a| {
+                (
+                    a.detector.to_string(),
+                    a.event,
+                    a.shadow,
+                    a.reason,
+                    a.ts / 1000,
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn leaving_a_destination_closes_the_open_alerts_there() {
+        use AlertEvent::*;
+        let (mut shard, tx) = shard(&[("v1", "serving"), ("v2", "shadow")]);
+        let mut rec = crate::telemetry::Telemetry::default().recorders();
+        assert!(shard.process(&batch(0, 100, false), &mut rec).is_empty());
+        let opened = shard.process(&batch(100, 2, true), &mut rec);
+        assert_eq!(
+            events(&opened),
+            [
+                ("v1".into(), Open, false, None, 100),
+                ("v2".into(), Open, true, None, 100)
+            ]
+        );
+        // v2 is promoted, v1 removed, while the anomaly lasts: v1's alert closes on the serving
+        // destination and v2's on the shadow one, both before the next record; v2, serving now,
+        // opens again on the serving destination at that record.
+        let got =
+            reconfigure_and_score(&mut shard, &tx, &[("v2", "serving")], &batch(102, 1, true));
+        assert_eq!(
+            events(&got),
+            [
+                ("v2".into(), Close, true, Some("role changed"), 102),
+                ("v1".into(), Close, false, Some("detector removed"), 102),
+                ("v2".into(), Open, false, None, 102),
+            ]
+        );
+        assert!(got[0].score.is_nan() && got[0].since == 100_000 && got[0].peak > 4.0);
+        assert_eq!(got[1].origin.position, 102);
+        assert_eq!(shard.open_alerts(), 1);
+        // Nothing left open, nothing more to close.
+        let got =
+            reconfigure_and_score(&mut shard, &tx, &[("v2", "serving")], &batch(103, 1, true));
+        assert!(got.is_empty(), "{:?}", events(&got));
     }
 }

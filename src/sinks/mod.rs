@@ -58,6 +58,8 @@ struct AlertLine<'a> {
     raised_at: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     role: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reason: Option<&'static str>,
     #[serde(flatten)]
     origin: OriginJson<'a>,
 }
@@ -113,6 +115,7 @@ pub fn alert_json(alert: &Alert, names: &Names, out: &mut Vec<u8>) {
         peak: alert.peak,
         raised_at: format_iso(now_millis()),
         role: alert.shadow.then_some("shadow"),
+        reason: alert.reason,
         origin: origin_json(names, &source, alert.origin.position),
     };
     // Serializing plain strings and numbers into a Vec cannot fail.
