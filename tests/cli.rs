@@ -398,3 +398,46 @@ fn shadow_alerts_go_to_their_own_file_and_compare_reports_both_versions() {
         "role must be \"serving\" or \"shadow\"",
     );
 }
+
+/// Vigil without ONNX models never loads ONNX Runtime (a library path that does not exist is not
+/// looked at); with an ONNX model configured, a missing library is one line, exit code 2, naming
+/// what to do.
+#[test]
+fn onnx_runtime_is_needed_only_by_onnx_models() {
+    let dir = temp_dir("cli-no-ort");
+    let missing = dir.join("no-such-libonnxruntime.so");
+    let missing = missing.to_str().expect("utf8");
+    let alerts = dir.join("a.jsonl");
+    let out = vigil(
+        &[
+            "replay",
+            "fixtures/pumps.csv",
+            "--alerts",
+            alerts.to_str().expect("utf8"),
+        ],
+        &[("ORT_DYLIB_PATH", missing)],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let cfg = dir.join("onnx.toml");
+    std::fs::write(
+        &cfg,
+        "[[detectors]]\nkind = \"model\"\nmanifest = \"models/pump_ae/manifest.toml\"\n",
+    )
+    .expect("config");
+    assert_usage_error(
+        &vigil(
+            &[
+                "replay",
+                "fixtures/pumps.csv",
+                "--config",
+                cfg.to_str().expect("utf8"),
+            ],
+            &[("ORT_DYLIB_PATH", missing)],
+        ),
+        "run .ci/install-onnxruntime, or set onnx.runtime / ORT_DYLIB_PATH",
+    );
+}
