@@ -225,6 +225,11 @@ impl KafkaSource {
                 ("session.timeout.ms", "6000".into()),
                 // Low latency: do not let the broker hold a fetch for long when data is scarce.
                 ("fetch.wait.max.ms", "5".into()),
+                // When the local fetch queue is over its threshold, fetch again 10 ms later, not
+                // librdkafka's default 1 s: the pipeline drains the queue in milliseconds, then
+                // sat idle for the rest of the second (measured: throughput went from 1.3 M to
+                // 0.37 M records/s whenever it happened).
+                ("fetch.queue.backoff.ms", "10".into()),
             ],
         )
         .create_with_context(context)?;
