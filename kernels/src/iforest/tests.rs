@@ -61,7 +61,7 @@ fn close(got: f32, want: f64) -> bool {
 fn every_path_matches_the_oracle_over_random_forests() {
     let mut rng = Rng(11);
     for case in 0..52 {
-        let f = 1 + rng.below(12);
+        let f = 1 + rng.below(20);
         let n_trees = 1 + rng.below(30);
         let depth = rng.below(13) as u32;
         let trees: Vec<Vec<Node>> = (0..n_trees)

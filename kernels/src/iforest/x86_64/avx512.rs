@@ -1,6 +1,6 @@
-//! AVX-512 path: 16 rows walk a tree at once, for forests of at most 8 features whose trees are all
-//! in heap order (scikit-learn's and Vigil's own, ψ ≤ 1024). Any other forest runs the AVX2 path
-//! (a scorer holds this path only where AVX2 is available too).
+//! AVX-512 path: 16 rows walk a tree at once, for forests of at most [`MAX_FEATURES`] features
+//! whose trees are all in heap order (scikit-learn's and Vigil's own, ψ ≤ 1024). Any other forest
+//! runs the AVX2 path (a scorer holds this path only where AVX2 is available too).
 //!
 //! A tile's rows are transposed into blocks of 16 (feature-major, the last block padded with
 //! zeros), so that no row is left to a scalar tail; a step gathers each lane's value from its
@@ -16,6 +16,9 @@
 use super::avx2;
 use crate::iforest::{Forest, Heap, TILE};
 use core::arch::x86_64::*;
+
+/// Most features a forest may have for this path (a transposed tile stays on the stack, 32 KiB).
+pub(crate) const MAX_FEATURES: usize = 16;
 
 /// Levels served from registers: 0..=4 from one register each, 5 from two.
 const REGISTER_LEVELS: usize = 6;
@@ -145,10 +148,10 @@ impl HeapWalk {
     /// overlap, then single ones) and adds their path lengths to `acc`.
     ///
     /// # Safety
-    /// AVX-512F; `xt` holds `blocks` blocks of 8 × 16 values, `acc` `blocks` × 16 sums, and every
-    /// feature index of the tree is below 8.
+    /// AVX-512F; `xt` holds `blocks` blocks of `f` × 16 values, `acc` `blocks` × 16 sums, and
+    /// every feature index of the tree is below `f`.
     #[inline(always)]
-    unsafe fn walk(&self, xt: &[f32], acc: &mut [f32], blocks: usize) {
+    unsafe fn walk(&self, xt: &[f32], f: usize, acc: &mut [f32], blocks: usize) {
         const LANES: usize = 8;
         // SAFETY: blocks below `blocks` are inside `xt` and `acc`; `fields` gets indices of the
         // level being walked, `finish` last-level ones.
@@ -159,7 +162,7 @@ impl HeapWalk {
                 for level in 0..self.depth {
                     for (k, n) in node.iter_mut().enumerate() {
                         let (thr, feat) = self.fields(level, *n);
-                        *n = HeapWalk::down(*n, value(xt, b + k, feat), thr);
+                        *n = HeapWalk::down(*n, value(xt, (b + k) * f, feat), thr);
                     }
                 }
                 for (k, n) in node.iter().enumerate() {
@@ -171,7 +174,7 @@ impl HeapWalk {
                 let mut node = _mm512_setzero_si512();
                 for level in 0..self.depth {
                     let (thr, feat) = self.fields(level, node);
-                    node = HeapWalk::down(node, value(xt, b, feat), thr);
+                    node = HeapWalk::down(node, value(xt, b * f, feat), thr);
                 }
                 self.finish(node, acc.as_mut_ptr().add(b * 16));
                 b += 1;
@@ -180,15 +183,16 @@ impl HeapWalk {
     }
 }
 
-/// Block `b`'s 16 rows' values of their features `feat` (< 8), gathered from the block.
+/// The 16 rows' values of their features `feat`, gathered from the block whose feature 0 is
+/// register `first` of `xt` (`xt[first * 16..][..16]`).
 ///
 /// # Safety
-/// AVX-512F; block `b`'s 128 values are inside `xt`.
+/// AVX-512F; the block's registers `first + feat` are inside `xt`.
 #[inline(always)]
-unsafe fn value(xt: &[f32], b: usize, feat: __m512i) -> __m512 {
+unsafe fn value(xt: &[f32], first: usize, feat: __m512i) -> __m512 {
     // SAFETY: the caller's contract.
     unsafe {
-        let xb = xt.as_ptr().add(b * 128);
+        let xb = xt.as_ptr().add(first * 16);
         let lane = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
         _mm512_i32gather_ps::<4>(_mm512_add_epi32(_mm512_slli_epi32::<4>(feat), lane), xb)
     }
@@ -203,26 +207,26 @@ unsafe fn value(xt: &[f32], b: usize, feat: __m512i) -> __m512 {
 #[target_feature(enable = "avx512f,avx2")]
 pub(crate) unsafe fn add_tile(forest: &Forest, x: &[f32], out: &mut [f32]) {
     let f = forest.n_features;
-    let heaps: Option<Vec<Heap>> = forest.heap.iter().copied().collect();
-    let Some(heaps) = heaps.filter(|_| f <= 8) else {
+    if f > MAX_FEATURES || forest.heap.iter().any(Option::is_none) {
         // SAFETY: as this function (AVX2 is available).
         unsafe { avx2::add_tile(forest, x, out) };
         return;
-    };
+    }
     let rows = out.len();
     let blocks = rows.div_ceil(16);
-    let mut xt = [0.0f32; TILE * 8];
+    let mut xt = [0.0f32; TILE * MAX_FEATURES];
     for (r, row) in x.chunks_exact(f).enumerate() {
         let (b, lane) = (r / 16, r % 16);
         for (j, &v) in row.iter().enumerate() {
-            xt[(b * 8 + j) * 16 + lane] = v;
+            xt[(b * f + j) * 16 + lane] = v;
         }
     }
     let mut acc = [0.0f32; TILE];
-    for (t, &h) in heaps.iter().enumerate() {
-        // SAFETY: as this function; `xt` and `acc` hold `blocks` blocks (padding lanes walk
-        // valid nodes with zeros and are dropped below); features are below 8.
-        unsafe { HeapWalk::new(forest, t, h).walk(&xt, &mut acc, blocks) };
+    for (t, h) in forest.heap.iter().enumerate() {
+        let Some(h) = *h else { continue }; // none: checked above
+                                            // SAFETY: as this function; `xt` and `acc` hold `blocks` blocks of `f` registers (padding
+                                            // lanes walk valid nodes with zeros and are dropped below); features are below `f`.
+        unsafe { HeapWalk::new(forest, t, h).walk(&xt, f, &mut acc, blocks) };
     }
     for (o, a) in out.iter_mut().zip(&acc) {
         *o += a;
