@@ -95,6 +95,32 @@ fn imports_refuse_reordered_features_and_broken_files() {
         assert!(import(&bytes[..cut], "m", &ok).is_err(), "cut at {cut}");
     }
     assert!(import(b"not an onnx file at all", "m", &ok).is_err());
+    // Bytes changed anywhere (lengths, tags, node lists, floats): an error or a forest that passed
+    // every check, never a panic or an allocation the file's size does not justify.
+    let mut state = 0x9e37_79b9_7f4a_7c15u64;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    let (mut refused, mut accepted) = (0, 0);
+    for _ in 0..2000 {
+        let mut b = bytes.clone();
+        for _ in 0..1 + next() % 4 {
+            let at = (next() % b.len() as u64) as usize;
+            b[at] = next() as u8;
+        }
+        match std::panic::catch_unwind(|| import(&b, "m", &ok)) {
+            Ok(Ok(_)) => accepted += 1,
+            Ok(Err(_)) => refused += 1,
+            Err(_) => panic!("import panicked on changed bytes"),
+        }
+    }
+    assert!(
+        refused > 0 && accepted > 0,
+        "{refused} refused, {accepted} accepted"
+    );
 }
 
 fn train_on_fixture(seed: u64) -> IForestModel {
