@@ -179,6 +179,9 @@ fn main() {
                     "MISSED"
                 }
             );
+            for (isa, r) in rates.iter().filter(|(isa, _)| *isa != Isa::Scalar) {
+                println!("  vigil {isa} / onnx runtime = {:.2}", r / rate);
+            }
         }
         Err(e) => println!("{:<28} skipped: {e}", "onnx runtime"),
     }

@@ -61,7 +61,12 @@ fn close(got: f32, want: f64) -> bool {
 fn every_path_matches_the_oracle_over_random_forests() {
     let mut rng = Rng(11);
     for case in 0..52 {
-        let f = 1 + rng.below(20);
+        // Now and then more features than the AVX-512 path takes (it hands those to AVX2).
+        let f = if case % 13 == 12 {
+            65 + rng.below(8)
+        } else {
+            1 + rng.below(20)
+        };
         let n_trees = 1 + rng.below(30);
         let depth = rng.below(13) as u32;
         let trees: Vec<Vec<Node>> = (0..n_trees)

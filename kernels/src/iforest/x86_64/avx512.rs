@@ -2,9 +2,8 @@
 //! whose trees are all in heap order (scikit-learn's and Vigil's own, ψ ≤ 1024). Any other forest
 //! runs the AVX2 path (a scorer holds this path only where AVX2 is available too).
 //!
-//! A tile's rows are transposed into blocks of 16 (feature-major, the last block padded with
-//! zeros), so that no row is left to a scalar tail; a step gathers each lane's value from its
-//! block. The first six levels of a tree come from registers: levels 0 to 4 (at most 16
+//! A step gathers each row's value from the rows as they are; the last rows of a tile that do not
+//! fill a block of 16 walk as one block padded with zeros, so no row is left to a scalar tail. The first six levels of a tree come from registers: levels 0 to 4 (at most 16
 //! nodes) by one permute each, level 5 (32 nodes) by one two-register permute; deeper levels by
 //! two 64-bit gathers (threshold and feature together) per 16 rows.
 //!
@@ -17,8 +16,8 @@ use super::avx2;
 use crate::iforest::{Forest, Heap, TILE};
 use core::arch::x86_64::*;
 
-/// Most features a forest may have for this path (a transposed tile stays on the stack, 32 KiB).
-pub(crate) const MAX_FEATURES: usize = 16;
+/// Most features a forest may have for this path (a padded block stays on the stack, 4 KiB).
+pub(crate) const MAX_FEATURES: usize = 64;
 
 /// Levels served from registers: 0..=4 from one register each, 5 from two.
 const REGISTER_LEVELS: usize = 6;
@@ -144,15 +143,22 @@ impl HeapWalk {
         }
     }
 
-    /// Walks `blocks` transposed blocks of 16 rows (8 in lockstep, so that their dependent chains
+    /// Walks `blocks` blocks of 16 rows of `x` (8 in lockstep, so that their dependent chains
     /// overlap, then single ones) and adds their path lengths to `acc`.
     ///
     /// # Safety
-    /// AVX-512F; `xt` holds `blocks` blocks of `f` × 16 values, `acc` `blocks` × 16 sums, and
-    /// every feature index of the tree is below `f`.
+    /// AVX-512F; `x` holds `blocks` × 16 rows of `f` values (`f` ≤ [`MAX_FEATURES`]), `acc`
+    /// `blocks` × 16 sums, and every feature index of the tree is below `f`.
     #[inline(always)]
-    unsafe fn walk(&self, xt: &[f32], f: usize, acc: &mut [f32], blocks: usize) {
+    unsafe fn walk(&self, x: &[f32], f: usize, acc: &mut [f32], blocks: usize) {
         const LANES: usize = 8;
+        // SAFETY: register arithmetic only.
+        let rows = unsafe {
+            _mm512_mullo_epi32(
+                _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+                _mm512_set1_epi32(f as i32),
+            )
+        };
         // SAFETY: blocks below `blocks` are inside `xt` and `acc`; `fields` gets indices of the
         // level being walked, `finish` last-level ones.
         unsafe {
@@ -162,7 +168,7 @@ impl HeapWalk {
                 for level in 0..self.depth {
                     for (k, n) in node.iter_mut().enumerate() {
                         let (thr, feat) = self.fields(level, *n);
-                        *n = HeapWalk::down(*n, value(xt, (b + k) * f, feat), thr);
+                        *n = HeapWalk::down(*n, value(x, (b + k) * 16 * f, rows, feat), thr);
                     }
                 }
                 for (k, n) in node.iter().enumerate() {
@@ -174,7 +180,7 @@ impl HeapWalk {
                 let mut node = _mm512_setzero_si512();
                 for level in 0..self.depth {
                     let (thr, feat) = self.fields(level, node);
-                    node = HeapWalk::down(node, value(xt, b * f, feat), thr);
+                    node = HeapWalk::down(node, value(x, b * 16 * f, rows, feat), thr);
                 }
                 self.finish(node, acc.as_mut_ptr().add(b * 16));
                 b += 1;
@@ -183,19 +189,15 @@ impl HeapWalk {
     }
 }
 
-/// The 16 rows' values of their features `feat`, gathered from the block whose feature 0 is
-/// register `first` of `xt` (`xt[first * 16..][..16]`).
+/// The values of 16 rows' features `feat`, the rows starting at `x[start]` (`rows` holds each
+/// lane's row offset, `lane · f`).
 ///
 /// # Safety
-/// AVX-512F; the block's registers `first + feat` are inside `xt`.
+/// AVX-512F; `start + rows[lane] + feat[lane]` is inside `x` for every lane.
 #[inline(always)]
-unsafe fn value(xt: &[f32], first: usize, feat: __m512i) -> __m512 {
+unsafe fn value(x: &[f32], start: usize, rows: __m512i, feat: __m512i) -> __m512 {
     // SAFETY: the caller's contract.
-    unsafe {
-        let xb = xt.as_ptr().add(first * 16);
-        let lane = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
-        _mm512_i32gather_ps::<4>(_mm512_add_epi32(_mm512_slli_epi32::<4>(feat), lane), xb)
-    }
+    unsafe { _mm512_i32gather_ps::<4>(_mm512_add_epi32(rows, feat), x.as_ptr().add(start)) }
 }
 
 /// Adds every tree's path lengths for one tile of rows (at most [`TILE`]), in tree order, to
@@ -213,20 +215,27 @@ pub(crate) unsafe fn add_tile(forest: &Forest, x: &[f32], out: &mut [f32]) {
         return;
     }
     let rows = out.len();
-    let blocks = rows.div_ceil(16);
-    let mut xt = [0.0f32; TILE * MAX_FEATURES];
-    for (r, row) in x.chunks_exact(f).enumerate() {
-        let (b, lane) = (r / 16, r % 16);
-        for (j, &v) in row.iter().enumerate() {
-            xt[(b * f + j) * 16 + lane] = v;
-        }
-    }
+    let (full, rest) = (rows / 16, rows % 16);
+    let mut tail = [0.0f32; 16 * MAX_FEATURES];
+    tail[..rest * f].copy_from_slice(&x[full * 16 * f..]);
     let mut acc = [0.0f32; TILE];
-    for (t, h) in forest.heap.iter().enumerate() {
-        let Some(h) = *h else { continue }; // none: checked above
-                                            // SAFETY: as this function; `xt` and `acc` hold `blocks` blocks of `f` registers (padding
-                                            // lanes walk valid nodes with zeros and are dropped below); features are below `f`.
-        unsafe { HeapWalk::new(forest, t, h).walk(&xt, f, &mut acc, blocks) };
+    let (body, last) = acc[..rows.div_ceil(16) * 16].split_at_mut(full * 16);
+    // Every tree is in heap order (checked above).
+    for (t, h) in forest
+        .heap
+        .iter()
+        .enumerate()
+        .filter_map(|(t, h)| Some((t, (*h)?)))
+    {
+        // SAFETY: as this function; `x` holds `full` blocks, `tail` one (its padding rows walk
+        // valid nodes with zeros and are dropped below); features are below `f`.
+        unsafe {
+            let walk = HeapWalk::new(forest, t, h);
+            walk.walk(x, f, body, full);
+            if rest > 0 {
+                walk.walk(&tail, f, last, 1);
+            }
+        }
     }
     for (o, a) in out.iter_mut().zip(&acc) {
         *o += a;
