@@ -12,9 +12,11 @@
 //! ```
 //!
 //! Because a leaf points at itself, every row can take exactly `depth[t]` steps through tree `t`
-//! (its deepest leaf) with no test for "have I arrived": the AVX2 path walks 8 rows through a tree
-//! at once with gathers, and rows that reach a leaf early simply stay there. The scalar path stops at
-//! the leaf. Both add the trees' path lengths per row in tree order in f32, so they are bit-identical.
+//! (its deepest leaf) with no test for "have I arrived": the vector paths walk 8 or 16 rows through
+//! a tree at once with gathers, and rows that reach a leaf early simply stay there. Trees of depth
+//! ≤ [`HEAP_MAX_DEPTH`] are also kept in heap order, where the same holds without child indices;
+//! the scalar path walks those 8 rows at a time, branch-free, and stops at the leaf in the others.
+//! Every path adds the trees' path lengths per row in tree order in f32, so they are bit-identical.
 //! The score is `2^(-Σh / (trees · c(ψ)))` in (0, 1]: about 0.5 and below for normal points, towards
 //! 1 for points isolated in few splits (scikit-learn's `score_samples` is its negation).
 //!
