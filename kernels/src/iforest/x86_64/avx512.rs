@@ -3,14 +3,15 @@
 //! runs the AVX2 path (a scorer holds this path only where AVX2 is available too).
 //!
 //! A step gathers each row's value from the rows as they are; the last rows of a tile that do not
-//! fill a block of 16 walk as one block padded with zeros, so no row is left to a scalar tail. The first six levels of a tree come from registers: levels 0 to 4 (at most 16
-//! nodes) by one permute each, level 5 (32 nodes) by one two-register permute; deeper levels by
-//! two 64-bit gathers (threshold and feature together) per 16 rows.
+//! fill a block of 16 walk as one block padded with zeros, so no row is left to a scalar tail. The
+//! first six levels of a tree come from registers: levels 0 to 4 (at most 16 nodes) by one permute
+//! each, level 5 (32 nodes) by one two-register permute; deeper levels by two 64-bit gathers
+//! (threshold and feature together) per 16 rows.
 //!
 //! Measured on the SKAB forest (`cargo bench --bench iforest`), the walk is bound by the latency
-//! of each step's chain, not by the vector ports: 8 blocks in lockstep beat 4 by 15 %, gathering
-//! the values beats a tree of 7 mask blends, and serving level 6 from
-//! four registers (two permutes and a blend per field) loses to gathering it.
+//! of each step's chain, not by the vector ports: 8 blocks in lockstep beat 4 by 15 % (16 spill),
+//! gathering the values beats selecting them from a transposed tile by 7 mask blends, and serving
+//! level 6 from four registers (two permutes and a blend per field) loses to gathering it.
 
 use super::avx2;
 use crate::iforest::{Forest, Heap, TILE};
