@@ -502,6 +502,10 @@ pub struct InputConfig {
     pub epoch_unit: EpochUnit,
     /// `None`: detect from the header.
     pub delimiter: Option<u8>,
+    /// Name the sensor of a file without a sensor column by its path without the extension, not
+    /// by its file name (not a config key: the evaluator sets it, as corpora repeat file names
+    /// across folders, e.g. SKAB's `valve1/0.csv` and `valve2/0.csv`).
+    pub sensor_from_path: bool,
 }
 
 /// Validated `[pipeline]`.
@@ -735,6 +739,7 @@ impl Config {
                     )))
                 }
             },
+            sensor_from_path: false,
         };
 
         let isa_name = isa_override

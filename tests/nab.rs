@@ -173,3 +173,31 @@ fn the_likelihood_detector_beats_random_cut_forest_on_nab_and_0_6_f1_on_skab() {
         .expect("eval");
     assert!(zscore.outliers.f1 > 0.6, "SKAB F1 {}", zscore.outliers.f1);
 }
+
+/// Two folders of a corpus may hold files of the same name (full SKAB: `valve1/0.csv`,
+/// `valve2/0.csv`); each file is still its own sensor with its own detector state. Two copies of
+/// one file in two folders score exactly as that file alone (F1, FAR and MAR are ratios).
+#[test]
+fn same_named_files_in_two_folders_are_scored_independently() {
+    let dir = crate::temp_dir("eval-skab-twins");
+    let one = dir.join("one");
+    let two = dir.join("two");
+    let file = datasets().join("skab-dev/data/valve1/5.csv");
+    for (corpus, folders) in [(&one, &["valve1"][..]), (&two, &["valve1", "valve2"][..])] {
+        for folder in folders {
+            let to = corpus.join("data").join(folder);
+            std::fs::create_dir_all(&to).expect("dir");
+            std::fs::copy(&file, to.join("3.csv")).expect("copy");
+        }
+    }
+    let alone = vigil::eval::run::eval_skab(&config(""), &one, None, None).expect("eval");
+    let twins = vigil::eval::run::eval_skab(&config(""), &two, None, None).expect("eval");
+    assert_eq!(twins.files, 2);
+    assert_eq!(twins.test_rows, 2 * alone.test_rows);
+    let (a, t) = (&alone.outliers, &twins.outliers);
+    assert!(a.tp > 0, "the file has detections to compare: {a:?}");
+    assert_eq!(
+        (t.tp, t.fp, t.fn_, t.tn),
+        (2 * a.tp, 2 * a.fp, 2 * a.fn_, 2 * a.tn)
+    );
+}

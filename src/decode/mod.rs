@@ -11,7 +11,7 @@ use crate::config::{InputConfig, Speed};
 use crate::record::{
     DeadLetter, Interner, NameTable, Origin, RecordBatch, Schema, Schemas, SourceId, Ticket,
 };
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -162,17 +162,22 @@ impl Decoder {
         }
     }
 
-    /// Works out a CSV file's layout from its header line (`file_sensor` names the sensor of a
-    /// file without a sensor column).
-    pub fn csv_layout(
-        &mut self,
-        header: &str,
-        file_sensor: &str,
-    ) -> Result<csv::CsvLayout, String> {
+    /// Works out the layout of CSV file `file` from its header line. A file without a sensor
+    /// column is one sensor, named by its file name without the extension (by its whole path
+    /// without it when [`InputConfig::sensor_from_path`] is set).
+    pub fn csv_layout(&mut self, header: &str, file: &Path) -> Result<csv::CsvLayout, String> {
+        let sensor = if self.input.sensor_from_path {
+            file.with_extension("").display().to_string()
+        } else {
+            file.file_stem()
+                .and_then(|s| s.to_str())
+                .unwrap_or("sensor")
+                .to_string()
+        };
         csv::CsvLayout::from_header(
             header,
             &self.input,
-            file_sensor,
+            &sensor,
             &mut self.sensors,
             &mut self.schemas,
         )

@@ -125,6 +125,9 @@ fn with_detector(
     };
     config.detectors = vec![chosen.clone()];
     config.pipeline.emit_scores = true;
+    // Each file its own sensor, with its own detector state, even where two folders of a corpus
+    // hold files of the same name.
+    config.input.sensor_from_path = true;
     Ok((config, chosen))
 }
 

@@ -74,11 +74,7 @@ pub fn open(
                 "empty file: expected a CSV header or JSON lines".into(),
             ));
         }
-        let sensor = path
-            .file_stem()
-            .and_then(|s| s.to_str())
-            .unwrap_or("sensor");
-        Format::Csv(decoder.csv_layout(first_text, sensor).map_err(header_err)?)
+        Format::Csv(decoder.csv_layout(first_text, path).map_err(header_err)?)
     };
     let source = sources.intern(&path.display().to_string());
     Ok(FileInput {
