@@ -126,6 +126,18 @@ pub(crate) struct Heap {
     pub value: usize,
 }
 
+/// A heap node as [`Forest::heap_node`] stores it: threshold in the low 32 bits (the vector paths
+/// gather both halves at once), feature in the high 32.
+pub(crate) fn pack_heap_node(threshold: f32, feature: u32) -> u64 {
+    threshold.to_bits() as u64 | (feature as u64) << 32
+}
+
+/// The threshold and feature of a node [`pack_heap_node`] made.
+#[inline(always)]
+pub(crate) fn unpack_heap_node(node: u64) -> (f32, u32) {
+    (f32::from_bits(node as u32), (node >> 32) as u32)
+}
+
 /// Heap padding after each tree, so that loading 8 nodes of any of its first levels stays inside.
 const HEAP_PAD: usize = 8;
 
@@ -297,8 +309,7 @@ impl Forest {
                     left,
                     right,
                 } => {
-                    self.heap_node[h.node + at] =
-                        (threshold.to_bits() as u64) | ((feature as u64) << 32);
+                    self.heap_node[h.node + at] = pack_heap_node(threshold, feature);
                     work.push((left as usize, 2 * at + 1, level + 1));
                     work.push((right as usize, 2 * at + 2, level + 1));
                 }

@@ -2,7 +2,7 @@
 //! depth (shallow leaves are repeated down to the last level), so the 8 rows' independent chains
 //! overlap. Other trees: one row at a time, stopping at the leaf.
 
-use super::{Forest, Heap};
+use super::{unpack_heap_node, Forest, Heap};
 
 /// Adds tree `t`'s path length to `out[i]` for every row `i` of `x`.
 pub(crate) fn add_tree(forest: &Forest, t: usize, x: &[f32], out: &mut [f32]) {
@@ -36,10 +36,9 @@ fn add_heap_tree(forest: &Forest, t: usize, h: Heap, x: &[f32], out: &mut [f32])
     let nodes = &forest.heap_node[h.node..h.node + inner];
     let values = &forest.heap_value[h.value..h.value + inner + 1];
     let step = |n: usize, row: &[f32]| {
-        let node = nodes[n];
-        let v = row[(node >> 32) as usize];
+        let (threshold, feature) = unpack_heap_node(nodes[n]);
         2 * n
-            + if v <= f32::from_bits(node as u32) {
+            + if row[feature as usize] <= threshold {
                 1
             } else {
                 2

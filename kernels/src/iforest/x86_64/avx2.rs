@@ -7,7 +7,7 @@
 //! gathering each row's value from the rows as they are beats transposing a tile so as to select
 //! the values by blends (1.9–2.1 M at any width).
 
-use crate::iforest::{scalar, Forest, Heap};
+use crate::iforest::{scalar, unpack_heap_node, Forest, Heap};
 use core::arch::x86_64::*;
 
 /// Adds tree `t`'s path length to `out[i]` for every row `i` of `x`.
@@ -141,8 +141,8 @@ impl HeapWalk {
                 15 + 8 * (r - REGISTER_LEVELS)
             };
             let level = &nodes[base..base + 8];
-            let t8: [f32; 8] = core::array::from_fn(|i| f32::from_bits(level[i] as u32));
-            let f8: [i32; 8] = core::array::from_fn(|i| (level[i] >> 32) as i32);
+            let t8: [f32; 8] = core::array::from_fn(|i| unpack_heap_node(level[i]).0);
+            let f8: [u32; 8] = core::array::from_fn(|i| unpack_heap_node(level[i]).1);
             // SAFETY: both arrays hold 8 lanes.
             unsafe {
                 *t_reg = _mm256_loadu_ps(t8.as_ptr());
@@ -239,16 +239,31 @@ impl HeapWalk {
         }
     }
 
-    /// Walks blocks of 8 rows (16 blocks in lockstep, then single blocks), `value(b, feat)`
-    /// giving block `b`'s 8 rows' values of their features `feat`, and adds their path lengths to
-    /// `out` (whose length is a multiple of 8).
+    /// Walks the blocks of 8 rows of `x` (16 blocks in lockstep, then single blocks), gathering
+    /// each row's value, and adds their path lengths to `out` (whose length is a multiple of 8).
     ///
     /// # Safety
-    /// AVX2; `value` must be safe to call for every block below `out.len() / 8`.
+    /// AVX2; `x` holds `out.len()` rows of `f` values, and every feature index of the tree is
+    /// below `f`.
     #[inline(always)]
-    unsafe fn walk(&self, out: &mut [f32], value: impl Fn(usize, __m256i) -> __m256) {
+    unsafe fn walk(&self, x: &[f32], f: usize, out: &mut [f32]) {
         const LANES: usize = 16;
         let blocks = out.len() / 8;
+        // SAFETY: register arithmetic only.
+        let rows = unsafe {
+            _mm256_mullo_epi32(
+                _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7),
+                _mm256_set1_epi32(f as i32),
+            )
+        };
+        // Block `b`'s 8 rows' values of their features `feat`.
+        let value = |b: usize, feat: __m256i| {
+            // SAFETY: called below only for blocks below `blocks`, whose rows are inside `x`;
+            // `feat < f`.
+            unsafe {
+                _mm256_i32gather_ps::<4>(x.as_ptr().add(b * 8 * f), _mm256_add_epi32(rows, feat))
+            }
+        };
         let mut b = 0;
         // SAFETY: blocks `b..b + LANES` (or `b`) exist in `out`; `fields` gets indices of the level
         // being walked, `finish` last-level ones.
@@ -287,24 +302,14 @@ impl HeapWalk {
 unsafe fn add_heap_tree(forest: &Forest, t: usize, h: Heap, x: &[f32], out: &mut [f32]) {
     let f = forest.n_features;
     let body = out.len() - out.len() % 8;
-    let lane_offsets = _mm256_mullo_epi32(
-        _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7),
-        _mm256_set1_epi32(f as i32),
-    );
-    // SAFETY: the caller's contract; block `b`'s rows are `8b..8b + 8`, inside `x`, and feature
-    // indices are below `f`.
-    unsafe {
-        let walk = HeapWalk::new(forest, t, h);
-        walk.walk(&mut out[..body], |b, feat| {
-            let xp = x.as_ptr().add(b * 8 * f);
-            _mm256_i32gather_ps::<4>(xp, _mm256_add_epi32(lane_offsets, feat))
-        });
-    }
+    // SAFETY: the caller's contract; `x` holds the `body` rows walked, feature indices are below
+    // `f` (checked by `Forest::new`).
+    unsafe { HeapWalk::new(forest, t, h).walk(x, f, &mut out[..body]) };
     scalar::add_tree(forest, t, &x[body * f..], &mut out[body..]);
 }
 
-/// Adds every tree's path lengths for one tile of rows (at most [`crate::iforest::TILE`]), tree by tree, so that
-/// a tree's nodes stay in L1 while the tile's rows walk it.
+/// Adds every tree's path lengths for one tile of rows (at most [`crate::iforest::TILE`]), tree
+/// by tree, so that a tree's nodes stay in L1 while the tile's rows walk it.
 ///
 /// # Safety
 /// AVX2; `x` holds `out.len() <= TILE` rows of `forest.n_features` values; `forest` was checked by

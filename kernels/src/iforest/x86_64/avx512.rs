@@ -14,7 +14,7 @@
 //! level 6 from four registers (two permutes and a blend per field) loses to gathering it.
 
 use super::avx2;
-use crate::iforest::{Forest, Heap, TILE};
+use crate::iforest::{unpack_heap_node, Forest, Heap, TILE};
 use core::arch::x86_64::*;
 
 /// Most features a forest may have for this path (a padded block stays on the stack, 4 KiB).
@@ -57,10 +57,9 @@ impl HeapWalk {
             }
             let len = (1usize << level).min(16);
             let mut t16 = [0.0f32; 16];
-            let mut f16 = [0i32; 16];
+            let mut f16 = [0u32; 16];
             for (i, &n) in nodes[first..first + len].iter().enumerate() {
-                t16[i] = f32::from_bits(n as u32);
-                f16[i] = (n >> 32) as i32;
+                (t16[i], f16[i]) = unpack_heap_node(n);
             }
             // SAFETY: both arrays hold 16 lanes.
             unsafe {
