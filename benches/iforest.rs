@@ -1,8 +1,9 @@
 //! Isolation-forest scoring, in one run on the same model and data: Vigil's kernel (every path
-//! this CPU has: scalar, AVX2, AVX-512), ONNX Runtime through ort on the same forest as one TreeEnsembleRegressor node (one
-//! thread), and scikit-learn's `score_samples` (n_jobs=1) timed by `models/iforest/bench_sklearn.py`.
-//! Prints rows/s for each and the ratios against the targets (Vigil's best path ≥ 3× ONNX Runtime, ≥ 30×
-//! scikit-learn). `cargo bench --bench iforest`.
+//! this CPU has: scalar, AVX2, AVX-512), ONNX Runtime through ort on the same forest as one
+//! TreeEnsembleRegressor node (one thread), and scikit-learn's `score_samples` (n_jobs=1) timed by
+//! `models/iforest/bench_sklearn.py`. Prints rows/s for each and the ratios against the targets
+//! (Vigil's best path ≥ 3× ONNX Runtime, ≥ 30× scikit-learn), then Vigil's paths on a forest of
+//! 16 features. `cargo bench --bench iforest`.
 //!
 //! The model is `models/iforest/skab_sklearn.onnx` (100 trees, ψ = 256, 8 features), imported into
 //! Vigil's format; the data are 100 000 rows tiled from SKAB's valve1 recordings. ONNX Runtime is

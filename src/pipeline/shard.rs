@@ -432,20 +432,20 @@ mod tests {
     }
 
     /// Reconfigures to `versions` (nothing new to build: every identity already runs or is gone)
-    /// and scores `b`, as `flush` does.
+    /// and scores `b` through `flush`, returning the alerts it sends on.
     fn reconfigure_and_score(
         shard: &mut Shard,
         tx: &crossbeam_channel::Sender<Control>,
         versions: &[(&str, &str)],
-        b: &RecordBatch,
+        b: RecordBatch,
     ) -> Vec<Alert> {
         let detectors = detectors(versions);
         let fresh = detectors.iter().map(|_| None).collect();
         tx.send(Control { detectors, fresh }).expect("send");
         let mut rec = crate::telemetry::Telemetry::default().recorders();
-        let mut alerts = shard.reconfigure(b);
-        alerts.extend(shard.process(b, &mut rec));
-        alerts
+        let (out, scored) = crossbeam_channel::unbounded();
+        assert!(shard.flush(Some((b, Instant::now())), &out, &mut rec));
+        scored.try_recv().expect("a scored batch").alerts
     }
 
     fn events(alerts: &[Alert]) -> Vec<(String, AlertEvent, bool, Option<&'static str>, i64)> {
@@ -480,8 +480,7 @@ mod tests {
         // v2 is promoted, v1 removed, while the anomaly lasts: v1's alert closes on the serving
         // destination and v2's on the shadow one, both before the next record; v2, serving now,
         // opens again on the serving destination at that record.
-        let got =
-            reconfigure_and_score(&mut shard, &tx, &[("v2", "serving")], &batch(102, 1, true));
+        let got = reconfigure_and_score(&mut shard, &tx, &[("v2", "serving")], batch(102, 1, true));
         assert_eq!(
             events(&got),
             [
@@ -494,8 +493,7 @@ mod tests {
         assert_eq!(got[1].origin.position, 102);
         assert_eq!(shard.open_alerts(), 1);
         // Nothing left open, nothing more to close.
-        let got =
-            reconfigure_and_score(&mut shard, &tx, &[("v2", "serving")], &batch(103, 1, true));
+        let got = reconfigure_and_score(&mut shard, &tx, &[("v2", "serving")], batch(103, 1, true));
         assert!(got.is_empty(), "{:?}", events(&got));
     }
 }
