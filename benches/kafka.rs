@@ -10,34 +10,17 @@
 //!
 //! `VIGIL_BENCH_COPIES` sets how many copies of the 64,800-record fixture to load (default 8).
 
+#[path = "../tests/support/mod.rs"]
+mod support;
+
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
 use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
-use std::collections::HashMap;
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
-
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn tansu() -> PathBuf {
-    std::env::var_os("VIGIL_TANSU")
-        .map(PathBuf::from)
-        .or_else(|| Some(root().join(".ci/cache/bin/tansu")).filter(|p| p.exists()))
-        .unwrap_or_else(|| PathBuf::from("tansu"))
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
-}
+use support::{free_port, metrics, root, Tansu, Tool};
 
 fn vigil_bin() -> PathBuf {
     let release = root().join("target/release/vigil");
@@ -61,26 +44,6 @@ impl Drop for Kill {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
-}
-
-fn metrics(http: &str) -> HashMap<String, f64> {
-    let Ok(mut s) = TcpStream::connect(http) else {
-        return HashMap::new();
-    };
-    let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
-    let _ = write!(s, "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n");
-    let mut text = String::new();
-    let _ = s.read_to_string(&mut text);
-    text.split("\r\n\r\n")
-        .nth(1)
-        .unwrap_or("")
-        .lines()
-        .filter(|l| !l.starts_with('#'))
-        .filter_map(|l| {
-            l.rsplit_once(' ')
-                .and_then(|(k, v)| Some((k.to_string(), v.parse().ok()?)))
-        })
-        .collect()
 }
 
 fn start_scorer(
@@ -124,42 +87,13 @@ fn main() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(8);
     let vigil = vigil_bin();
-    let port = free_port();
-    let url = format!("tcp://127.0.0.1:{port}");
-    let addr = format!("127.0.0.1:{port}");
-    let _broker = Kill(
-        Command::new(tansu())
-            .args([
-                "broker",
-                "--listener-url",
-                &url,
-                "--advertised-listener-url",
-                &url,
-                "--storage-engine",
-                "memory://tansu/",
-            ])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("tansu (run .ci/install-tansu)"),
-    );
-    while TcpStream::connect(&addr).is_err() {
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let Some(tansu) = Tool::Tansu.require() else {
+        return;
+    };
+    let broker = Tansu::start(&tansu);
+    let addr = broker.addr.clone();
     for (t, p) in [("bench", 4), ("live", 4), ("alerts", 2), ("dead", 1)] {
-        let ok = Command::new(tansu())
-            .args([
-                "topic",
-                "create",
-                t,
-                "--broker",
-                &url,
-                "--partitions",
-                &p.to_string(),
-            ])
-            .output()
-            .expect("topic create");
-        assert!(ok.status.success());
+        broker.topic(t, p);
     }
     let dir = std::env::temp_dir().join(format!("vigil-kafka-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("dir");

@@ -14,7 +14,7 @@ use vigil::onnx::OnnxModel;
 /// Best records/s of three replays of `files` with `toml`, and the detectors' ns/record.
 fn replay_rate(files: &[PathBuf], toml: &str) -> (f64, Vec<(String, f64)>) {
     let raw = RawConfig::from_toml(toml).expect("bench config");
-    let mut config = Config::validate(raw, None).expect("valid");
+    let mut config = Config::validate(raw).expect("valid");
     let out = std::env::temp_dir().join(format!("vigil-onnx-bench-{}", std::process::id()));
     config.output.alerts = Some(out.with_extension("alerts"));
     config.output.shadow_alerts = out.with_extension("shadow");
@@ -25,8 +25,7 @@ fn replay_rate(files: &[PathBuf], toml: &str) -> (f64, Vec<(String, f64)>) {
             &config,
             files,
             Arc::new(AtomicBool::new(false)),
-            false,
-            "bench",
+            vigil::replay::ReplayOptions::default(),
         )
         .expect("replay");
         if r.records_per_s > best.0 {

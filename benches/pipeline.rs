@@ -29,7 +29,7 @@ fn replay_fixture(c: &mut Criterion) {
     for shards in [1usize, 2] {
         let raw =
             RawConfig::from_toml(&format!("[pipeline]\nshards = {shards}\n")).expect("config");
-        let mut config = Config::validate(raw, None).expect("valid");
+        let mut config = Config::validate(raw).expect("valid");
         config.output.alerts = Some(out.join("alerts.jsonl"));
         config.output.dead_letter = out.join("dead.jsonl");
         group.bench_with_input(BenchmarkId::new("shards", shards), &shards, |b, _| {
@@ -38,8 +38,7 @@ fn replay_fixture(c: &mut Criterion) {
                     &config,
                     &[fixture()],
                     Arc::new(AtomicBool::new(false)),
-                    false,
-                    "bench",
+                    vigil::replay::ReplayOptions::default(),
                 )
                 .expect("replay");
                 assert_eq!(report.records, records);

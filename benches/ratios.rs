@@ -100,7 +100,7 @@ fn main() {
     for shards in [1usize, 2] {
         let raw =
             RawConfig::from_toml(&format!("[pipeline]\nshards = {shards}\n")).expect("config");
-        let mut config = Config::validate(raw, None).expect("valid");
+        let mut config = Config::validate(raw).expect("valid");
         config.output.alerts = Some(out.join("alerts.jsonl"));
         config.output.dead_letter = out.join("dead.jsonl");
         let mut records = 0;
@@ -109,8 +109,7 @@ fn main() {
                 &config,
                 std::slice::from_ref(&fixture),
                 Arc::new(AtomicBool::new(false)),
-                false,
-                "bench",
+                vigil::replay::ReplayOptions::default(),
             )
             .expect("replay");
             records = r.records;

@@ -9,50 +9,10 @@
 //! every destination sees each episode end.
 
 use crate::config::PolicyConfig;
-use crate::detectors::{Scores, SlotMap};
+use crate::contract::{Alert, AlertEvent, Scores};
+use crate::detectors::SlotMap;
 use crate::record::{Origin, RecordBatch, SensorId};
 use std::sync::Arc;
-
-/// Which edge of an episode an alert marks.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum AlertEvent {
-    Open,
-    Close,
-}
-
-impl AlertEvent {
-    pub fn name(self) -> &'static str {
-        match self {
-            AlertEvent::Open => "open",
-            AlertEvent::Close => "close",
-        }
-    }
-}
-
-/// One alert event.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Alert {
-    pub event: AlertEvent,
-    pub sensor: SensorId,
-    pub channel: Arc<str>,
-    pub detector: Arc<str>,
-    /// Event time of the reading that opened or closed the alert (epoch ms).
-    pub ts: i64,
-    /// Open: event time of the first reading of the streak that opened it. Close: when it opened.
-    pub since: i64,
-    pub score: f32,
-    pub value: f32,
-    /// What the detector expected (for the z-score, the rolling mean before this reading).
-    pub expected: f32,
-    /// Highest score of the episode so far.
-    pub peak: f32,
-    /// The record that opened or closed the alert.
-    pub origin: Origin,
-    /// Raised by a shadow detector: goes to the shadow destination only.
-    pub shadow: bool,
-    /// Why a close did not come from the scores (e.g. the detector was removed); `None` otherwise.
-    pub reason: Option<&'static str>,
-}
 
 /// The policy state of one detector in one shard, one slot per (sensor, channel).
 #[derive(Debug)]
@@ -92,8 +52,7 @@ impl AlertPolicy {
         self.open_now
     }
 
-    /// Runs the policy over a scored batch, appending alert events to `out`, and, when asked,
-    /// whether each row's sensor has an alert open after that row to `row_open`.
+    /// Runs the policy over a scored batch, appending alert events to `out` in row order.
     pub fn apply(
         &mut self,
         detector: &Arc<str>,
@@ -101,7 +60,6 @@ impl AlertPolicy {
         keys: &[u32],
         scores: &Scores,
         out: &mut Vec<Alert>,
-        mut row_open: Option<&mut Vec<bool>>,
     ) {
         let w = batch.width();
         let cfg = self.cfg;
@@ -175,9 +133,6 @@ impl AlertPolicy {
                     }
                 }
             }
-            if let Some(v) = row_open.as_deref_mut() {
-                v.push(self.open[base..base + w].iter().any(|&o| o));
-            }
         }
     }
 
@@ -249,14 +204,7 @@ mod tests {
         let (b, s) = batch(scores);
         let mut p = AlertPolicy::new(cfg);
         let mut out = Vec::new();
-        p.apply(
-            &Arc::from("z"),
-            &b,
-            &vec![0; scores.len()],
-            &s,
-            &mut out,
-            None,
-        );
+        p.apply(&Arc::from("z"), &b, &vec![0; scores.len()], &s, &mut out);
         out.iter()
             .map(|a| (a.event, a.ts / 1000, a.since / 1000))
             .collect()
@@ -299,16 +247,11 @@ mod tests {
         let (b, s) = batch(&[6.0, 8.0, 6.0]);
         let mut p = AlertPolicy::new(CFG);
         let mut out = Vec::new();
-        let mut open = Vec::new();
-        p.apply(
-            &Arc::from("z"),
-            &b,
-            &[0, 0, 0],
-            &s,
-            &mut out,
-            Some(&mut open),
-        );
-        assert_eq!(open, vec![false, false, true]);
+        p.apply(&Arc::from("z"), &b, &[0, 0, 0], &s, &mut out);
+        // Raised at the third row, carrying that row's origin: a score tap tells from the
+        // origins which rows have an alert open after them.
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0].origin, b.origins[2]);
         let a = &out[0];
         assert_eq!((a.value, a.expected, a.peak, a.score), (2.0, 0.5, 8.0, 6.0));
         assert_eq!(a.origin.position, 4);

@@ -128,6 +128,101 @@ pub struct DeltaStats {
     pub max: f64,
 }
 
+/// Why a comparison cannot be made (each is the user's to fix: exit code 2).
+#[derive(Debug, thiserror::Error)]
+pub enum CompareError {
+    #[error("{0}")]
+    Alerts(String),
+    #[error("{0:?} is not a timestamp")]
+    Time(String),
+    #[error("no serving alerts in these files: pass --serving NAME")]
+    NoServing,
+    #[error("several serving detectors {0:?}: pass --serving NAME")]
+    SeveralServing(Vec<String>),
+    #[error("cannot read {}: {source}", path.display())]
+    ReadMetrics {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{} is not a summary JSON file", .0.display())]
+    NotMetrics(PathBuf),
+}
+
+/// What `vigil compare` is asked.
+#[derive(Debug, Clone, Default)]
+pub struct Request {
+    /// Alert files (JSON lines): the serving alerts and the shadow alerts.
+    pub files: Vec<PathBuf>,
+    /// The serving detector (default: the one detector not tagged shadow).
+    pub serving: Option<String>,
+    /// Only alerts opened at or after / before these times.
+    pub from: Option<String>,
+    pub to: Option<String>,
+    /// Episodes of two versions on one sensor match when their spans overlap within this.
+    pub tolerance_s: f64,
+    /// Summary JSON files (`--metrics-out`) with each detector's cost per record.
+    pub metrics: Vec<PathBuf>,
+}
+
+/// Every other version of `request`'s files against the serving one.
+pub fn run(request: &Request) -> Result<Vec<Comparison>, CompareError> {
+    let when = |t: &Option<String>, default: i64| match t {
+        None => Ok(default),
+        Some(t) => crate::time::parse_timestamp(t, crate::time::EpochUnit::Auto)
+            .ok_or_else(|| CompareError::Time(t.clone())),
+    };
+    let (from, to) = (when(&request.from, i64::MIN)?, when(&request.to, i64::MAX)?);
+    let alerts = Alerts::read(&request.files, from, to).map_err(CompareError::Alerts)?;
+    let serving = match &request.serving {
+        Some(s) => s.clone(),
+        None => {
+            let serving: Vec<String> = alerts
+                .detectors()
+                .iter()
+                .filter(|(_, shadow)| !**shadow)
+                .map(|(n, _)| n.clone())
+                .collect();
+            match serving.as_slice() {
+                [one] => one.clone(),
+                [] => return Err(CompareError::NoServing),
+                _ => return Err(CompareError::SeveralServing(serving)),
+            }
+        }
+    };
+    let costs = costs_per_record(&request.metrics)?;
+    let tolerance = (request.tolerance_s * 1000.0) as i64;
+    Ok(alerts
+        .detectors()
+        .keys()
+        .filter(|d| **d != serving)
+        .map(|d| {
+            let mut c = compare(&alerts, &serving, d, tolerance);
+            c.serving_ns_per_record = costs.get(&serving).copied();
+            c.candidate_ns_per_record = costs.get(d).copied();
+            c
+        })
+        .collect())
+}
+
+/// Each detector's `ns_per_record` from summary JSON files (`vigil replay --metrics-out`).
+fn costs_per_record(files: &[PathBuf]) -> Result<BTreeMap<String, f64>, CompareError> {
+    let mut costs = BTreeMap::new();
+    for m in files {
+        let text = std::fs::read_to_string(m).map_err(|source| CompareError::ReadMetrics {
+            path: m.clone(),
+            source,
+        })?;
+        let v: serde_json::Value =
+            serde_json::from_str(&text).map_err(|_| CompareError::NotMetrics(m.clone()))?;
+        for d in v["detectors"].as_array().into_iter().flatten() {
+            if let (Some(n), Some(c)) = (d["name"].as_str(), d["ns_per_record"].as_f64()) {
+                costs.insert(n.to_string(), c);
+            }
+        }
+    }
+    Ok(costs)
+}
+
 /// Compares `candidate`'s episodes with `serving`'s; `tolerance_ms` widens spans when matching.
 pub fn compare(alerts: &Alerts, serving: &str, candidate: &str, tolerance_ms: i64) -> Comparison {
     let empty = BTreeMap::new();

@@ -7,21 +7,36 @@
 //!
 //! ARCHITECTURE.md beside the README describes the threads, channels and stages in detail.
 
-pub mod alert;
-pub mod compare;
+// Ground: types, contracts and configuration, importing nothing above them.
+pub mod ack;
 pub mod config;
-pub mod decode;
-pub mod detectors;
-pub mod eval;
-pub mod iforest;
-pub mod onnx;
-pub mod pipeline;
-pub mod produce;
+pub mod contract;
+pub mod manifest;
 pub mod record;
-pub mod replay;
-pub mod score;
-pub mod simulate;
-pub mod sinks;
-pub mod sources;
 pub mod telemetry;
 pub mod time;
+
+// Compute and decoding: detectors and their models, the alert policy, decoders.
+pub mod alert;
+pub mod decode;
+pub mod detectors;
+pub mod iforest;
+pub mod onnx;
+
+// Stages: where records come from and alerts go.
+pub mod kafka;
+pub mod sinks;
+pub mod sources;
+
+// The pipeline of threads that joins them.
+pub mod pipeline;
+
+// Entry points: what the `vigil` commands run.
+pub mod compare;
+pub mod eval;
+pub mod produce;
+pub mod replay;
+pub mod run;
+pub mod score;
+pub mod simulate;
+pub mod train;

@@ -77,7 +77,7 @@ pub fn produce(
         .map(|f| file::open(f, &mut decoder, &mut sources))
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| ProduceError::Usage(e.to_string()))?;
-    let producer: ThreadedProducer<DefaultProducerContext> = crate::sources::kafka::client_config(
+    let producer: ThreadedProducer<DefaultProducerContext> = crate::kafka::client_config(
         &config.kafka,
         &[
             ("linger.ms", "5".into()),

@@ -1,15 +1,17 @@
 //! Offline replay: recorded files through the same pipeline the live scorer uses.
 
+use crate::ack::AckTracker;
 use crate::config::Config;
-use crate::decode::Decoder;
-use crate::pipeline::ack::AckTracker;
-use crate::pipeline::{self, PipelineError};
-use crate::record::{Interner, NameTable};
+use crate::contract::{Names, ScoreTap, Sink};
+use crate::decode::SensorNaming;
+use crate::detectors::LoadError;
+use crate::pipeline::PipelineError;
+use crate::record::Interner;
+use crate::run::Run;
 use crate::sinks::file::FileSink;
-use crate::sinks::{Names, Sink};
 use crate::sources::file::{self, InputError};
 use crate::telemetry::report::Report;
-use crate::telemetry::{Counters, Telemetry};
+use crate::telemetry::Counters;
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -22,6 +24,9 @@ pub enum ReplayError {
     /// A file cannot be opened or has no usable header (a usage error: nothing ran).
     #[error(transparent)]
     Input(InputError),
+    /// A detector's model cannot be loaded (a usage error: nothing ran).
+    #[error(transparent)]
+    Load(#[from] LoadError),
     /// An output file cannot be created (a usage error: nothing ran).
     #[error("cannot write {path}")]
     Output {
@@ -38,21 +43,33 @@ pub enum ReplayError {
 impl ReplayError {
     /// Whether the error is the user's to fix before anything ran (exit code 2).
     pub fn is_usage(&self) -> bool {
-        matches!(self, ReplayError::Input(_) | ReplayError::Output { .. })
+        matches!(
+            self,
+            ReplayError::Input(_) | ReplayError::Output { .. } | ReplayError::Load(_)
+        )
     }
 }
 
-/// Replays `files` in order. `stop` ends the replay early (the pipeline still drains); `progress`
-/// draws a progress bar on stderr when it is a terminal. `isa_note` says in the log how the kernel
-/// instruction set was chosen.
+/// How a replay runs beyond its configuration.
+#[derive(Debug, Clone, Default)]
+pub struct ReplayOptions {
+    /// Draw a progress bar on stderr when it is a terminal.
+    pub progress: bool,
+    /// How files without a sensor column name their sensor.
+    pub naming: SensorNaming,
+    /// Shown every scored batch (see [`ScoreTap`]).
+    pub tap: Option<Arc<dyn ScoreTap>>,
+}
+
+/// Replays `files` in order into the configured alert files. `stop` ends the replay early (the
+/// pipeline still drains).
 pub fn replay(
     config: &Config,
     files: &[PathBuf],
     stop: Arc<AtomicBool>,
-    progress: bool,
-    isa_note: &str,
+    options: ReplayOptions,
 ) -> Result<Report, ReplayError> {
-    replay_into(config, files, stop, progress, isa_note, |names, tracker| {
+    replay_into(config, files, stop, options, |names, tracker| {
         let sink = FileSink::create(
             config.output.alerts.as_deref(),
             &config.output.shadow_alerts,
@@ -66,55 +83,33 @@ pub fn replay(
 }
 
 /// [`replay`] into the sink `make_sink` builds (from the name tables and the ack tracker it must
-/// report to), e.g. the evaluator's score collector.
+/// report to).
 pub fn replay_into(
     config: &Config,
     files: &[PathBuf],
     stop: Arc<AtomicBool>,
-    progress: bool,
-    isa_note: &str,
+    options: ReplayOptions,
     make_sink: impl FnOnce(Names, Arc<AckTracker>) -> Result<Box<dyn Sink>, ReplayError>,
 ) -> Result<Report, ReplayError> {
-    let names = Names {
-        sensors: Arc::new(NameTable::default()),
-        sources: Arc::new(NameTable::default()),
-        kafka: false,
-    };
-    let mut decoder = Decoder::new(
-        config.input.clone(),
-        names.sensors.clone(),
-        config.pipeline.batch_size,
-        config.pipeline.speed,
-    );
-    let mut sources = Interner::new(names.sources.clone());
+    let run = Run::prepare(config, false)?;
+    let mut decoder = run.decoder(config, options.naming);
+    let mut sources = Interner::new(run.names.sources.clone());
     let inputs = files
         .iter()
         .map(|f| file::open(f, &mut decoder, &mut sources))
         .collect::<Result<Vec<_>, _>>()
         .map_err(ReplayError::Input)?;
     let total_bytes: u64 = inputs.iter().map(|i| i.len).sum();
-    let telemetry = Telemetry::default();
-    let tracker = Arc::new(AckTracker::new(telemetry.recorders()));
-    let sink = make_sink(names.clone(), tracker.clone())?;
+    let sink = make_sink(run.names.clone(), run.tracker.clone())?;
 
     tracing::info!(
-        "replaying {} file(s): detectors {}, kernels {} ({isa_note}), {} shards",
+        "replaying {} file(s): {}",
         files.len(),
-        crate::config::detector_names(&config.detectors),
-        config.pipeline.isa,
-        config.pipeline.shards
+        run.describe(config)
     );
-    let counters = Arc::new(Counters::default());
+    let counters = run.counters.clone();
     let started = Instant::now();
-    let running = pipeline::start(
-        config,
-        decoder,
-        sink,
-        names.sensors.clone(),
-        counters.clone(),
-        &telemetry,
-        tracker.clone(),
-    )?;
+    let running = run.start(config, decoder, sink, options.tap)?;
     let source = {
         let (tx, counters, stop) = (running.input(), counters.clone(), stop.clone());
         std::thread::Builder::new()
@@ -123,7 +118,7 @@ pub fn replay_into(
             .map_err(|e| PipelineError::Spawn("source", e))?
     };
     let done = Arc::new(AtomicBool::new(false));
-    let bar = (progress && std::io::stderr().is_terminal()).then(|| {
+    let bar = (options.progress && std::io::stderr().is_terminal()).then(|| {
         let (done, counters) = (done.clone(), counters.clone());
         std::thread::spawn(move || progress_bar(&done, &counters, total_bytes, started))
     });
@@ -138,7 +133,7 @@ pub fn replay_into(
     }
     let finished = finished?;
     read.map_err(ReplayError::Read)?;
-    Ok(finished.report(started, &counters, &config.pipeline, &telemetry))
+    Ok(finished.report(started, &counters, &config.pipeline, &run.telemetry))
 }
 
 fn progress_bar(done: &AtomicBool, counters: &Counters, total: u64, started: Instant) {

@@ -1,13 +1,14 @@
 //! The long-running scorer: Kafka in, the same pipeline as replay, Kafka out.
 
-use crate::config::Config;
-use crate::decode::Decoder;
-use crate::pipeline::ack::AckTracker;
+use crate::config::{Config, Overrides};
+use crate::decode::SensorNaming;
+use crate::detectors::{LoadError, LoadedDetector};
+use crate::kafka::ConsumerStatus;
 use crate::pipeline::{self, PipelineError};
 use crate::record::{Interner, NameTable};
+use crate::run::Run;
 use crate::sinks::kafka::KafkaSink;
-use crate::sinks::Names;
-use crate::sources::kafka::{ConsumerStatus, KafkaSource};
+use crate::sources::kafka::KafkaSource;
 use crate::telemetry::http::{self, HttpState};
 use crate::telemetry::report::Report;
 use crate::telemetry::{Counters, Stage, Telemetry};
@@ -22,6 +23,9 @@ pub enum ScoreError {
     /// Configuration the scorer cannot start with (exit code 2).
     #[error("{0}")]
     Usage(String),
+    /// A detector's model cannot be loaded (exit code 2).
+    #[error(transparent)]
+    Load(#[from] LoadError),
     #[error(transparent)]
     Pipeline(#[from] PipelineError),
 }
@@ -31,8 +35,8 @@ pub enum ScoreError {
 pub struct Reload {
     /// The configuration file.
     pub config: std::path::PathBuf,
-    /// `VIGIL_ISA`, applied again on reload.
-    pub isa_override: Option<String>,
+    /// The command line's settings, applied again over the file on reload.
+    pub overrides: Overrides,
     /// Set by SIGHUP: reload now.
     pub hup: Arc<AtomicBool>,
     /// How often the files are checked for changes.
@@ -40,10 +44,7 @@ pub struct Reload {
 }
 
 /// The files a reload depends on: the configuration and every model file and manifest it names.
-fn watched(
-    config_path: &std::path::Path,
-    detectors: &[crate::config::DetectorConfig],
-) -> Vec<std::path::PathBuf> {
+fn watched(config_path: &std::path::Path, detectors: &[LoadedDetector]) -> Vec<std::path::PathBuf> {
     let mut files = vec![config_path.to_path_buf()];
     files.extend(detectors.iter().flat_map(|d| d.files.iter().cloned()));
     files
@@ -63,7 +64,7 @@ fn mtimes(files: &[std::path::PathBuf]) -> Vec<Option<std::time::SystemTime>> {
 fn watch(
     reload: &Reload,
     running: &pipeline::Running,
-    mut current: Vec<crate::config::DetectorConfig>,
+    mut current: Vec<LoadedDetector>,
     sensor_names: &Arc<NameTable>,
     counters: &Counters,
     watching: &AtomicBool,
@@ -83,26 +84,26 @@ fn watch(
             continue;
         }
         seen = now;
-        let loaded = crate::config::RawConfig::from_file(&reload.config)
+        let result = crate::config::load(Some(&reload.config), &reload.overrides)
             .map_err(|e| e.to_string())
-            .and_then(|raw| {
-                Config::validate(raw, reload.isa_override.as_deref()).map_err(|e| e.to_string())
+            .and_then(|new| {
+                let detectors = crate::detectors::load(&new).map_err(|e| e.to_string())?;
+                running
+                    .reconfigure(&current, &detectors, new.pipeline.isa(), sensor_names)
+                    .map_err(|e| e.to_string())?;
+                Ok(detectors)
             });
-        let result = loaded.and_then(|new| {
-            running.reconfigure(&current, &new.detectors, new.pipeline.isa, sensor_names)?;
-            Ok(new)
-        });
         match result {
             Ok(new) => {
                 Counters::add(&counters.reloads, 1);
                 tracing::info!(
                     "reloaded {}: detectors {}",
                     reload.config.display(),
-                    describe(&new.detectors)
+                    describe(&new)
                 );
-                files = watched(&reload.config, &new.detectors);
+                files = watched(&reload.config, &new);
                 seen = mtimes(&files);
-                current = new.detectors;
+                current = new;
             }
             Err(e) => {
                 Counters::add(&counters.reload_failures, 1);
@@ -115,7 +116,7 @@ fn watch(
     }
 }
 
-fn describe(d: &[crate::config::DetectorConfig]) -> String {
+fn describe(d: &[LoadedDetector]) -> String {
     d.iter()
         .map(|d| format!("{}{}", d.name, if d.shadow { " (shadow)" } else { "" }))
         .collect::<Vec<_>>()
@@ -136,19 +137,14 @@ pub fn score(
             "no input topics: set kafka.input_topics, VIGIL_INPUT_TOPICS or --topic".into(),
         ));
     }
-    let names = Names {
-        sensors: Arc::new(NameTable::default()),
-        sources: Arc::new(NameTable::default()),
-        kafka: true,
-    };
-    let decoder = Decoder::new(
-        config.input.clone(),
-        names.sensors.clone(),
-        config.pipeline.batch_size,
-        config.pipeline.speed,
+    let run = Run::prepare(config, true)?;
+    let (names, tracker, telemetry, counters) = (
+        run.names.clone(),
+        run.tracker.clone(),
+        run.telemetry.clone(),
+        run.counters.clone(),
     );
-    let telemetry = Telemetry::default();
-    let tracker = Arc::new(AckTracker::new(telemetry.recorders()));
+    let decoder = run.decoder(config, SensorNaming::default());
     let (sink, failed) = KafkaSink::new(k, names.clone(), tracker.clone())
         .map_err(|e| ScoreError::Usage(format!("cannot create the Kafka producer: {e}")))?;
     let status = Arc::new(Mutex::new(ConsumerStatus::default()));
@@ -166,31 +162,18 @@ pub fn score(
         ),
         None => None,
     };
-    let counters = Arc::new(Counters::default());
-    let telemetry = Arc::new(telemetry);
-    let running = {
-        let t = &telemetry;
-        pipeline::start(
-            config,
-            decoder,
-            Box::new(sink),
-            names.sensors.clone(),
-            counters.clone(),
-            t,
-            tracker.clone(),
-        )?
-    };
+    let running = run.start(config, decoder, Box::new(sink), None)?;
     tracing::info!(
-        "scoring {:?} from {} as group {:?}: alerts to {:?}, dead letters to {:?}, detectors {}, kernels {}, {} shards{}",
+        "scoring {:?} from {} as group {:?}: alerts to {:?}, dead letters to {:?}, {}{}",
         k.input_topics,
         k.bootstrap_servers,
         k.group_id,
         k.alert_topic,
         k.dead_letter_topic,
-        crate::config::detector_names(&config.detectors),
-        config.pipeline.isa,
-        config.pipeline.shards,
-        k.http_listen.map(|a| format!(", http://{a}/metrics")).unwrap_or_default()
+        run.describe(config),
+        k.http_listen
+            .map(|a| format!(", http://{a}/metrics"))
+            .unwrap_or_default()
     );
     let started = Instant::now();
     let (drained_tx, drained_rx) = crossbeam_channel::bounded::<()>(1);
@@ -226,7 +209,7 @@ pub fn score(
     std::thread::scope(|scope| {
         if let Some(reload) = &reload {
             let (running, counters, names) = (&running, &counters, &names.sensors);
-            let (current, stopped) = (config.detectors.clone(), &watching);
+            let (current, stopped) = (run.detectors.clone(), &watching);
             scope.spawn(move || watch(reload, running, current, names, counters, stopped));
         }
         while !stop.load(Ordering::Relaxed) {

@@ -131,13 +131,16 @@ fn replay_writes_alerts_summary_and_metrics() {
 fn the_example_config_is_valid_and_documents_the_defaults() {
     let text = std::fs::read_to_string(root().join("fixtures/vigil.toml")).expect("example config");
     let raw = vigil::config::RawConfig::from_toml(&text).expect("parses");
-    let config = vigil::config::Config::validate(raw, Some("scalar")).expect("valid");
-    let defaults =
-        vigil::config::Config::validate(Default::default(), Some("scalar")).expect("valid");
-    assert_eq!(config.detectors[0].policy, defaults.detectors[0].policy);
+    let config = vigil::config::Config::validate(raw).expect("valid");
+    let defaults = vigil::config::Config::validate(Default::default()).expect("valid");
+    let (loaded, default_detectors) = (
+        vigil::detectors::load(&config).expect("loads"),
+        vigil::detectors::load(&defaults).expect("loads"),
+    );
+    assert_eq!(loaded[0].policy, default_detectors[0].policy);
     assert_eq!(
-        format!("{:?}", config.detectors[0].kind),
-        format!("{:?}", defaults.detectors[0].kind)
+        format!("{:?}", loaded[0].kind),
+        format!("{:?}", default_detectors[0].kind)
     );
     assert_eq!(config.pipeline.shards, defaults.pipeline.shards);
     assert_eq!(config.pipeline.batch_size, defaults.pipeline.batch_size);

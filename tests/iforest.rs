@@ -7,7 +7,7 @@ use crate::{datasets, root, temp_dir};
 use vigil::config::{Config, RawConfig};
 use vigil::iforest::model::IForestModel;
 use vigil::iforest::onnx::{import, ImportOptions};
-use vigil::iforest::train::{train_iforest, TrainOptions};
+use vigil::train::{train_iforest, TrainOptions};
 use vigil_kernels::iforest::train::TrainParams;
 use vigil_kernels::iforest::Scorer;
 use vigil_kernels::isa::Isa;
@@ -54,7 +54,7 @@ fn a_scikit_learn_forest_imported_from_onnx_scores_as_scikit_learn_does() {
             })
             .collect();
         let x = skab_rows(file, want.len());
-        for isa in Isa::available() {
+        for isa in Isa::under_test() {
             let mut got = vec![0.0f32; want.len()];
             Scorer::new(isa)
                 .expect("available")
@@ -124,7 +124,7 @@ fn imports_refuse_reordered_features_and_broken_files() {
 }
 
 fn train_on_fixture(seed: u64) -> IForestModel {
-    let config = Config::validate(RawConfig::default(), None).expect("config");
+    let config = Config::validate(RawConfig::default()).expect("config");
     let opts = TrainOptions {
         inputs: vec![fixture()],
         params: TrainParams {
@@ -238,7 +238,8 @@ fn bad_model_files_are_one_line_errors() {
             path.display().to_string()
         );
         let raw = RawConfig::from_toml(&toml).expect("parses");
-        let e = Config::validate(raw, None)
+        let config = Config::validate(raw).expect("valid: the model is read at load");
+        let e = vigil::detectors::load(&config)
             .expect_err("refused")
             .to_string();
         assert!(e.contains("detector iforest: model"), "{e}");

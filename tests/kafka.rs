@@ -1,8 +1,10 @@
 //! `vigil score` and `vigil produce` against a real Kafka-protocol broker (tansu) over TCP.
 //!
 //! Each test starts its own broker on a free loopback port. The broker binary comes from
-//! `VIGIL_TANSU`, `.ci/cache/bin/tansu` (what `.ci/install-tansu` installs) or `PATH`.
+//! `VIGIL_TANSU`, `.ci/cache/bin/tansu` (what `.ci/install-tansu` installs) or `PATH`; without
+//! one the tests are skipped, said in one line (`support::Tool::require`).
 
+use crate::support::{free_port, http_get, metrics, Tansu, Tool};
 use crate::{read_jsonl, root, temp_dir};
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -11,87 +13,28 @@ use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedPr
 use rdkafka::{Offset, TopicPartitionList};
 use serde_json::Value;
 use std::collections::HashMap;
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
-fn tansu() -> PathBuf {
-    if let Some(p) = std::env::var_os("VIGIL_TANSU") {
-        return PathBuf::from(p);
-    }
-    let local = root().join(".ci/cache/bin/tansu");
-    if local.exists() {
-        return local;
-    }
-    if Command::new("tansu").arg("--version").output().is_ok() {
-        return PathBuf::from("tansu");
-    }
-    panic!("no tansu broker: run .ci/install-tansu (see the README's Tests section)");
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
-}
-
 /// A message read back: payload, headers, partition, offset.
 type Received = (Vec<u8>, HashMap<String, String>, i32, i64);
 
-/// A tansu broker with in-memory storage, killed on drop.
+/// A tansu broker (see `support::Tansu`) and the test's reader of its topics.
 struct Broker {
-    child: Child,
+    tansu: Tansu,
     addr: String,
 }
 
 impl Broker {
-    fn start() -> Broker {
-        let port = free_port();
-        let url = format!("tcp://127.0.0.1:{port}");
-        let child = Command::new(tansu())
-            .args([
-                "broker",
-                "--listener-url",
-                &url,
-                "--advertised-listener-url",
-                &url,
-                "--storage-engine",
-                "memory://tansu/",
-            ])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start tansu");
-        let addr = format!("127.0.0.1:{port}");
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while TcpStream::connect(&addr).is_err() {
-            assert!(Instant::now() < deadline, "tansu did not start");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        Broker { child, addr }
+    fn start(bin: &Path) -> Broker {
+        let tansu = Tansu::start(bin);
+        let addr = tansu.addr.clone();
+        Broker { tansu, addr }
     }
 
     fn topic(&self, name: &str, partitions: u32) {
-        let out = Command::new(tansu())
-            .args([
-                "topic",
-                "create",
-                name,
-                "--broker",
-                &format!("tcp://{}", self.addr),
-                "--partitions",
-                &partitions.to_string(),
-            ])
-            .output()
-            .expect("tansu topic create");
-        assert!(
-            out.status.success(),
-            "topic create: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        self.tansu.topic(name, partitions);
     }
 
     /// Every message of `topic` (all partitions from the start), waiting up to `wait` for `want`.
@@ -148,13 +91,6 @@ impl Broker {
             .iter()
             .map(|(p, ..)| serde_json::from_slice(p).expect("alert JSON"))
             .collect()
-    }
-}
-
-impl Drop for Broker {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
@@ -215,34 +151,12 @@ impl Scorer {
     }
 
     fn get(&self, path: &str) -> Option<(u16, String)> {
-        (0..3).find_map(|_| self.get_once(path))
-    }
-
-    fn get_once(&self, path: &str) -> Option<(u16, String)> {
-        let mut s = TcpStream::connect(&self.http).ok()?;
-        s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-        write!(s, "GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").ok()?;
-        let mut text = String::new();
-        s.read_to_string(&mut text).ok()?;
-        let code = text.split_whitespace().nth(1)?.parse().ok()?;
-        Some((
-            code,
-            text.split("\r\n\r\n").nth(1).unwrap_or("").to_string(),
-        ))
+        (0..3).find_map(|_| http_get(&self.http, path))
     }
 
     /// `/metrics` as name{labels} -> value.
     fn metrics(&self) -> HashMap<String, f64> {
-        let Some((200, body)) = self.get("/metrics") else {
-            return HashMap::new();
-        };
-        body.lines()
-            .filter(|l| !l.starts_with('#'))
-            .filter_map(|l| {
-                l.rsplit_once(' ')
-                    .and_then(|(k, v)| Some((k.to_string(), v.parse().ok()?)))
-            })
-            .collect()
+        metrics(&self.http)
     }
 
     fn metric(&self, name: &str) -> f64 {
@@ -366,20 +280,24 @@ fn sorted(v: Vec<Value>) -> Vec<String> {
 /// starve a 2-core machine.
 static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
-fn setup() -> (std::sync::MutexGuard<'static, ()>, Broker) {
+/// The broker for one test, or `None` (the test is skipped, said once) without tansu.
+fn setup() -> Option<(std::sync::MutexGuard<'static, ()>, Broker)> {
+    let bin = Tool::Tansu.require()?;
     let guard = SERIAL
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner);
-    let broker = Broker::start();
+    let broker = Broker::start(&bin);
     broker.topic("sensors", 4);
     broker.topic("alerts", 2);
     broker.topic("dead", 1);
-    (guard, broker)
+    Some((guard, broker))
 }
 
 #[test]
 fn score_publishes_the_same_alerts_as_replay_and_a_restart_does_not_redo_work() {
-    let (_serial, broker) = setup();
+    let Some((_serial, broker)) = setup() else {
+        return;
+    };
     let dir = temp_dir("kafka-same");
     let status = produce_fixture(&broker, None).wait().expect("produce");
     assert!(status.success());
@@ -434,7 +352,9 @@ fn score_publishes_the_same_alerts_as_replay_and_a_restart_does_not_redo_work() 
 
 #[test]
 fn malformed_messages_go_to_the_dead_letter_topic_and_scoring_goes_on() {
-    let (_serial, broker) = setup();
+    let Some((_serial, broker)) = setup() else {
+        return;
+    };
     let dir = temp_dir("kafka-dead");
     let producer: ThreadedProducer<DefaultProducerContext> = ClientConfig::new()
         .set("bootstrap.servers", &broker.addr)
@@ -505,7 +425,9 @@ fn malformed_messages_go_to_the_dead_letter_topic_and_scoring_goes_on() {
 
 #[test]
 fn crashes_lose_nothing() {
-    let (_serial, broker) = setup();
+    let Some((_serial, broker)) = setup() else {
+        return;
+    };
     let dir = temp_dir("kafka-crash");
     let want = replay_alerts();
     // Feed the topic while the scorer is being killed, so the kills land mid-stream.
@@ -601,7 +523,9 @@ fn score_refuses_a_config_it_cannot_run_with_exit_2() {
 
 #[test]
 fn a_broker_that_stops_answering_is_waited_for() {
-    let (_serial, broker) = setup();
+    let Some((_serial, broker)) = setup() else {
+        return;
+    };
     let dir = temp_dir("kafka-pause");
     let want = replay_alerts();
     let scorer = Scorer::start(&broker, "g-pause", &dir, "pause");
@@ -611,22 +535,13 @@ fn a_broker_that_stops_answering_is_waited_for() {
     let mut feeder = produce_fixture(&broker, Some(10_000));
     std::thread::sleep(Duration::from_secs(2));
     // The broker freezes for 5 s mid-stream (as a broker host that stalls or a network that drops).
-    let pid = broker.child.id().to_string();
-    assert!(Command::new("kill")
-        .args(["-STOP", &pid])
-        .status()
-        .expect("kill")
-        .success());
+    assert!(broker.tansu.signal("-STOP"));
     std::thread::sleep(Duration::from_secs(5));
     assert!(
         scorer.get("/healthz").is_some(),
         "the scorer stays up while the broker is away"
     );
-    assert!(Command::new("kill")
-        .args(["-CONT", &pid])
-        .status()
-        .expect("kill")
-        .success());
+    assert!(broker.tansu.signal("-CONT"));
     assert!(feeder.wait().expect("feeder").success());
     scorer.wait_until(120, "all records done", |m| {
         m.get("vigil_records_done_total") == Some(&64_800.0)
@@ -652,7 +567,9 @@ fn a_broker_that_stops_answering_is_waited_for() {
 /// the serving topic, and on each topic every close follows an open.
 #[test]
 fn a_hot_swap_scores_every_record_once_and_shadow_alerts_stay_off_the_serving_topic() {
-    let (_serial, broker) = setup();
+    let Some((_serial, broker)) = setup() else {
+        return;
+    };
     broker.topic("shadow", 1);
     let dir = temp_dir("kafka-swap");
     let cfg = dir.join("vigil.toml");

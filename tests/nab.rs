@@ -77,9 +77,9 @@ fn published_scores_are_reproduced_to_0_01() {
 fn eval_nab_runs_the_detector_causally_and_writes_nab_s_results_layout() {
     let out = crate::temp_dir("eval-nab");
     let raw = vigil::config::RawConfig::from_toml("").expect("config");
-    let config = vigil::config::Config::validate(raw, None).expect("valid");
+    let config = vigil::config::Config::validate(raw).expect("valid");
     let html = out.join("report.html");
-    let report = vigil::eval::run::eval_nab(
+    let report = vigil::eval::eval_nab(
         &config,
         &datasets().join("nab"),
         None,
@@ -120,19 +120,18 @@ fn eval_nab_runs_the_detector_causally_and_writes_nab_s_results_layout() {
         );
     }
     assert!(matches!(
-        vigil::eval::run::eval_nab(&config, &datasets().join("nab"), Some("nope"), None, None),
-        Err(vigil::eval::run::EvalError::Usage(_))
+        vigil::eval::eval_nab(&config, &datasets().join("nab"), Some("nope"), None, None),
+        Err(vigil::eval::EvalError::Usage(_))
     ));
 }
 
 #[test]
 fn eval_skab_scores_the_test_rows_with_skab_s_metrics() {
     let raw = vigil::config::RawConfig::from_toml("").expect("config");
-    let config = vigil::config::Config::validate(raw, None).expect("valid");
+    let config = vigil::config::Config::validate(raw).expect("valid");
     let html = crate::temp_dir("eval-skab").join("report.html");
-    let report =
-        vigil::eval::run::eval_skab(&config, &datasets().join("skab-dev"), None, Some(&html))
-            .expect("eval");
+    let report = vigil::eval::eval_skab(&config, &datasets().join("skab-dev"), None, Some(&html))
+        .expect("eval");
     let page = std::fs::read_to_string(&html).expect("report");
     assert_eq!(page.matches("<svg").count(), 16, "one plot per file");
     assert!(page.contains("valve1/0.csv") && page.contains("labelled window"));
@@ -154,7 +153,7 @@ fn eval_skab_scores_the_test_rows_with_skab_s_metrics() {
 
 fn config(toml: &str) -> vigil::config::Config {
     let raw = vigil::config::RawConfig::from_toml(toml).expect("config");
-    vigil::config::Config::validate(raw, None).expect("valid")
+    vigil::config::Config::validate(raw).expect("valid")
 }
 
 /// The goals, kept: the likelihood detector scores above Random Cut Forest (51.7) on NAB's
@@ -162,14 +161,14 @@ fn config(toml: &str) -> vigil::config::Config {
 #[test]
 fn the_likelihood_detector_beats_random_cut_forest_on_nab_and_0_6_f1_on_skab() {
     let likelihood = config("[[detectors]]\nkind = \"likelihood\"\n");
-    let nab = vigil::eval::run::eval_nab(&likelihood, &datasets().join("nab"), None, None, None)
+    let nab = vigil::eval::eval_nab(&likelihood, &datasets().join("nab"), None, None, None)
         .expect("eval");
     let standard = nab.profiles[0].score;
     assert!(standard > 51.7, "NAB standard {standard}");
-    let skab = vigil::eval::run::eval_skab(&likelihood, &datasets().join("skab-dev"), None, None)
+    let skab = vigil::eval::eval_skab(&likelihood, &datasets().join("skab-dev"), None, None)
         .expect("eval");
     assert!(skab.outliers.f1 > 0.6, "SKAB F1 {}", skab.outliers.f1);
-    let zscore = vigil::eval::run::eval_skab(&config(""), &datasets().join("skab-dev"), None, None)
+    let zscore = vigil::eval::eval_skab(&config(""), &datasets().join("skab-dev"), None, None)
         .expect("eval");
     assert!(zscore.outliers.f1 > 0.6, "SKAB F1 {}", zscore.outliers.f1);
 }
@@ -190,8 +189,8 @@ fn same_named_files_in_two_folders_are_scored_independently() {
             std::fs::copy(&file, to.join("3.csv")).expect("copy");
         }
     }
-    let alone = vigil::eval::run::eval_skab(&config(""), &one, None, None).expect("eval");
-    let twins = vigil::eval::run::eval_skab(&config(""), &two, None, None).expect("eval");
+    let alone = vigil::eval::eval_skab(&config(""), &one, None, None).expect("eval");
+    let twins = vigil::eval::eval_skab(&config(""), &two, None, None).expect("eval");
     assert_eq!(twins.files, 2);
     assert_eq!(twins.test_rows, 2 * alone.test_rows);
     let (a, t) = (&alone.outliers, &twins.outliers);

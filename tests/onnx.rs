@@ -1,9 +1,10 @@
 //! ONNX models through real ONNX Runtime (the library `.ci/install-onnxruntime` fetches, or
 //! `ORT_DYLIB_PATH`): outputs against the committed reference outputs, load errors, the detector in
-//! replay.
+//! replay. Without the library the tests are skipped, said in one line (`support::Tool::require`).
 
+use crate::support::Tool;
 use crate::{datasets, root, temp_dir};
-use vigil::onnx::manifest::Manifest;
+use vigil::manifest::Manifest;
 use vigil::onnx::OnnxModel;
 
 fn model(manifest: &str) -> std::sync::Arc<OnnxModel> {
@@ -44,6 +45,9 @@ fn expected(path: &str, file: &str) -> Vec<(usize, f64)> {
 
 #[test]
 fn the_autoencoder_matches_its_reference_outputs() {
+    let Some(_) = Tool::OnnxRuntime.require() else {
+        return;
+    };
     let m = model("models/pump_ae/manifest.toml");
     assert_eq!(m.manifest.id(), "pump-ae@1");
     assert_eq!(m.manifest.width(), 32);
@@ -68,6 +72,9 @@ fn the_autoencoder_matches_its_reference_outputs() {
 
 #[test]
 fn the_forest_as_a_tree_ensemble_scores_as_scikit_learn_does() {
+    let Some(_) = Tool::OnnxRuntime.require() else {
+        return;
+    };
     let m = model("models/iforest/manifest.toml");
     let mut session = m.session().expect("session");
     let want = expected("models/iforest/skab_sklearn.expected.csv", "valve1/0.csv");
@@ -101,6 +108,9 @@ fn variant(
 
 #[test]
 fn bad_models_and_manifests_are_clear_errors_at_load() {
+    let Some(_) = Tool::OnnxRuntime.require() else {
+        return;
+    };
     let ae = root().join("models/pump_ae/pump_ae.onnx");
     let cases: Vec<(std::path::PathBuf, &str)> = vec![
         (
@@ -169,6 +179,9 @@ fn bad_models_and_manifests_are_clear_errors_at_load() {
 
 #[test]
 fn the_onnx_detector_scores_a_recording_in_replay() {
+    let Some(_) = Tool::OnnxRuntime.require() else {
+        return;
+    };
     let out = temp_dir("onnx-replay");
     let manifest = root().join("models/pump_ae/manifest.toml");
     let toml = format!(
@@ -192,7 +205,11 @@ fn the_onnx_detector_scores_a_recording_in_replay() {
 /// and zscore (parameters in the manifest).
 #[test]
 fn registry_manifests_of_every_kind_load_and_check_their_channels() {
-    use vigil::config::{Config, DetectorKind, RawConfig};
+    let Some(_) = Tool::OnnxRuntime.require() else {
+        return;
+    };
+    use vigil::config::{Config, RawConfig};
+    use vigil::detectors::{load, DetectorKind};
     let entry = |m: &std::path::Path, extra: &str| {
         format!(
             "[[detectors]]\nkind = \"model\"\nmanifest = {:?}\n{extra}",
@@ -211,13 +228,9 @@ fn registry_manifests_of_every_kind_load_and_check_their_channels() {
         ),
     ]
     .concat();
-    let config =
-        Config::validate(RawConfig::from_toml(&text).expect("parses"), None).expect("valid");
-    let got: Vec<(&str, bool)> = config
-        .detectors
-        .iter()
-        .map(|d| (&*d.name, d.shadow))
-        .collect();
+    let config = Config::validate(RawConfig::from_toml(&text).expect("parses")).expect("valid");
+    let detectors = load(&config).expect("loads");
+    let got: Vec<(&str, bool)> = detectors.iter().map(|d| (&*d.name, d.shadow)).collect();
     assert_eq!(
         got,
         [
@@ -226,22 +239,16 @@ fn registry_manifests_of_every_kind_load_and_check_their_channels() {
             ("pump-ae@1", true)
         ]
     );
-    assert!(matches!(config.detectors[0].kind, DetectorKind::ZScore(_)));
-    assert!(matches!(
-        config.detectors[1].kind,
-        DetectorKind::IForest { .. }
-    ));
-    assert!(matches!(
-        config.detectors[2].kind,
-        DetectorKind::Onnx { .. }
-    ));
+    assert!(matches!(detectors[0].kind, DetectorKind::ZScore(_)));
+    assert!(matches!(detectors[1].kind, DetectorKind::IForest { .. }));
+    assert!(matches!(detectors[2].kind, DetectorKind::Onnx { .. }));
     // The z-score's manifest holds the defaults: its identity matches the built-in detector's.
-    let defaults = Config::validate(RawConfig::default(), None).expect("valid");
+    let defaults = load(&Config::validate(RawConfig::default()).expect("valid")).expect("loads");
     assert_eq!(
-        format!("{:?}", config.detectors[0].kind),
-        format!("{:?}", defaults.detectors[0].kind)
+        format!("{:?}", detectors[0].kind),
+        format!("{:?}", defaults[0].kind)
     );
-    assert!(config.detectors[1]
+    assert!(detectors[1]
         .files
         .iter()
         .any(|f| f.ends_with("manifest.toml")));
@@ -274,7 +281,8 @@ fn registry_manifests_of_every_kind_load_and_check_their_channels() {
     ] {
         std::fs::write(dir.join("manifest.toml"), edit).expect("write");
         let raw = RawConfig::from_toml(&entry(&dir.join("manifest.toml"), "")).expect("parses");
-        let e = Config::validate(raw, None).expect_err(want).to_string();
+        let config = Config::validate(raw).expect("valid: manifests are read at load");
+        let e = load(&config).expect_err(want).to_string();
         assert!(e.contains(want) && !e.contains('\n'), "{e}");
     }
 }

@@ -12,8 +12,11 @@ use vigil_kernels::isa::Isa;
 
 /// Replays `files` with `toml` config (flags as config fields), returning the report and alerts.
 pub fn run(files: &[PathBuf], toml: &str, isa: Option<Isa>, out: &Path) -> (Report, Vec<Value>) {
-    let raw = RawConfig::from_toml(toml).expect("test config parses");
-    let mut config = Config::validate(raw, isa.map(|i| i.name())).expect("test config is valid");
+    let mut raw = RawConfig::from_toml(toml).expect("test config parses");
+    if let Some(isa) = isa {
+        raw.pipeline.isa = Some(isa.name().to_string());
+    }
+    let mut config = Config::validate(raw).expect("test config is valid");
     let alerts = out.join("alerts.jsonl");
     config.output.alerts = Some(alerts.clone());
     config.output.dead_letter = out.join("dead.jsonl");
@@ -21,8 +24,7 @@ pub fn run(files: &[PathBuf], toml: &str, isa: Option<Isa>, out: &Path) -> (Repo
         &config,
         files,
         Arc::new(AtomicBool::new(false)),
-        false,
-        "test",
+        vigil::replay::ReplayOptions::default(),
     )
     .expect("replay runs");
     (report, read_jsonl(&alerts))
@@ -171,7 +173,7 @@ fn same_alerts_for_one_and_four_shards_and_every_isa() {
         )
     };
     assert!(!reference.is_empty());
-    for isa in Isa::available() {
+    for isa in Isa::under_test() {
         for shards in [1, 4] {
             let out = temp_dir("det");
             let toml = format!("[pipeline]\nshards = {shards}\nbatch_size = 333\n");

@@ -7,6 +7,7 @@ mod kafka;
 mod nab;
 mod onnx;
 mod replay;
+mod support;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -24,10 +25,7 @@ pub fn temp_dir(name: &str) -> PathBuf {
     dir
 }
 
-/// The project root.
-pub fn root() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-}
+pub use support::root;
 
 /// `../shared/datasets`, next to the project (as the README describes).
 pub fn datasets() -> PathBuf {

@@ -214,7 +214,6 @@ mod tests {
             sensor_column: None,
             epoch_unit: EpochUnit::Auto,
             delimiter: None,
-            sensor_from_path: false,
         }
     }
 

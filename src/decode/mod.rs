@@ -102,6 +102,17 @@ impl Pacer {
     }
 }
 
+/// How a CSV file without a sensor column names its one sensor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SensorNaming {
+    /// By its file name without the extension (`data/pump-3.csv`: `pump-3`).
+    #[default]
+    FileStem,
+    /// By its whole path without the extension, so that same-named files in two folders of a
+    /// corpus (SKAB's `valve1/0.csv`, `valve2/0.csv`) are two sensors.
+    Path,
+}
+
 /// What the decode stage counted.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct DecodeCounts {
@@ -119,6 +130,7 @@ pub struct Decoder {
     sensors: Interner,
     schemas: Schemas,
     input: InputConfig,
+    naming: SensorNaming,
     batch_rows: usize,
     pacer: Option<Pacer>,
     line: u64,
@@ -143,6 +155,7 @@ impl Decoder {
             sensors: Interner::new(sensor_names),
             schemas: Schemas::default(),
             input,
+            naming: SensorNaming::default(),
             batch_rows: batch_rows.max(1),
             pacer: match speed {
                 Speed::Max => None,
@@ -162,11 +175,16 @@ impl Decoder {
         }
     }
 
+    /// Names the sensors of files without a sensor column as `naming` says.
+    pub fn with_sensor_naming(mut self, naming: SensorNaming) -> Decoder {
+        self.naming = naming;
+        self
+    }
+
     /// Works out the layout of CSV file `file` from its header line. A file without a sensor
-    /// column is one sensor, named by its file name without the extension (by its whole path
-    /// without it when [`InputConfig::sensor_from_path`] is set).
+    /// column is one sensor, named as [`SensorNaming`] says.
     pub fn csv_layout(&mut self, header: &str, file: &Path) -> Result<csv::CsvLayout, String> {
-        let sensor = if self.input.sensor_from_path {
+        let sensor = if self.naming == SensorNaming::Path {
             file.with_extension("").display().to_string()
         } else {
             file.file_stem()

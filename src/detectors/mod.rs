@@ -6,29 +6,16 @@
 
 pub mod iforest;
 pub mod likelihood;
+mod load;
 pub mod onnx;
 pub mod zscore;
 
-use crate::config::{DetectorConfig, DetectorKind};
+use crate::contract::Scores;
 use crate::record::RecordBatch;
+pub use load::{load, names, DetectorKind, LoadError, LoadedDetector};
 use std::fmt;
 use std::sync::Arc;
 use vigil_kernels::isa::Isa;
-
-/// Scores of one batch, row-major like the batch's values.
-#[derive(Debug, Default)]
-pub struct Scores {
-    pub score: Vec<f32>,
-    pub expected: Vec<f32>,
-}
-
-impl Scores {
-    /// Sizes both columns to `n` (contents unspecified until a detector writes them).
-    pub fn reset(&mut self, n: usize) {
-        self.score.resize(n, 0.0);
-        self.expected.resize(n, 0.0);
-    }
-}
 
 /// A stateful scorer. One instance per shard: it only ever sees that shard's sensors.
 pub trait Detector: Send + fmt::Debug {
@@ -38,18 +25,26 @@ pub trait Detector: Send + fmt::Debug {
     fn score(&mut self, batch: &RecordBatch, keys: &[u32], out: &mut Scores);
 }
 
+/// Why a shard's instance of a loaded detector could not be made.
+#[derive(Debug, thiserror::Error)]
+#[error("detector {detector}: {message}")]
+pub struct BuildError {
+    pub detector: String,
+    pub message: String,
+}
+
 /// Builds one shard's detectors (`sensor_names` resolves sensor ids for detectors that apply to
 /// named sensors).
 ///
-/// Fails only when an ONNX model's session cannot be made (the configuration checked it once).
+/// Fails only when an ONNX model's session cannot be made (loading checked it once).
 pub fn build(
-    configs: &[DetectorConfig],
+    configs: &[LoadedDetector],
     isa: Isa,
     sensor_names: &Arc<crate::record::NameTable>,
-) -> Result<Vec<Box<dyn Detector>>, String> {
+) -> Result<Vec<Box<dyn Detector>>, BuildError> {
     configs
         .iter()
-        .map(|c| -> Result<Box<dyn Detector>, String> {
+        .map(|c| -> Result<Box<dyn Detector>, BuildError> {
             Ok(match &c.kind {
                 DetectorKind::ZScore(params) => {
                     Box::new(zscore::ZScoreDetector::new(c.name.clone(), isa, *params))
@@ -73,13 +68,19 @@ pub fn build(
                     model,
                     sensors,
                     max_run,
-                } => Box::new(onnx::OnnxDetector::new(
-                    c.name.clone(),
-                    model.clone(),
-                    sensors.clone(),
-                    sensor_names.clone(),
-                    *max_run,
-                )?),
+                } => Box::new(
+                    onnx::OnnxDetector::new(
+                        c.name.clone(),
+                        model.clone(),
+                        sensors.clone(),
+                        sensor_names.clone(),
+                        *max_run,
+                    )
+                    .map_err(|message| BuildError {
+                        detector: c.name.to_string(),
+                        message,
+                    })?,
+                ),
             })
         })
         .collect()

@@ -4,7 +4,6 @@
 pub mod features;
 pub mod model;
 pub mod onnx;
-pub mod train;
 
 use rayon::prelude::*;
 use vigil_kernels::iforest::{Forest, Scorer};

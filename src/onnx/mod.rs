@@ -1,10 +1,9 @@
 //! ONNX models through ONNX Runtime (ort, loaded at run time): manifests, sessions, and turning a
 //! model's output into anomaly scores.
 
-pub mod manifest;
 pub mod runtime;
 
-use manifest::{Manifest, Meaning};
+use crate::manifest::{Manifest, Meaning, OnnxManifest};
 use ort::session::Session;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -13,7 +12,7 @@ use vigil_kernels::iforest::average_path_length;
 /// A checked ONNX model: its manifest, and where ONNX Runtime is. Sessions are made per worker.
 #[derive(Debug)]
 pub struct OnnxModel {
-    pub manifest: Manifest,
+    pub manifest: OnnxManifest,
     runtime: Option<PathBuf>,
 }
 
@@ -22,7 +21,7 @@ impl OnnxModel {
     /// the file parses, its opsets are known, and its input and output match the manifest.
     /// Errors are one line.
     pub fn load(manifest_path: &Path, runtime: Option<&Path>) -> Result<Arc<OnnxModel>, String> {
-        let manifest = Manifest::load(manifest_path)?;
+        let manifest = Manifest::load_onnx(manifest_path).map_err(|e| e.to_string())?;
         let model = OnnxModel {
             manifest,
             runtime: runtime.map(Path::to_path_buf),
@@ -81,7 +80,7 @@ impl OnnxModel {
         Ok(session)
     }
 
-    /// Runs `rows` rows of `x` (row-major, [`Manifest::width`] values each) and writes each row's
+    /// Runs `rows` rows of `x` (row-major, [`OnnxManifest::width`] values each) and writes each row's
     /// anomaly score to `out`.
     pub fn score(
         &self,
@@ -106,7 +105,7 @@ impl OnnxModel {
 
 /// Turns a model's raw output into one anomaly score per row, as its manifest says.
 pub fn score_output(
-    m: &Manifest,
+    m: &OnnxManifest,
     x: &[f32],
     y: &[f32],
     rows: usize,

@@ -11,22 +11,22 @@
 //! dropped. Closing the input drains the pipeline stage by stage. Sources differ (files for
 //! replay); everything from decode on is this one pipeline.
 
-pub mod ack;
+pub mod decode;
 pub mod route;
 pub mod shard;
 pub mod sink;
+pub mod slots;
 
-use crate::alert::AlertPolicy;
+use crate::ack::AckTracker;
 use crate::config::Config;
+use crate::contract::{ScoreTap, Scored, Sink};
 use crate::decode::{DecodeCounts, Decoder, Input};
-use crate::detectors;
+use crate::detectors::{self, BuildError, LoadedDetector};
 use crate::record::{DeadLetter, NameTable, RecordBatch};
-use crate::sinks::Sink;
 use crate::telemetry::report::Report;
-use crate::telemetry::{Counters, Stage, Telemetry};
-use ack::AckTracker;
+use crate::telemetry::{Counters, Telemetry};
 use crossbeam_channel::{bounded, Sender};
-use std::sync::atomic::Ordering;
+use slots::{DetectorSlot, Slots};
 use std::sync::Arc;
 use std::thread::{self, JoinHandle};
 use std::time::Instant;
@@ -40,15 +40,15 @@ pub enum PipelineError {
     Sink(std::io::Error),
     #[error("the {0} stage panicked")]
     Panicked(&'static str),
-    #[error("{0}")]
-    Detector(String),
+    #[error(transparent)]
+    Detector(#[from] BuildError),
 }
 
 /// A started pipeline. Send chunks to [`Running::input`], drop it, then [`Running::finish`].
 #[derive(Debug)]
 pub struct Running {
     input: Option<Sender<Input>>,
-    controls: Vec<Sender<shard::Control>>,
+    controls: Vec<Sender<slots::Control>>,
     decode: JoinHandle<DecodeCounts>,
     route: JoinHandle<()>,
     shards: Vec<JoinHandle<u64>>,
@@ -72,22 +72,46 @@ fn spawn<T: Send + 'static>(
         .map_err(|e| PipelineError::Spawn(name, e))
 }
 
-/// Starts decode, route, shards and sink. The sink must report to `tracker`.
+/// The stage ends a pipeline is started with.
+pub struct Ends {
+    pub decoder: Decoder,
+    /// Must report what it made durable to `tracker`.
+    pub sink: Box<dyn Sink>,
+    pub sensor_names: Arc<NameTable>,
+    pub counters: Arc<Counters>,
+    pub tracker: Arc<AckTracker>,
+}
+
+impl std::fmt::Debug for Ends {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Ends")
+            .field("decoder", &self.decoder)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Starts decode, route, shards (each running its own instances of `detectors`, showing every
+/// scored batch to `tap` when there is one) and sink.
 pub fn start(
     config: &Config,
-    mut decoder: Decoder,
-    sink: Box<dyn Sink>,
-    sensor_names: Arc<NameTable>,
-    counters: Arc<Counters>,
+    detectors: &[LoadedDetector],
+    tap: Option<Arc<dyn ScoreTap>>,
+    ends: Ends,
     telemetry: &Telemetry,
-    tracker: Arc<AckTracker>,
 ) -> Result<Running, PipelineError> {
+    let Ends {
+        decoder,
+        sink,
+        sensor_names,
+        counters,
+        tracker,
+    } = ends;
     let p = &config.pipeline;
     let cap = p.channel_capacity;
     let (input_tx, input_rx) = bounded::<Input>(cap);
     let (batch_tx, batch_rx) = bounded::<RecordBatch>(cap);
     let (dead_tx, dead_rx) = bounded::<Vec<DeadLetter>>(cap);
-    let (scored_tx, scored_rx) = bounded::<shard::Scored>(cap * p.shards);
+    let (scored_tx, scored_rx) = bounded::<Scored>(cap * p.shards);
 
     let sink = {
         let (counters, rec) = (counters.clone(), telemetry.recorders());
@@ -102,27 +126,20 @@ pub fn start(
     for _ in 0..p.shards {
         let (tx, rx) = bounded::<RecordBatch>(cap);
         shard_txs.push(tx);
-        let dets = detectors::build(&config.detectors, p.isa, &sensor_names)
-            .map_err(PipelineError::Detector)?
+        let dets = detectors::build(detectors, p.isa(), &sensor_names)?
             .into_iter()
-            .zip(&config.detectors)
-            .map(|(detector, c)| shard::DetectorSlot {
-                detector,
-                policy: AlertPolicy::new(c.policy),
-                shadow: c.shadow,
-                identity: c.identity.clone(),
-            })
+            .zip(detectors)
+            .map(|(detector, c)| DetectorSlot::new(detector, c))
             .collect();
         let (control_tx, control_rx) = crossbeam_channel::unbounded();
         controls.push(control_tx);
         let worker = shard::Shard::new(
-            dets,
+            Slots::new(dets).with_control(control_rx),
             counters.clone(),
             p.batch_size,
             p.linger,
-            p.emit_scores,
         )
-        .with_control(control_rx);
+        .with_tap(tap.clone());
         let (out, rec) = (scored_tx.clone(), telemetry.recorders());
         shards.push(spawn("shard", move || worker.run(rx, out, rec))?);
     }
@@ -136,39 +153,13 @@ pub fn start(
     };
 
     let decode = {
-        let mut rec = telemetry.recorders();
+        let rec = telemetry.recorders();
+        let out = decode::Outputs {
+            batches: batch_tx,
+            dead: dead_tx,
+        };
         spawn("decode", move || {
-            let mut dead = Vec::new();
-            for input in input_rx {
-                rec.record(Stage::QueueWait, input.sent_at().elapsed());
-                let t0 = Instant::now();
-                let produced = |c: &DecodeCounts| c.records + c.rewound + c.dead_letters;
-                let before = produced(&decoder.counts);
-                let mut emit = |mut b: RecordBatch| {
-                    b.sent_at = Instant::now();
-                    batch_tx.send(b).is_ok()
-                };
-                let mut ok = decoder.input(&input, &mut dead, &mut emit);
-                rec.record(Stage::Decode, t0.elapsed());
-                if !dead.is_empty() {
-                    ok &= dead_tx.send(std::mem::take(&mut dead)).is_ok();
-                }
-                if let Input::Messages(m) = &input {
-                    tracker.expect(m.ticket, produced(&decoder.counts) - before);
-                }
-                let c = decoder.counts;
-                counters.records.store(c.records, Ordering::Relaxed);
-                counters
-                    .dead_letters
-                    .store(c.dead_letters, Ordering::Relaxed);
-                counters
-                    .readings_skipped
-                    .store(c.readings_skipped, Ordering::Relaxed);
-                if !ok {
-                    break;
-                }
-            }
-            decoder.counts
+            decode::run(input_rx, decoder, out, &tracker, &counters, rec)
         })?
     };
 
@@ -202,7 +193,7 @@ impl Finished {
             alerts_opened: Counters::get(&counters.alerts_opened),
             alerts_closed: Counters::get(&counters.alerts_closed),
             alerts_open_at_end: self.alerts_open_at_end,
-            isa: pipeline.isa.name().to_string(),
+            isa: pipeline.isa().name().to_string(),
             shards: pipeline.shards,
             stages: telemetry.snapshot(),
             detectors: crate::telemetry::report::DetectorLine::from_counters(counters),
@@ -216,11 +207,11 @@ impl Running {
     /// thread (off the hot path), one per shard. Fails, changing nothing, if one cannot be built.
     pub fn reconfigure(
         &self,
-        running: &[crate::config::DetectorConfig],
-        detectors: &[crate::config::DetectorConfig],
+        running: &[LoadedDetector],
+        detectors: &[LoadedDetector],
         isa: vigil_kernels::isa::Isa,
         sensor_names: &Arc<crate::record::NameTable>,
-    ) -> Result<(), String> {
+    ) -> Result<(), BuildError> {
         let mut per_shard = Vec::with_capacity(self.controls.len());
         for _ in &self.controls {
             let fresh = detectors
@@ -237,7 +228,7 @@ impl Running {
             per_shard.push(fresh);
         }
         for (tx, fresh) in self.controls.iter().zip(per_shard) {
-            let _ = tx.send(shard::Control {
+            let _ = tx.send(slots::Control {
                 detectors: detectors.to_vec(),
                 fresh,
             });

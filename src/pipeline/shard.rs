@@ -1,41 +1,14 @@
 //! A shard worker: owns the state of its sensors, batches their records by size and linger time,
-//! runs every detector on each batch, then the alert policy.
+//! runs every detector on each batch, then the alert policy. Its detectors and their
+//! reconfiguration are in [`super::slots`].
 
-use crate::alert::{Alert, AlertPolicy};
-use crate::detectors::{Detector, Scores};
+use super::slots::Slots;
+use crate::contract::{Alert, ScoreTap, Scored, Scores};
 use crate::record::RecordBatch;
 use crate::telemetry::{Recorders, Stage};
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-
-/// A scored batch on its way to the sink.
-#[derive(Debug)]
-pub struct Scored {
-    pub alerts: Vec<Alert>,
-    pub rows: usize,
-    pub read_at: Instant,
-    pub sent_at: Instant,
-    pub acks: crate::record::Acks,
-    pub source_ms: i64,
-    /// Rows re-read to rebuild state (not new work).
-    pub replay_only: bool,
-    /// Every row's score, when the pipeline emits scores (evaluation).
-    pub row_scores: Vec<RowScore>,
-}
-
-/// One record's score from the first detector: the highest over its channels.
-#[derive(Debug, Clone, Copy)]
-pub struct RowScore {
-    pub origin: crate::record::Origin,
-    pub ts: i64,
-    /// The record's first reading.
-    pub value: f32,
-    /// NaN when no channel had a reading.
-    pub score: f32,
-    /// Whether the sensor had an alert open after this record.
-    pub alerting: bool,
-}
 
 /// Sensor keys of one shard: a small dense integer per (sensor, schema), in first-seen order.
 /// A sensor that changes schema gets a new key (its state starts over).
@@ -63,149 +36,42 @@ impl SensorKeys {
     }
 }
 
-/// A detector in a shard: its state, its alert policy, and its role.
-#[derive(Debug)]
-pub struct DetectorSlot {
-    pub detector: Box<dyn Detector>,
-    pub policy: AlertPolicy,
-    /// Its alerts go to the shadow destination.
-    pub shadow: bool,
-    /// [`crate::config::DetectorConfig::identity`]: a reconfiguration keeps this slot's state when
-    /// the new configuration has a detector of the same identity.
-    pub identity: String,
-}
-
-/// A new set of detectors for a shard, applied between two batches so that every record is scored
-/// by exactly the detectors in place when its batch is scored.
-#[derive(Debug)]
-pub struct Control {
-    pub detectors: Vec<crate::config::DetectorConfig>,
-    /// For each entry of `detectors`: a detector built off the hot path when the shard has none of
-    /// that identity; `None` to keep the shard's own (with its state).
-    pub fresh: Vec<Option<Box<dyn Detector>>>,
-}
-
 /// One shard's detectors and policies.
 #[derive(Debug)]
 pub struct Shard {
     keys: SensorKeys,
-    detectors: Vec<DetectorSlot>,
-    control: Option<Receiver<Control>>,
+    detectors: Slots,
     counters: Arc<crate::telemetry::Counters>,
     scores: Scores,
     row_keys: Vec<u32>,
     batch_size: usize,
     linger: Duration,
-    emit_scores: bool,
-    row_scores: Vec<RowScore>,
-    row_open: Vec<bool>,
+    tap: Option<Arc<dyn ScoreTap>>,
 }
 
 impl Shard {
     pub fn new(
-        detectors: Vec<DetectorSlot>,
+        detectors: Slots,
         counters: Arc<crate::telemetry::Counters>,
         batch_size: usize,
         linger: Duration,
-        emit_scores: bool,
     ) -> Shard {
         Shard {
             keys: SensorKeys::default(),
             detectors,
-            control: None,
             counters,
             scores: Scores::default(),
             row_keys: Vec::new(),
             batch_size,
             linger,
-            emit_scores,
-            row_scores: Vec::new(),
-            row_open: Vec::new(),
+            tap: None,
         }
     }
 
-    /// Takes reconfigurations from `control` (checked before each batch).
-    pub fn with_control(mut self, control: Receiver<Control>) -> Shard {
-        self.control = Some(control);
+    /// Shows every scored batch to `tap` (see [`ScoreTap`]).
+    pub fn with_tap(mut self, tap: Option<Arc<dyn ScoreTap>>) -> Shard {
+        self.tap = tap;
         self
-    }
-
-    /// Applies the newest waiting reconfiguration, if any, before `batch` is scored: detectors
-    /// whose identity stays keep their state and open alerts (their policy thresholds follow the
-    /// new configuration); new ones start fresh; the rest are dropped. A detector that is dropped,
-    /// or moves between serving and shadow, first closes its open alerts on the destination they
-    /// were opened on (reason "detector removed" or "role changed"); those closes are returned,
-    /// stamped with `batch`'s first record.
-    fn reconfigure(&mut self, batch: &RecordBatch) -> Vec<Alert> {
-        let mut closes = Vec::new();
-        let Some(control) = &self.control else {
-            return closes;
-        };
-        let (Some(&ts), Some(&origin)) = (batch.ts.first(), batch.origins.first()) else {
-            return closes; // an empty batch: the next one applies it
-        };
-        let Some(c) = control.try_iter().last() else {
-            return closes;
-        };
-        let mut close = |slot: &mut DetectorSlot, reason: &'static str| {
-            let before = closes.len();
-            let name = slot.detector.name().clone();
-            slot.policy
-                .close_all(&name, ts, origin, reason, &mut closes);
-            for a in &mut closes[before..] {
-                a.shadow = slot.shadow;
-            }
-        };
-        let mut old: Vec<Option<DetectorSlot>> = std::mem::take(&mut self.detectors)
-            .into_iter()
-            .map(Some)
-            .collect();
-        for (cfg, fresh) in c.detectors.iter().zip(c.fresh) {
-            let kept = old
-                .iter_mut()
-                .find(|o| o.as_ref().is_some_and(|o| o.identity == cfg.identity))
-                .and_then(Option::take);
-            let slot = match (kept, fresh) {
-                (Some(mut slot), _) => {
-                    if slot.shadow != cfg.shadow {
-                        close(&mut slot, "role changed");
-                    }
-                    slot.shadow = cfg.shadow;
-                    slot.policy.set_config(cfg.policy);
-                    slot
-                }
-                (None, Some(detector)) => DetectorSlot {
-                    detector,
-                    policy: AlertPolicy::new(cfg.policy),
-                    shadow: cfg.shadow,
-                    identity: cfg.identity.clone(),
-                },
-                (None, None) => {
-                    tracing::error!(
-                        "reconfiguration names detector {} without building it; skipped",
-                        cfg.name
-                    );
-                    continue;
-                }
-            };
-            self.detectors.push(slot);
-        }
-        for slot in old.iter_mut().flatten() {
-            close(slot, "detector removed");
-        }
-        tracing::debug!(
-            "shard now runs {}",
-            self.detectors
-                .iter()
-                .map(|d| format!(
-                    "{}{}",
-                    d.detector.name(),
-                    if d.shadow { " (shadow)" } else { "" }
-                ))
-                .collect::<Vec<_>>()
-                .join(", ")
-        );
-        closes
     }
 
     /// Scores one batch and returns its alert events.
@@ -217,7 +83,7 @@ impl Shard {
             self.row_keys.push(k);
         }
         let mut alerts = Vec::new();
-        for (k, slot) in self.detectors.iter_mut().enumerate() {
+        for (k, slot) in self.detectors.slots.iter_mut().enumerate() {
             let (detector, policy) = (&mut slot.detector, &mut slot.policy);
             let t0 = Instant::now();
             detector.score(batch, &self.row_keys, &mut self.scores);
@@ -229,34 +95,15 @@ impl Shard {
                 (t1 - t0).as_nanos() as u64,
             );
             let before = alerts.len();
-            let emit = k == 0 && self.emit_scores;
-            self.row_open.clear();
             policy.apply(
                 detector.name(),
                 batch,
                 &self.row_keys,
                 &self.scores,
                 &mut alerts,
-                emit.then_some(&mut self.row_open),
             );
-            if emit {
-                let w = batch.width();
-                for r in 0..batch.len() {
-                    let row = &self.scores.score[r * w..(r + 1) * w];
-                    let score = row
-                        .iter()
-                        .copied()
-                        .filter(|s| !s.is_nan())
-                        .fold(f32::NAN, f32::max);
-                    let (origin, ts, value) = (batch.origins[r], batch.ts[r], batch.values[r * w]);
-                    self.row_scores.push(RowScore {
-                        origin,
-                        ts,
-                        value,
-                        score,
-                        alerting: self.row_open[r],
-                    });
-                }
+            if let Some(tap) = &self.tap {
+                tap.scored(k, detector.name(), batch, &self.scores, &alerts[before..]);
             }
             if batch.replay_only {
                 // Rebuilding state from records done before a restart: their alerts went out then.
@@ -275,7 +122,7 @@ impl Shard {
 
     /// Alerts open now, over all detectors.
     pub fn open_alerts(&self) -> u64 {
-        self.detectors.iter().map(|d| d.policy.open_now()).sum()
+        self.detectors.open_alerts()
     }
 
     /// The worker loop. Returns the number of alerts still open when the input ends.
@@ -340,7 +187,7 @@ impl Shard {
         let Some((batch, since)) = pending else {
             return true;
         };
-        let closes = self.reconfigure(&batch);
+        let closes = self.detectors.reconfigure(&batch);
         rec.record(Stage::BatchLinger, since.elapsed());
         let mut alerts = self.process(&batch, rec);
         if !closes.is_empty() {
@@ -354,7 +201,6 @@ impl Shard {
             acks: batch.acks,
             source_ms: batch.source_ms,
             replay_only: batch.replay_only,
-            row_scores: std::mem::take(&mut self.row_scores),
         };
         output.send(scored).is_ok()
     }
@@ -363,14 +209,16 @@ impl Shard {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::alert::AlertEvent;
     use crate::config::{Config, RawConfig};
+    use crate::contract::AlertEvent;
+    use crate::detectors::LoadedDetector;
+    use crate::pipeline::slots::{Control, DetectorSlot};
     use crate::record::{NameTable, Origin, Schema};
     use vigil_kernels::isa::Isa;
 
     /// `versions` as a validated detector list: each `(name, role)` a z-score that opens on the
     /// first reading at 4σ and closes on the first below 1σ.
-    fn detectors(versions: &[(&str, &str)]) -> Vec<crate::config::DetectorConfig> {
+    fn detectors(versions: &[(&str, &str)]) -> Vec<LoadedDetector> {
         let text: String = versions
             .iter()
             .map(|(name, role)| {
@@ -380,9 +228,7 @@ mod tests {
             })
             .collect();
         let raw = RawConfig::from_toml(&text).expect("toml");
-        Config::validate(raw, Some("scalar"))
-            .expect("valid")
-            .detectors
+        crate::detectors::load(&Config::validate(raw).expect("valid")).expect("loads")
     }
 
     /// `n` readings of sensor 0 from line `from` on: a steady wobble, or far off it.
@@ -412,22 +258,15 @@ mod tests {
         let slots = cfg
             .iter()
             .zip(built)
-            .map(|(c, detector)| DetectorSlot {
-                detector,
-                policy: AlertPolicy::new(c.policy),
-                shadow: c.shadow,
-                identity: c.identity.clone(),
-            })
+            .map(|(c, detector)| DetectorSlot::new(detector, c))
             .collect();
         let (tx, rx) = crossbeam_channel::unbounded();
         let shard = Shard::new(
-            slots,
+            Slots::new(slots).with_control(rx),
             Arc::new(crate::telemetry::Counters::default()),
             1024,
             Duration::from_millis(1),
-            false,
-        )
-        .with_control(rx);
+        );
         (shard, tx)
     }
 

@@ -1,11 +1,10 @@
 //! The sink stage: writes alerts from every shard and dead letters from the decoder. Each batch's
 //! rows are handed to the ack tracker once the sink has made its alerts durable.
 
-use super::ack::Completion;
-use super::shard::Scored;
-use crate::alert::AlertEvent;
+use crate::ack::Completion;
+use crate::contract::Sink;
+use crate::contract::{AlertEvent, Scored};
 use crate::record::{push_ack, DeadLetter};
-use crate::sinks::Sink;
 use crate::telemetry::{Counters, Recorders, Stage};
 use crossbeam_channel::{never, select, Receiver};
 use std::io;
@@ -36,9 +35,6 @@ pub fn run(
                         read_at: Some(s.read_at),
                         source_ms: s.source_ms,
                     };
-                    if !s.row_scores.is_empty() {
-                        sink.scores(&s.row_scores)?;
-                    }
                     sink.alerts(&s.alerts, done)?;
                     rec.record(Stage::SinkWrite, t0.elapsed());
                     if !s.replay_only {

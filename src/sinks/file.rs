@@ -1,8 +1,9 @@
 //! JSON-lines files (or standard output) for alerts and dead letters.
 
-use super::{alert_json, dead_letter_json, Names, Sink};
-use crate::alert::Alert;
-use crate::pipeline::ack::{AckTracker, Completion};
+use super::{alert_json, dead_letter_json};
+use crate::ack::{AckTracker, Completion};
+use crate::contract::Alert;
+use crate::contract::{Names, Sink};
 use crate::record::DeadLetter;
 use std::fs::File;
 use std::io::{self, BufWriter, Write};

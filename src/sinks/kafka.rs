@@ -6,10 +6,11 @@
 //! message derived from it. The producer's queue is bounded: when it is full the sink waits, which
 //! slows the whole pipeline down to what the broker takes.
 
-use super::{alert_json, Names, Sink};
-use crate::alert::Alert;
+use super::alert_json;
+use crate::ack::{AckTracker, Completion};
 use crate::config::KafkaConfig;
-use crate::pipeline::ack::{AckTracker, Completion};
+use crate::contract::Alert;
+use crate::contract::{Names, Sink};
 use crate::record::DeadLetter;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, OwnedHeaders};
@@ -78,7 +79,7 @@ impl KafkaSink {
             tracker: tracker.clone(),
             failed: failed.clone(),
         };
-        let producer: ThreadedProducer<DeliveryContext> = crate::sources::kafka::client_config(
+        let producer: ThreadedProducer<DeliveryContext> = crate::kafka::client_config(
             kafka,
             &[
                 ("acks", "all".into()),

@@ -3,42 +3,10 @@
 pub mod file;
 pub mod kafka;
 
-use crate::alert::{Alert, AlertEvent};
-use crate::pipeline::ack::Completion;
-use crate::record::{DeadLetter, NameTable};
+use crate::contract::{Alert, AlertEvent, Names};
+use crate::record::DeadLetter;
 use crate::time::{format_iso, now_millis};
 use serde::Serialize;
-use std::io;
-use std::sync::Arc;
-
-/// The name tables alerts and dead letters are printed with.
-#[derive(Debug, Clone, Default)]
-pub struct Names {
-    pub sensors: Arc<NameTable>,
-    /// Files by path, or topic partitions as `topic/partition`.
-    pub sources: Arc<NameTable>,
-    /// Whether sources are topic partitions (positions are offsets) rather than files (lines).
-    pub kafka: bool,
-}
-
-/// A destination for the pipeline's output. Called by the one sink thread.
-///
-/// Each call carries a [`Completion`]: the sink hands it to its
-/// [`AckTracker`](crate::pipeline::ack::AckTracker) once what it wrote is
-/// durable (flushed to a file, or acknowledged by the broker), and only then may the records'
-/// offsets be committed.
-pub trait Sink: Send {
-    /// Writes one batch's alerts (possibly none).
-    fn alerts(&mut self, alerts: &[Alert], done: Completion) -> io::Result<()>;
-    /// Writes dead letters.
-    fn dead_letters(&mut self, dead: &[DeadLetter], done: Completion) -> io::Result<()>;
-    /// Makes everything written so far durable (flushed, acknowledged).
-    fn flush(&mut self) -> io::Result<()>;
-    /// Every record's score, when the pipeline emits them (evaluation). Ignored by default.
-    fn scores(&mut self, _rows: &[crate::pipeline::shard::RowScore]) -> io::Result<()> {
-        Ok(())
-    }
-}
 
 #[derive(Serialize)]
 struct AlertLine<'a> {

@@ -9,12 +9,12 @@
 //! offset, marked replay-only: the detectors rebuild their statistics from them, and alerts from
 //! them (already published by whoever read them first) are suppressed.
 
+use crate::ack::AckTracker;
 use crate::config::KafkaConfig;
 use crate::decode::{Input, Message, MessageBatch};
-use crate::pipeline::ack::AckTracker;
+use crate::kafka::{client_config, ConsumerStatus};
 use crate::record::{Interner, Origin, SourceId, Ticket};
 use crossbeam_channel::{Receiver, SendTimeoutError, Sender};
-use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
 use rdkafka::error::KafkaResult;
 use rdkafka::message::Message as _;
@@ -26,17 +26,6 @@ use std::time::{Duration, Instant};
 
 /// Most messages one poll batch holds.
 const MAX_BATCH: usize = 4096;
-
-/// What the operations endpoint and the periodic log show of the consumer.
-#[derive(Debug, Default, Clone)]
-pub struct ConsumerStatus {
-    /// Assigned partitions with their lag (high watermark minus position; -1 when unknown).
-    pub partitions: Vec<(String, i32, i64)>,
-    /// When the consumer last polled.
-    pub last_poll: Option<Instant>,
-    /// Records re-read to rebuild state since start.
-    pub rewound: u64,
-}
 
 /// Shared between the poll thread, its rebalance callbacks and the status readers.
 #[derive(Debug)]
@@ -175,19 +164,6 @@ impl std::fmt::Debug for KafkaSource {
             .field("next_ticket", &self.next_ticket)
             .finish_non_exhaustive()
     }
-}
-
-/// The librdkafka settings shared by Vigil's consumer and producer, then the user's properties.
-pub fn client_config(kafka: &KafkaConfig, own: &[(&str, String)]) -> ClientConfig {
-    let mut c = ClientConfig::new();
-    c.set("bootstrap.servers", &kafka.bootstrap_servers);
-    for (k, v) in own {
-        c.set(*k, v);
-    }
-    for (k, v) in &kafka.properties {
-        c.set(k, v);
-    }
-    c
 }
 
 impl KafkaSource {

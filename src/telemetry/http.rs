@@ -3,7 +3,7 @@
 //! are rare and small, so it needs no framework.
 
 use super::{Counters, Telemetry};
-use crate::sources::kafka::ConsumerStatus;
+use crate::kafka::ConsumerStatus;
 use std::fmt::Write as _;
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};

@@ -76,7 +76,7 @@ fn every_path_matches_the_oracle_over_random_forests() {
         // Row counts around the 8- and 16-lane widths and the tile size.
         let rows = [0, 1, 7, 8, 9, 15, 16, 17, 33, 63, 511, 512, 513, 1100][case % 14];
         let x = random_rows(&mut rng, rows, f, true);
-        for isa in Isa::available() {
+        for isa in Isa::under_test() {
             let scorer = Scorer::new(isa).expect("available");
             let mut got = vec![0.0f32; rows];
             scorer.path_sums(&forest, &x, &mut got);
@@ -107,7 +107,7 @@ fn the_paths_agree_bit_for_bit() {
         out.iter().map(|v| v.to_bits()).collect::<Vec<_>>()
     };
     let reference = run(Isa::Scalar);
-    for isa in Isa::available() {
+    for isa in Isa::under_test() {
         assert!(run(isa) == reference, "{isa} differs from scalar");
     }
 }
@@ -126,7 +126,7 @@ fn nan_goes_right_at_every_split() {
         Node::Leaf { path_length: 2.0 },
     ];
     let forest = Forest::new(1, 2, &[tree]).expect("valid");
-    for isa in Isa::available() {
+    for isa in Isa::under_test() {
         let x: Vec<f32> = [
             -1.0,
             f32::NAN,

@@ -90,7 +90,7 @@ fn run_against_oracle(isa: Isa, len: usize, pad: usize, steps: usize, with_bad: 
 
 #[test]
 fn every_path_matches_the_oracle_over_lengths_and_offsets() {
-    for isa in Isa::available() {
+    for isa in Isa::under_test() {
         for len in [0, 1, 2, 7, 8, 9, 15, 16, 17, 31, 33, 67] {
             for pad in [0, 1, 3, 8] {
                 run_against_oracle(isa, len, pad, 300, true, (len * 31 + pad) as u64);
@@ -101,7 +101,7 @@ fn every_path_matches_the_oracle_over_lengths_and_offsets() {
 
 #[test]
 fn every_path_matches_the_oracle_over_long_runs() {
-    for isa in Isa::available() {
+    for isa in Isa::under_test() {
         run_against_oracle(isa, 257, 5, 1000, false, 7);
     }
 }
@@ -126,7 +126,7 @@ fn the_paths_agree_bit_for_bit() {
         out
     };
     let reference = run(Isa::Scalar);
-    for isa in Isa::available() {
+    for isa in Isa::under_test() {
         assert!(run(isa) == reference, "{isa} differs from scalar");
     }
 }
@@ -135,7 +135,7 @@ fn the_paths_agree_bit_for_bit() {
 /// noisy series that stays noisy does not keep scoring.
 #[test]
 fn a_shift_scores_high_then_fades() {
-    for isa in Isa::available() {
+    for isa in Isa::under_test() {
         let params = LikelihoodParams::new(&spec()).expect("valid");
         let mut det = Likelihood::new(isa, params).expect("available");
         let mut slots = LikelihoodSlots::new(2);
@@ -172,7 +172,7 @@ fn a_shift_scores_high_then_fades() {
 #[test]
 fn warmup_scores_zero_and_non_finite_scores_nan() {
     let params = LikelihoodParams::new(&spec()).expect("valid");
-    for isa in Isa::available() {
+    for isa in Isa::under_test() {
         let mut det = Likelihood::new(isa, params).expect("available");
         let mut slots = LikelihoodSlots::new(3);
         let mut score = [1.0f32; 3];

@@ -116,7 +116,7 @@ fn run_against_oracle(isa: Isa, len: usize, pad: usize, steps: usize, with_bad: 
 
 #[test]
 fn every_path_matches_the_oracle_over_lengths_and_offsets() {
-    for isa in Isa::available() {
+    for isa in Isa::under_test() {
         for len in 0..=67 {
             for pad in [0, 1, 3, 7, 8, 13] {
                 run_against_oracle(isa, len, pad, 40, true, (len * 31 + pad) as u64);
@@ -127,7 +127,7 @@ fn every_path_matches_the_oracle_over_lengths_and_offsets() {
 
 #[test]
 fn every_path_matches_the_oracle_over_long_runs() {
-    for isa in Isa::available() {
+    for isa in Isa::under_test() {
         run_against_oracle(isa, 1000, 5, 500, false, 7);
         run_against_oracle(isa, 333, 2, 500, true, 8);
     }
@@ -162,14 +162,14 @@ fn the_paths_agree_bit_for_bit() {
         (scores, state)
     };
     let reference = run(Isa::Scalar);
-    for isa in Isa::available() {
+    for isa in Isa::under_test() {
         assert!(run(isa) == reference, "{isa} differs from scalar");
     }
 }
 
 #[test]
 fn empty_input_is_a_no_op() {
-    for isa in Isa::available() {
+    for isa in Isa::under_test() {
         let kernel = ZScore::new(isa, params()).expect("available");
         let mut slots = ZSlots::new(4);
         kernel.update(&mut slots, 2, &[], &mut []);
@@ -180,14 +180,14 @@ fn empty_input_is_a_no_op() {
 
 #[test]
 fn one_element() {
-    for isa in Isa::available() {
+    for isa in Isa::under_test() {
         run_against_oracle(isa, 1, 0, 50, true, 1);
     }
 }
 
 #[test]
 fn constant_input_scores_zero_and_stays_finite() {
-    for isa in Isa::available() {
+    for isa in Isa::under_test() {
         let kernel = ZScore::new(isa, params()).expect("available");
         let mut slots = ZSlots::new(19);
         let x = vec![42.5f32; 19];
@@ -210,7 +210,7 @@ fn constant_input_scores_zero_and_stays_finite() {
 
 #[test]
 fn non_finite_readings_never_poison_the_state() {
-    for isa in Isa::available() {
+    for isa in Isa::under_test() {
         let kernel = ZScore::new(isa, params()).expect("available");
         let n = 11;
         let mut slots = ZSlots::new(n);
@@ -241,7 +241,7 @@ fn non_finite_readings_never_poison_the_state() {
 
 #[test]
 fn warmup_scores_zero_then_scores() {
-    for isa in Isa::available() {
+    for isa in Isa::under_test() {
         let kernel = ZScore::new(isa, params()).expect("available");
         let mut slots = ZSlots::new(9);
         let mut score = vec![0.0; 9];

@@ -1,9 +1,9 @@
 //! `vigil train iforest`: reads recorded files, computes the model's features per sensor exactly as
 //! the stream will, grows the forest, and sets the threshold from the training scores.
 
-use super::features::{Feature, Layout};
-use super::model::{threshold_for, FeatureSummary, IForestModel, Training};
 use crate::config::Config;
+use crate::iforest::features::{Feature, Layout};
+use crate::iforest::model::{threshold_for, FeatureSummary, IForestModel, Training};
 use crate::record::NameTable;
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -11,6 +11,20 @@ use std::sync::Arc;
 use vigil_kernels::iforest::train::{train, TrainParams};
 use vigil_kernels::iforest::Scorer;
 use vigil_kernels::isa::Isa;
+
+/// Why a model could not be trained (each is the user's to fix: exit code 2).
+#[derive(Debug, thiserror::Error)]
+pub enum TrainError {
+    /// A `--features` spec that does not parse.
+    #[error("{0}")]
+    Feature(String),
+    /// An input file that cannot be opened or has no usable header.
+    #[error(transparent)]
+    Input(#[from] crate::sources::file::InputError),
+    /// The records cannot make a forest (too few, channels missing, bad parameters).
+    #[error("{0}")]
+    Data(String),
+}
 
 /// What to train on and how.
 #[derive(Debug, Clone)]
@@ -39,14 +53,15 @@ pub struct Trained {
 }
 
 /// Trains a model on `opts.inputs`. Errors are one line.
-pub fn train_iforest(config: &Config, opts: &TrainOptions) -> Result<Trained, String> {
+pub fn train_iforest(config: &Config, opts: &TrainOptions) -> Result<Trained, TrainError> {
     let names = Arc::new(NameTable::default());
     let mut features: Option<Vec<Feature>> = match &opts.features {
         Some(specs) => Some(
             specs
                 .iter()
                 .map(|s| Feature::parse(s))
-                .collect::<Result<_, _>>()?,
+                .collect::<Result<_, _>>()
+                .map_err(TrainError::Feature)?,
         ),
         None => None,
     };
@@ -74,7 +89,7 @@ pub fn train_iforest(config: &Config, opts: &TrainOptions) -> Result<Trained, St
                     .map(|c| {
                         Feature::parse(c).unwrap_or(Feature {
                             channel: c.to_string(),
-                            transform: super::features::Transform::Value,
+                            transform: crate::iforest::features::Transform::Value,
                         })
                     })
                     .collect()
@@ -121,25 +136,26 @@ pub fn train_iforest(config: &Config, opts: &TrainOptions) -> Result<Trained, St
             }
         },
         &mut |_| dead += 1,
-    )
-    .map_err(|e| e.to_string())?;
+    )?;
     if let Some(e) = error {
-        return Err(e);
+        return Err(TrainError::Data(e));
     }
-    let features = features.ok_or("no records to train on")?;
+    let features = features.ok_or_else(|| TrainError::Data("no records to train on".into()))?;
     let f = features.len();
     if rows.len() / f < 2 {
-        return Err(format!(
+        return Err(TrainError::Data(format!(
             "{} complete rows to train on (of {records} records read); need at least 2",
             rows.len() / f
-        ));
+        )));
     }
-    let forest = train(&rows, f, &opts.params).map_err(|e| e.0)?;
+    let forest = train(&rows, f, &opts.params).map_err(|e| TrainError::Data(e.0))?;
     let mut scores = vec![0.0; rows.len() / f];
-    let scorer = Scorer::new(Isa::best())
+    // The run's instruction set (VIGIL_ISA, pipeline.isa or the CPU's best), as every command.
+    crate::run::note_scalar_fallback(config);
+    let scorer = Scorer::new(config.pipeline.isa())
         .unwrap_or_else(|| Scorer::new(Isa::Scalar).expect("the scalar path is always available"));
-    super::score_parallel(scorer, &forest, &rows, &mut scores);
-    let threshold = threshold_for(&scores, opts.contamination)?;
+    crate::iforest::score_parallel(scorer, &forest, &rows, &mut scores);
+    let threshold = threshold_for(&scores, opts.contamination).map_err(TrainError::Data)?;
     let summary = (0..f).map(|j| FeatureSummary::of(&rows, f, j)).collect();
     Ok(Trained {
         model: IForestModel {

@@ -1,0 +1,155 @@
+//! Validated `[[detectors]]` entries: parameters checked, paths kept as paths. Nothing is read
+//! here: the models and manifests an entry names are read when its detector is loaded
+//! (`crate::detectors::load`), which also finishes policies that start at a model's threshold.
+
+use super::policy::{PolicyBase, PolicyConfig};
+use super::raw::{RawDetector, RawKind, RawPolicy, RawZscore};
+use super::ConfigError;
+use std::path::PathBuf;
+use std::time::Duration;
+use vigil_kernels::likelihood::{LikelihoodParams, LikelihoodSpec};
+use vigil_kernels::zscore::ZParams;
+
+/// Built-in z-score parameters: (half_life, warmup, min_std, clip).
+pub const DEFAULT_ZSCORE: (f64, u32, f32, f32) = (300.0, 60, 1e-3, 3.0);
+
+/// One validated `[[detectors]]` entry.
+#[derive(Debug, Clone)]
+pub struct DetectorSpec {
+    /// The configured name; `None`: the kind's name, or the manifest's `name@version`.
+    pub name: Option<String>,
+    /// A shadow detector's alerts go to the shadow destination, never the serving one.
+    pub shadow: bool,
+    /// Its own `[detectors.alerts]`.
+    pub alerts: RawPolicy,
+    pub kind: SpecKind,
+}
+
+/// What a validated entry computes, or where its model is.
+#[derive(Debug, Clone)]
+pub enum SpecKind {
+    ZScore(ZParams),
+    Likelihood(LikelihoodParams),
+    IForest {
+        model: PathBuf,
+        sensors: Vec<String>,
+    },
+    /// An ONNX manifest (`kind = "onnx"`).
+    Onnx {
+        manifest: PathBuf,
+        sensors: Vec<String>,
+        max_run: Duration,
+    },
+    /// Any registry manifest (`kind = "model"`): its `kind` decides at load.
+    Model {
+        manifest: PathBuf,
+        sensors: Vec<String>,
+        max_run: Duration,
+    },
+}
+
+impl DetectorSpec {
+    /// The name in messages before the detector is loaded.
+    pub fn label(&self) -> &str {
+        self.name.as_deref().unwrap_or(match self.kind {
+            SpecKind::ZScore(_) => "zscore",
+            SpecKind::Likelihood(_) => "likelihood",
+            SpecKind::IForest { .. } => "iforest",
+            SpecKind::Onnx { .. } => "onnx",
+            SpecKind::Model { .. } => "model",
+        })
+    }
+}
+
+/// The z-score's parameters, unset ones from [`DEFAULT_ZSCORE`] (config entries and z-score
+/// manifests alike).
+pub fn zscore_params(z: &RawZscore, name: &str) -> Result<ZParams, ConfigError> {
+    let (hl, warm, min_std, clip) = DEFAULT_ZSCORE;
+    ZParams::new(
+        z.half_life.unwrap_or(hl),
+        z.warmup.unwrap_or(warm),
+        z.min_std.unwrap_or(min_std),
+        z.clip.unwrap_or(clip),
+    )
+    .map_err(|e| ConfigError::invalid(format!("detector {name}: {e}")))
+}
+
+fn max_run_ms(v: Option<f64>) -> Result<Duration, ConfigError> {
+    let ms = v.unwrap_or(5.0);
+    if !(ms.is_finite() && ms > 0.0 && ms <= 60_000.0) {
+        return Err(ConfigError::invalid(format!(
+            "max_run_ms must be between 0 and 60000, got {ms}"
+        )));
+    }
+    Ok(Duration::from_secs_f64(ms / 1000.0))
+}
+
+fn shadow_role(name: &str, role: Option<&str>) -> Result<bool, ConfigError> {
+    match role {
+        None | Some("serving") => Ok(false),
+        Some("shadow") => Ok(true),
+        Some(r) => Err(ConfigError::invalid(format!(
+            "detector {name}: role must be \"serving\" or \"shadow\", got {r:?}"
+        ))),
+    }
+}
+
+/// Checks one entry; `alerts` is `[alerts]`, against which the policies that do not depend on a
+/// model are checked here already.
+pub(super) fn spec(raw: RawDetector, alerts: &RawPolicy) -> Result<DetectorSpec, ConfigError> {
+    let RawDetector { common, kind } = raw;
+    let label = common
+        .name
+        .clone()
+        .unwrap_or_else(|| kind.name().to_string());
+    let required = |what: &str, v: Option<PathBuf>| {
+        v.ok_or_else(|| {
+            ConfigError::invalid(format!("detector {label}: {what} = \"FILE\" is required"))
+        })
+    };
+    let kind = match kind {
+        RawKind::Zscore(z) => {
+            let params = zscore_params(&z, &label)?;
+            PolicyConfig::resolve(PolicyBase::ZScore, alerts, &common.alerts, &label)?;
+            SpecKind::ZScore(params)
+        }
+        RawKind::Likelihood(l) => {
+            let d = LikelihoodSpec::default();
+            let spec = LikelihoodSpec {
+                fast_half_life: l.fast_half_life.unwrap_or(d.fast_half_life),
+                half_life: l.half_life.unwrap_or(d.half_life),
+                warmup: l.warmup.unwrap_or(d.warmup),
+                min_std: l.min_std.unwrap_or(d.min_std),
+                clip: l.clip.unwrap_or(d.clip),
+                cap: l.cap.unwrap_or(d.cap),
+                smooth_half_life: l.smooth_half_life.unwrap_or(d.smooth_half_life),
+                history_half_life: l.history_half_life.unwrap_or(d.history_half_life),
+                history_warmup: l.history_warmup.unwrap_or(d.history_warmup),
+            };
+            let params = LikelihoodParams::new(&spec)
+                .map_err(|e| ConfigError::invalid(format!("detector {label}: {e}")))?;
+            PolicyConfig::resolve(PolicyBase::Likelihood, alerts, &common.alerts, &label)?;
+            SpecKind::Likelihood(params)
+        }
+        RawKind::Iforest(f) => SpecKind::IForest {
+            model: required("model", f.model)?,
+            sensors: f.sensors,
+        },
+        RawKind::Onnx(m) => SpecKind::Onnx {
+            manifest: required("manifest", m.manifest)?,
+            sensors: m.sensors,
+            max_run: max_run_ms(m.max_run_ms)?,
+        },
+        RawKind::Model(m) => SpecKind::Model {
+            manifest: required("manifest", m.manifest)?,
+            sensors: m.sensors,
+            max_run: max_run_ms(m.max_run_ms)?,
+        },
+    };
+    Ok(DetectorSpec {
+        shadow: shadow_role(&label, common.role.as_deref())?,
+        name: common.name,
+        alerts: common.alerts,
+        kind,
+    })
+}

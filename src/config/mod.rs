@@ -1,0 +1,216 @@
+//! Configuration in two steps: the raw TOML shape ([`raw`]: every field documented, unknown fields
+//! refused), then one validated [`Config`] in which nothing is a raw string any more. Validation
+//! checks values only; it reads no model: models are read when detectors are loaded
+//! (`crate::detectors::load`).
+//!
+//! [`load`] is the one place a run's configuration is made: the file (or the built-in defaults),
+//! then the `VIGIL_*` environment, then command-line flags ([`Overrides`]), highest last.
+//! `VIGIL_ISA` is read by the kernels' own choice (`vigil_kernels::isa::choose`), over
+//! `pipeline.isa`.
+
+pub mod detectors;
+mod overlay;
+pub mod policy;
+pub mod raw;
+mod sections;
+
+pub use detectors::{zscore_params, DetectorSpec, SpecKind, DEFAULT_ZSCORE};
+pub use overlay::{load, Overrides};
+pub use policy::{PolicyBase, PolicyConfig, DEFAULT_POLICY, LIKELIHOOD_POLICY};
+pub use raw::RawConfig;
+pub use sections::{InputConfig, KafkaConfig, OutputConfig, PipelineConfig, Speed};
+
+use raw::RawPolicy;
+use std::path::PathBuf;
+
+/// What went wrong reading or checking configuration.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config {}", path.display())]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("config {}: {message}", path.display())]
+    Parse { path: PathBuf, message: String },
+    #[error("invalid configuration: {0}")]
+    Isa(#[source] vigil_kernels::isa::IsaError),
+    #[error("invalid configuration: {0}")]
+    Invalid(String),
+}
+
+impl ConfigError {
+    pub(crate) fn invalid(msg: impl Into<String>) -> ConfigError {
+        ConfigError::Invalid(msg.into())
+    }
+}
+
+/// Everything a run needs, checked.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub input: InputConfig,
+    pub pipeline: PipelineConfig,
+    /// `[alerts]`, checked: detectors whose policy starts at a model's threshold finish theirs
+    /// from it when they are loaded.
+    pub alerts: RawPolicy,
+    /// The detectors, in order. Never empty: without entries, one z-score with its defaults.
+    pub detectors: Vec<DetectorSpec>,
+    /// `onnx.runtime`: the ONNX Runtime library, when set.
+    pub onnx_runtime: Option<PathBuf>,
+    pub output: OutputConfig,
+    pub kafka: KafkaConfig,
+}
+
+impl Config {
+    /// Checks `raw`'s values.
+    pub fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
+        let input = sections::input(raw.input)?;
+        let pipeline = sections::pipeline(raw.pipeline)?;
+        PolicyConfig::from_raw(&raw.alerts, &DEFAULT_POLICY, "[alerts]")?;
+        let entries = if raw.detectors.is_empty() {
+            vec![raw::RawDetector {
+                common: Default::default(),
+                kind: raw::RawKind::Zscore(Default::default()),
+            }]
+        } else {
+            raw.detectors
+        };
+        let detectors = entries
+            .into_iter()
+            .map(|d| detectors::spec(d, &raw.alerts))
+            .collect::<Result<Vec<_>, _>>()?;
+        for (i, d) in detectors.iter().enumerate() {
+            if let Some(name) = &d.name {
+                if detectors[..i].iter().any(|e| e.name.as_ref() == Some(name)) {
+                    return Err(ConfigError::invalid(format!(
+                        "two detectors are named {name:?}"
+                    )));
+                }
+            }
+        }
+        Ok(Config {
+            input,
+            pipeline,
+            alerts: raw.alerts,
+            detectors,
+            onnx_runtime: raw.onnx.runtime,
+            output: sections::output(raw.output),
+            kafka: sections::kafka(raw.kafka, raw.http)?,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_validate() {
+        let c = Config::validate(RawConfig::default()).expect("valid");
+        assert!(c.pipeline.isa().is_available());
+        assert_eq!(c.detectors.len(), 1);
+        assert_eq!(c.detectors[0].label(), "zscore");
+        assert!(matches!(c.detectors[0].kind, SpecKind::ZScore(_)));
+    }
+
+    #[test]
+    fn a_full_file_parses() {
+        let raw = RawConfig::from_toml(
+            r#"
+            [input]
+            ignore_columns = ["anomaly", "changepoint"]
+            delimiter = ";"
+            [pipeline]
+            shards = 4
+            speed = "realtime"
+            [alerts]
+            open = 5.0
+            [[detectors]]
+            kind = "zscore"
+            name = "fast"
+            half_life = 30
+            [detectors.alerts]
+            open_after = 1
+            "#,
+        )
+        .expect("parses");
+        let c = Config::validate(raw).expect("valid");
+        assert_eq!(c.input.delimiter, Some(b';'));
+        assert_eq!(c.pipeline.shards, 4);
+        assert_eq!(c.pipeline.speed, Speed::Factor(1.0));
+        let d = &c.detectors[0];
+        let p = PolicyConfig::resolve(PolicyBase::ZScore, &c.alerts, &d.alerts, "fast")
+            .expect("policy");
+        assert_eq!(p.open, 5.0);
+        assert_eq!(p.open_after, 1);
+    }
+
+    #[test]
+    fn unknown_fields_and_bad_values_are_refused_in_one_line() {
+        for (text, want) in [
+            ("[pipeline]\nshardz = 3\n", "line 2: unknown field `shardz`"),
+            (
+                "[[detectors]]\nkind = \"zscore\"\nhalf_lfe = 3\n",
+                "unknown field `half_lfe`",
+            ),
+            (
+                "[[detectors]]\nkind = \"magic\"\n",
+                "unknown variant `magic`",
+            ),
+            (
+                "[[detectors]]\nkind = \"zscore\"\nsensors = [\"a\"]\n",
+                "unknown field `sensors`",
+            ),
+            (
+                "[[detectors]]\nkind = \"zscore\"\n[detectors.alerts]\nopn = 1\n",
+                "unknown field `opn`",
+            ),
+            ("[[detectors]]\nname = \"x\"\n", "missing field `kind`"),
+            ("bogus = 1\n", "unknown field `bogus`"),
+        ] {
+            let err = RawConfig::from_toml(text).expect_err(text);
+            assert!(err.contains(want), "{err}");
+            assert!(!err.contains('\n'), "{err}");
+        }
+        for (text, want) in [
+            ("[pipeline]\nshards = 0\n", "shards must be positive"),
+            ("[pipeline]\nspeed = \"fast\"\n", "speed must be"),
+            ("[pipeline]\nisa = \"sse9\"\n", "unknown instruction set"),
+            ("[alerts]\nopen = 2.0\nclose = 3.0\n", "close < open"),
+            ("[[detectors]]\nkind = \"zscore\"\nwarmup = 0\n", "warmup"),
+            (
+                "[[detectors]]\nkind = \"likelihood\"\ncap = 0\n",
+                "detector likelihood: cap must be",
+            ),
+            (
+                "[[detectors]]\nkind = \"likelihood\"\nhistory_half_life = -1\n",
+                "history_half_life",
+            ),
+            ("[input]\nepoch_unit = \"days\"\n", "epoch_unit"),
+            ("[[detectors]]\nkind = \"iforest\"\n", "model = \"FILE\" is required"),
+            (
+                "[[detectors]]\nkind = \"zscore\"\nrole = \"boss\"\n",
+                "role must be",
+            ),
+            (
+                "[[detectors]]\nkind = \"zscore\"\nname = \"a\"\n[[detectors]]\nkind = \"likelihood\"\nname = \"a\"\n",
+                "two detectors are named \"a\"",
+            ),
+        ] {
+            let raw = RawConfig::from_toml(text).expect(text);
+            let err = Config::validate(raw).expect_err(text).to_string();
+            assert!(err.contains(want), "{err}");
+        }
+    }
+
+    #[test]
+    fn validation_reads_no_file() {
+        // A model that does not exist is found missing when the detector is loaded, not here.
+        let raw = RawConfig::from_toml(
+            "[[detectors]]\nkind = \"iforest\"\nmodel = \"/no/such/model.vigil\"\n[[detectors]]\nkind = \"model\"\nmanifest = \"/no/such/manifest.toml\"\n",
+        )
+        .expect("parses");
+        let c = Config::validate(raw).expect("valid without reading the files");
+        assert_eq!(c.detectors.len(), 2);
+    }
+}

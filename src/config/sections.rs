@@ -1,0 +1,230 @@
+//! The validated sections other than the detectors: `[input]`, `[pipeline]`, `[output]`,
+//! `[kafka]` with `[http]`. Each is checked from its raw shape by a function of its own; values
+//! only, no I/O.
+
+use super::raw::{RawHttp, RawInput, RawKafka, RawOutput, RawPipeline};
+use super::ConfigError;
+use crate::time::EpochUnit;
+use std::path::PathBuf;
+use std::time::Duration;
+use vigil_kernels::isa::{self, Isa};
+
+/// Replay pacing.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Speed {
+    /// As fast as the pipeline goes.
+    Max,
+    /// Event time runs this many times faster than wall time (1.0 is real time).
+    Factor(f64),
+}
+
+impl Speed {
+    /// Parses `max`, `realtime` or a positive factor.
+    pub fn parse(text: &str) -> Result<Speed, ConfigError> {
+        match text {
+            "max" => Ok(Speed::Max),
+            "realtime" => Ok(Speed::Factor(1.0)),
+            _ => match text.parse::<f64>() {
+                Ok(f) if f.is_finite() && f > 0.0 => Ok(Speed::Factor(f)),
+                _ => Err(ConfigError::invalid(format!(
+                    "speed must be max, realtime or a positive factor, got {text:?}"
+                ))),
+            },
+        }
+    }
+}
+
+/// Validated `[input]`.
+#[derive(Debug, Clone)]
+pub struct InputConfig {
+    pub ignore_columns: Vec<String>,
+    pub timestamp_column: Option<String>,
+    pub sensor_column: Option<String>,
+    pub epoch_unit: EpochUnit,
+    /// `None`: detect from the header.
+    pub delimiter: Option<u8>,
+}
+
+/// Validated `[pipeline]`.
+#[derive(Debug, Clone)]
+pub struct PipelineConfig {
+    pub shards: usize,
+    pub batch_size: usize,
+    pub linger: Duration,
+    pub channel_capacity: usize,
+    /// The kernels' instruction set, and what chose it (`VIGIL_ISA`, `pipeline.isa`, the CPU).
+    pub isa: isa::Choice,
+    pub speed: Speed,
+}
+
+impl PipelineConfig {
+    /// The instruction set the kernels run.
+    pub fn isa(&self) -> Isa {
+        self.isa.isa
+    }
+}
+
+/// Validated `[output]`.
+#[derive(Debug, Clone)]
+pub struct OutputConfig {
+    pub alerts: Option<PathBuf>,
+    pub shadow_alerts: PathBuf,
+    pub dead_letter: PathBuf,
+    pub metrics: Option<PathBuf>,
+}
+
+/// Validated `[kafka]` and `[http]`.
+#[derive(Debug, Clone)]
+pub struct KafkaConfig {
+    pub bootstrap_servers: String,
+    pub group_id: String,
+    /// Empty when none are configured (`vigil score` then refuses to start).
+    pub input_topics: Vec<String>,
+    pub alert_topic: String,
+    pub shadow_alert_topic: String,
+    pub dead_letter_topic: String,
+    pub rewind: u64,
+    pub producer_queue: u32,
+    pub shutdown_timeout: Duration,
+    pub properties: Vec<(String, String)>,
+    pub http_listen: Option<std::net::SocketAddr>,
+    pub log_interval: Duration,
+}
+
+pub(super) fn positive<T: PartialOrd + Default + std::fmt::Display>(
+    name: &str,
+    v: T,
+) -> Result<T, ConfigError> {
+    if v > T::default() {
+        Ok(v)
+    } else {
+        Err(ConfigError::invalid(format!(
+            "{name} must be positive, got {v}"
+        )))
+    }
+}
+
+pub(super) fn input(raw: RawInput) -> Result<InputConfig, ConfigError> {
+    Ok(InputConfig {
+        ignore_columns: raw.ignore_columns,
+        timestamp_column: raw.timestamp_column,
+        sensor_column: raw.sensor_column,
+        epoch_unit: match raw.epoch_unit.as_deref() {
+            None => EpochUnit::Auto,
+            Some(name) => EpochUnit::from_name(name).ok_or_else(|| {
+                ConfigError::invalid(format!(
+                    "input.epoch_unit must be auto, s, ms, us or ns, got {name:?}"
+                ))
+            })?,
+        },
+        delimiter: match raw.delimiter.as_deref() {
+            None | Some("auto") => None,
+            Some(",") => Some(b','),
+            Some(";") => Some(b';'),
+            Some("\t") | Some("tab") | Some("\\t") => Some(b'\t'),
+            Some(other) => {
+                return Err(ConfigError::invalid(format!(
+                    "input.delimiter must be ',', ';', tab or auto, got {other:?}"
+                )))
+            }
+        },
+    })
+}
+
+pub(super) fn pipeline(p: RawPipeline) -> Result<PipelineConfig, ConfigError> {
+    let pipeline = PipelineConfig {
+        shards: positive("pipeline.shards", p.shards.unwrap_or(2))?,
+        batch_size: positive("pipeline.batch_size", p.batch_size.unwrap_or(1024))?,
+        linger: Duration::from_millis(p.linger_ms.unwrap_or(5)),
+        channel_capacity: positive(
+            "pipeline.channel_capacity",
+            p.channel_capacity.unwrap_or(16),
+        )?,
+        isa: isa::choose(p.isa.as_deref()).map_err(ConfigError::Isa)?,
+        speed: Speed::parse(p.speed.as_deref().unwrap_or("max"))?,
+    };
+    if pipeline.shards > 256 {
+        return Err(ConfigError::invalid(format!(
+            "pipeline.shards must be at most 256, got {}",
+            pipeline.shards
+        )));
+    }
+    Ok(pipeline)
+}
+
+pub(super) fn output(raw: RawOutput) -> OutputConfig {
+    OutputConfig {
+        alerts: raw.alerts,
+        shadow_alerts: raw
+            .shadow_alerts
+            .unwrap_or_else(|| PathBuf::from("shadow-alerts.jsonl")),
+        dead_letter: raw
+            .dead_letter
+            .unwrap_or_else(|| PathBuf::from("dead-letters.jsonl")),
+        metrics: raw.metrics,
+    }
+}
+
+fn topic(name: &str, v: Option<String>, default: &str) -> Result<String, ConfigError> {
+    let t = v.unwrap_or_else(|| default.to_string());
+    if t.is_empty()
+        || t.len() > 249
+        || !t
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c))
+    {
+        return Err(ConfigError::invalid(format!(
+            "kafka.{name} {t:?} is not a valid topic name"
+        )));
+    }
+    Ok(t)
+}
+
+pub(super) fn kafka(k: RawKafka, http: RawHttp) -> Result<KafkaConfig, ConfigError> {
+    let mut input_topics = Vec::new();
+    for t in k.input_topics.unwrap_or_default() {
+        input_topics.push(topic("input_topics", Some(t), "")?);
+    }
+    let http_listen = match http.listen.as_deref() {
+        Some("off") => None,
+        other => {
+            let text = other.unwrap_or("127.0.0.1:9898");
+            Some(text.parse().map_err(|_| {
+                ConfigError::invalid(format!(
+                    "http.listen {text:?} is not an address like 127.0.0.1:9898"
+                ))
+            })?)
+        }
+    };
+    let kafka = KafkaConfig {
+        bootstrap_servers: k
+            .bootstrap_servers
+            .unwrap_or_else(|| "127.0.0.1:9092".to_string()),
+        group_id: k.group_id.unwrap_or_else(|| "vigil".to_string()),
+        input_topics,
+        alert_topic: topic("alert_topic", k.alert_topic, "vigil-alerts")?,
+        dead_letter_topic: topic(
+            "dead_letter_topic",
+            k.dead_letter_topic,
+            "vigil-dead-letters",
+        )?,
+        shadow_alert_topic: topic(
+            "shadow_alert_topic",
+            k.shadow_alert_topic,
+            "vigil-shadow-alerts",
+        )?,
+        rewind: k.rewind.unwrap_or(2000),
+        producer_queue: positive("kafka.producer_queue", k.producer_queue.unwrap_or(100_000))?,
+        shutdown_timeout: Duration::from_secs(k.shutdown_timeout_s.unwrap_or(30)),
+        properties: k.properties.into_iter().collect(),
+        http_listen,
+        log_interval: Duration::from_secs(positive(
+            "http.log_interval_s",
+            http.log_interval_s.unwrap_or(10),
+        )?),
+    };
+    if kafka.group_id.is_empty() {
+        return Err(ConfigError::invalid("kafka.group_id must not be empty"));
+    }
+    Ok(kafka)
+}
