@@ -4,6 +4,7 @@ mod cli;
 mod fixture;
 mod iforest;
 mod kafka;
+mod layers;
 mod nab;
 mod onnx;
 mod replay;
