@@ -440,3 +440,163 @@ impl Decoder {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{Config, RawConfig};
+
+    fn decoder(rows: usize, naming: SensorNaming) -> (Decoder, Arc<NameTable>) {
+        let config = Config::validate(RawConfig::default()).expect("valid");
+        let names = Arc::new(NameTable::default());
+        let d =
+            Decoder::new(config.input, names.clone(), rows, Speed::Max).with_sensor_naming(naming);
+        (d, names)
+    }
+
+    /// A CSV file spec for `header`, as the file source makes it, and a chunk of `body`.
+    fn csv_chunk(d: &mut Decoder, path: &str, header: &str, body: &[u8], oversized: bool) -> Chunk {
+        let layout = d.csv_layout(header, Path::new(path)).expect("header");
+        let mut data = format!("{header}\n").into_bytes();
+        data.extend_from_slice(body);
+        Chunk {
+            file: Arc::new(FileSpec {
+                source: 0,
+                path: PathBuf::from(path),
+                format: Format::Csv(layout),
+            }),
+            first: true,
+            data,
+            oversized_last: oversized,
+            read_at: Instant::now(),
+            sent_at: Instant::now(),
+        }
+    }
+
+    fn decode(d: &mut Decoder, chunk: &Chunk) -> (Vec<RecordBatch>, Vec<DeadLetter>) {
+        let (mut batches, mut dead) = (Vec::new(), Vec::new());
+        assert!(d.chunk(chunk, &mut dead, &mut |b| {
+            batches.push(b);
+            true
+        }));
+        assert!(d.flush(&mut |b| {
+            batches.push(b);
+            true
+        }));
+        (batches, dead)
+    }
+
+    #[test]
+    fn lines_become_batches_of_at_most_batch_rows_with_their_line_numbers() {
+        let (mut d, names) = decoder(2, SensorNaming::FileStem);
+        let body =
+            b"2026-01-05T00:00:00Z,1.0\r\n\n2026-01-05T00:00:01Z,2.0\n2026-01-05T00:00:02Z,\n";
+        let chunk = csv_chunk(&mut d, "data/pump-3.csv", "timestamp,pressure", body, false);
+        let (batches, dead) = decode(&mut d, &chunk);
+        assert!(dead.is_empty());
+        assert_eq!(
+            batches.iter().map(RecordBatch::len).collect::<Vec<_>>(),
+            [2, 1]
+        );
+        let lines: Vec<u64> = batches
+            .iter()
+            .flat_map(|b| b.origins.iter().map(|o| o.position))
+            .collect();
+        // Line 1 is the header, line 3 blank (skipped, still counted).
+        assert_eq!(lines, [2, 4, 5]);
+        assert_eq!(&*names.get(batches[0].sensors[0]), "pump-3");
+        assert_eq!(d.counts.records, 3);
+        assert_eq!(
+            d.counts.readings_skipped, 1,
+            "the empty reading is decoded, then skipped"
+        );
+        assert!(batches[1].values[0].is_nan());
+    }
+
+    #[test]
+    fn bad_lines_are_dead_letters_with_reason_and_line_and_decoding_goes_on() {
+        let (mut d, _) = decoder(1024, SensorNaming::FileStem);
+        let mut body =
+            b"2026-01-05T00:00:00Z,1.0\nnot a time,2.0\n2026-01-05T00:00:02Z,\xff\n".to_vec();
+        body.extend_from_slice(b"2026-01-05T00:00:03Z,4.0\n2026-01-05T00:00:04Z,5");
+        let chunk = csv_chunk(&mut d, "p.csv", "timestamp,pressure", &body, true);
+        let (batches, dead) = decode(&mut d, &chunk);
+        assert_eq!(batches.iter().map(RecordBatch::len).sum::<usize>(), 2);
+        let got: Vec<(u64, bool)> = dead
+            .iter()
+            .map(|l| (l.origin.position, !l.reason.is_empty()))
+            .collect();
+        assert_eq!(got, [(3, true), (4, true), (6, true)]);
+        assert!(
+            dead[1].reason.starts_with("invalid UTF-8"),
+            "{}",
+            dead[1].reason
+        );
+        assert!(dead[2].reason.contains("longer than"), "{}", dead[2].reason);
+        assert_eq!(dead[1].raw, b"2026-01-05T00:00:02Z,\xff");
+        assert_eq!(d.counts.dead_letters, 3);
+    }
+
+    #[test]
+    fn files_without_a_sensor_column_are_named_by_stem_or_by_path() {
+        for (naming, want) in [
+            (SensorNaming::FileStem, "0"),
+            (SensorNaming::Path, "skab/valve1/0"),
+        ] {
+            let (mut d, names) = decoder(16, naming);
+            let chunk = csv_chunk(
+                &mut d,
+                "skab/valve1/0.csv",
+                "datetime;a",
+                b"2020-01-01 00:00:00;1\n",
+                false,
+            );
+            let (batches, _) = decode(&mut d, &chunk);
+            assert_eq!(&*names.get(batches[0].sensors[0]), want);
+        }
+    }
+
+    #[test]
+    fn a_schema_change_starts_a_new_batch_and_messages_carry_their_ticket() {
+        let (mut d, _) = decoder(1024, SensorNaming::FileStem);
+        let messages = [
+            r#"{"sensor":"a","ts":1000,"values":{"p":1}}"#,
+            r#"{"sensor":"a","ts":2000,"values":{"p":2}}"#,
+            r#"{"sensor":"b","ts":3000,"values":{"p":3,"q":4}}"#,
+        ];
+        let input = Input::Messages(MessageBatch {
+            ticket: 9,
+            messages: messages
+                .iter()
+                .enumerate()
+                .map(|(i, m)| Message {
+                    origin: Origin {
+                        source: 1,
+                        position: 10 + i as u64,
+                    },
+                    payload: m.as_bytes().to_vec(),
+                    timestamp_ms: 5,
+                    replay_only: i == 0,
+                })
+                .collect(),
+            read_at: Instant::now(),
+            sent_at: Instant::now(),
+        });
+        let mut batches = Vec::new();
+        assert!(d.input(&input, &mut Vec::new(), &mut |b| {
+            batches.push(b);
+            true
+        }));
+        // Replay-only, then new work of one schema, then another schema: three batches.
+        assert_eq!(
+            batches.iter().map(RecordBatch::len).collect::<Vec<_>>(),
+            [1, 1, 1]
+        );
+        assert!(batches[0].replay_only && !batches[1].replay_only);
+        assert_eq!(batches[2].width(), 2);
+        assert!(batches
+            .iter()
+            .all(|b| b.acks == [(9, 1)] && b.source_ms == 5));
+        assert_eq!((d.counts.rewound, d.counts.records), (1, 2));
+    }
+}

@@ -7,11 +7,11 @@
 //! The score (in (0, 1], scikit-learn's `-score_samples`) is written on the model's first channel,
 //! the one its alerts name; the other channels get no observation from this detector.
 
-use super::{Detector, KeyStates, Scores};
+use super::{Detector, KeyStates, SchemaCache};
+use crate::contract::Scores;
 use crate::iforest::features::Layout;
 use crate::iforest::model::IForestModel;
 use crate::record::{NameTable, RecordBatch};
-use std::collections::HashMap;
 use std::sync::Arc;
 use vigil_kernels::iforest::Scorer;
 use vigil_kernels::isa::Isa;
@@ -24,8 +24,8 @@ pub struct IForestDetector {
     scorer: Scorer,
     /// Each applicable sensor key's feature history.
     keys: KeyStates<Vec<f32>>,
-    /// By schema id: where the features read, and the alert column; None if a channel is missing.
-    layouts: HashMap<u32, Option<(Layout, usize)>>,
+    /// By schema: where the features read, and the alert column.
+    layouts: SchemaCache<(Layout, usize)>,
     x: Vec<f32>,
     rows: Vec<usize>,
     sums: Vec<f32>,
@@ -50,7 +50,7 @@ impl IForestDetector {
             model,
             scorer,
             keys: KeyStates::new(sensors, names),
-            layouts: HashMap::new(),
+            layouts: SchemaCache::default(),
             x: Vec::new(),
             rows: Vec::new(),
             sums: Vec::new(),
@@ -58,30 +58,14 @@ impl IForestDetector {
     }
 
     fn layout(&mut self, batch: &RecordBatch) -> Option<(Layout, usize)> {
-        let model = &self.model;
-        let name = &self.name;
-        self.layouts
-            .entry(batch.schema.id)
-            .or_insert_with(|| match Layout::new(&model.features, &batch.schema.channels) {
-                Ok(l) => {
-                    let first = &model.features[0].channel;
-                    let col = batch
-                        .schema
-                        .channels
-                        .iter()
-                        .position(|c| **c == **first)
-                        .unwrap_or(0);
-                    Some((l, col))
-                }
-                Err(missing) => {
-                    tracing::warn!(
-                        "detector {name}: records with channels {:?} lack {missing:?}; they are not scored by it",
-                        batch.schema.channels
-                    );
-                    None
-                }
-            })
-            .clone()
+        let features = &self.model.features;
+        self.layouts.get(&self.name, &batch.schema, |channels| {
+            let layout =
+                Layout::new(features, channels).map_err(|missing| format!("{missing:?}"))?;
+            let first = &features[0].channel;
+            let col = channels.iter().position(|c| **c == **first).unwrap_or(0);
+            Ok((layout, col))
+        })
     }
 }
 

@@ -8,6 +8,7 @@ pub mod iforest;
 pub mod likelihood;
 mod load;
 pub mod onnx;
+pub mod per_channel;
 pub mod zscore;
 
 use crate::contract::Scores;
@@ -47,14 +48,11 @@ pub fn build(
         .map(|c| -> Result<Box<dyn Detector>, BuildError> {
             Ok(match &c.kind {
                 DetectorKind::ZScore(params) => {
-                    Box::new(zscore::ZScoreDetector::new(c.name.clone(), isa, *params))
-                        as Box<dyn Detector>
+                    Box::new(zscore::detector(c.name.clone(), isa, *params)) as Box<dyn Detector>
                 }
-                DetectorKind::Likelihood(params) => Box::new(likelihood::LikelihoodDetector::new(
-                    c.name.clone(),
-                    isa,
-                    *params,
-                )),
+                DetectorKind::Likelihood(params) => {
+                    Box::new(likelihood::detector(c.name.clone(), isa, *params))
+                }
                 DetectorKind::IForest { model, sensors } => {
                     Box::new(iforest::IForestDetector::new(
                         c.name.clone(),
@@ -163,6 +161,47 @@ impl<T> KeyStates<T> {
             KeyState::Active(t) => Some(t),
             _ => None,
         }
+    }
+}
+
+/// Per schema, what a detector over several channels needs of it (where its channels are), worked
+/// out on first sight of the schema. A schema that lacks one of the detector's channels maps to
+/// `None` (its records are not scored by the detector), said in one warning per schema.
+#[derive(Debug)]
+pub struct SchemaCache<T> {
+    by_schema: std::collections::HashMap<u32, Option<T>>,
+}
+
+impl<T> Default for SchemaCache<T> {
+    fn default() -> Self {
+        SchemaCache {
+            by_schema: Default::default(),
+        }
+    }
+}
+
+impl<T: Clone> SchemaCache<T> {
+    /// What `make` made of `schema`'s channels, or `None` when it said (as `Err`) which channels
+    /// are missing.
+    pub fn get(
+        &mut self,
+        detector: &str,
+        schema: &crate::record::Schema,
+        make: impl FnOnce(&[Arc<str>]) -> Result<T, String>,
+    ) -> Option<T> {
+        self.by_schema
+            .entry(schema.id)
+            .or_insert_with(|| match make(&schema.channels) {
+                Ok(t) => Some(t),
+                Err(missing) => {
+                    tracing::warn!(
+                        "detector {detector}: records with channels {:?} lack {missing}; they are not scored by it",
+                        schema.channels
+                    );
+                    None
+                }
+            })
+            .clone()
     }
 }
 

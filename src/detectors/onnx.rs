@@ -7,11 +7,11 @@
 //! no observation and does not enter the window. The score goes on the manifest's first channel.
 //! A `run` that fails is logged and its rows score no observation; the stream goes on.
 
-use super::{Detector, KeyStates, Scores};
+use super::{Detector, KeyStates, SchemaCache};
+use crate::contract::Scores;
 use crate::onnx::OnnxModel;
 use crate::record::{NameTable, RecordBatch};
 use ort::session::Session;
-use std::collections::HashMap;
 use std::sync::Arc;
 
 /// A sensor's last `window` records' values (a ring, oldest at `next`) and how many are held.
@@ -28,8 +28,8 @@ pub struct OnnxDetector {
     model: Arc<OnnxModel>,
     session: Session,
     keys: KeyStates<Window>,
-    /// By schema id: the columns of the manifest's channels, and the alert column.
-    layouts: HashMap<u32, Option<(Vec<usize>, usize)>>,
+    /// By schema: the columns of the manifest's channels, and the alert column.
+    layouts: SchemaCache<(Vec<usize>, usize)>,
     x: Vec<f32>,
     rows: Vec<usize>,
     out: Vec<f32>,
@@ -66,7 +66,7 @@ impl OnnxDetector {
             model,
             session,
             keys: KeyStates::new(sensors, names),
-            layouts: HashMap::new(),
+            layouts: SchemaCache::default(),
             x: Vec::new(),
             rows: Vec::new(),
             out: Vec::new(),
@@ -77,33 +77,16 @@ impl OnnxDetector {
     }
 
     fn layout(&mut self, batch: &RecordBatch) -> Option<(Vec<usize>, usize)> {
-        let m = &self.model.manifest;
-        let name = &self.name;
-        self.layouts
-            .entry(batch.schema.id)
-            .or_insert_with(|| {
-                let cols: Option<Vec<usize>> = m
-                    .input
-                    .channels
-                    .iter()
-                    .map(|c| batch.schema.channels.iter().position(|s| **s == **c))
-                    .collect();
-                match cols {
-                    Some(cols) => {
-                        let first = cols[0];
-                        Some((cols, first))
-                    }
-                    None => {
-                        tracing::warn!(
-                            "detector {name}: records with channels {:?} lack some of {:?}; they are not scored by it",
-                            batch.schema.channels,
-                            m.input.channels
-                        );
-                        None
-                    }
-                }
-            })
-            .clone()
+        let wanted = &self.model.manifest.input.channels;
+        self.layouts.get(&self.name, &batch.schema, |channels| {
+            let cols: Option<Vec<usize>> = wanted
+                .iter()
+                .map(|c| channels.iter().position(|s| **s == **c))
+                .collect();
+            let cols = cols.ok_or_else(|| format!("some of {wanted:?}"))?;
+            let first = cols[0];
+            Ok((cols, first))
+        })
     }
 }
 

@@ -92,15 +92,16 @@ mod tests {
         })
     }
 
+    /// A decoder with the default configuration, batches of at most `rows`.
+    fn decoder(rows: usize) -> Decoder {
+        let config = Config::validate(RawConfig::default()).expect("valid");
+        let names = Arc::new(NameTable::default());
+        Decoder::new(config.input.clone(), names, rows, config.pipeline.speed)
+    }
+
     #[test]
     fn polls_become_batches_and_dead_letters_and_their_count_reaches_the_tracker() {
-        let config = Config::validate(RawConfig::default()).expect("valid");
-        let decoder = Decoder::new(
-            config.input.clone(),
-            Arc::new(NameTable::default()),
-            1024,
-            config.pipeline.speed,
-        );
+        let decoder = decoder(1024);
         let telemetry = Telemetry::default();
         let tracker = AckTracker::new(telemetry.recorders());
         tracker.register(7, vec![(0, 2)]);
@@ -157,13 +158,7 @@ mod tests {
 
     #[test]
     fn a_closed_output_stops_the_stage() {
-        let config = Config::validate(RawConfig::default()).expect("valid");
-        let decoder = Decoder::new(
-            config.input.clone(),
-            Arc::new(NameTable::default()),
-            1,
-            config.pipeline.speed,
-        );
+        let decoder = decoder(1);
         let telemetry = Telemetry::default();
         let tracker = AckTracker::new(telemetry.recorders());
         let (in_tx, in_rx) = bounded(4);

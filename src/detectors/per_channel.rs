@@ -1,0 +1,76 @@
+//! The one shell of detectors that keep independent state per (sensor, channel): a streaming
+//! kernel over a shard's slot columns. Runs of rows whose sensors sit in adjacent slot blocks are
+//! scored by one kernel call straight from the batch's values ([`super::for_each_run`]). The
+//! z-score and the likelihood detectors are this shell over their kernels.
+
+use super::{for_each_run, Detector, SlotMap};
+use crate::contract::Scores;
+use crate::record::RecordBatch;
+use std::fmt;
+use std::sync::Arc;
+
+/// A streaming kernel over slot columns, one slot per (sensor, channel).
+pub trait ChannelKernel: Send + fmt::Debug {
+    /// The kernel's state columns.
+    type Slots: Default + Send + fmt::Debug;
+    /// Slots allocated in `slots`.
+    fn slots_len(slots: &Self::Slots) -> usize;
+    /// Adds `n` fresh slots to `slots`.
+    fn grow(slots: &mut Self::Slots, n: usize);
+    /// What each slot expects its next reading to be.
+    fn expected(slots: &Self::Slots) -> &[f32];
+    /// Scores `values` (slots `start..start + values.len()`) into `scores`, updating the state.
+    fn update(&mut self, slots: &mut Self::Slots, start: usize, values: &[f32], scores: &mut [f32]);
+}
+
+/// A detector made of a [`ChannelKernel`] and its state.
+#[derive(Debug)]
+pub struct PerChannel<K: ChannelKernel> {
+    name: Arc<str>,
+    kernel: K,
+    slots: K::Slots,
+    map: SlotMap,
+}
+
+impl<K: ChannelKernel> PerChannel<K> {
+    pub fn new(name: Arc<str>, kernel: K) -> PerChannel<K> {
+        PerChannel {
+            name,
+            kernel,
+            slots: K::Slots::default(),
+            map: SlotMap::default(),
+        }
+    }
+
+    /// The kernel (e.g. to ask which instruction set it runs).
+    pub fn kernel(&self) -> &K {
+        &self.kernel
+    }
+}
+
+impl<K: ChannelKernel> Detector for PerChannel<K> {
+    fn name(&self) -> &Arc<str> {
+        &self.name
+    }
+
+    fn score(&mut self, batch: &RecordBatch, keys: &[u32], out: &mut Scores) {
+        let w = batch.width();
+        out.reset(batch.len() * w);
+        let (kernel, slots) = (&mut self.kernel, &mut self.slots);
+        for_each_run(
+            &mut self.map,
+            &keys[..batch.len()],
+            w,
+            |map, start, rows| {
+                let have = K::slots_len(slots);
+                if have < map.len() {
+                    K::grow(slots, map.len() - have);
+                }
+                let (a, b) = (rows.start * w, rows.end * w);
+                let end = start + (b - a);
+                out.expected[a..b].copy_from_slice(&K::expected(slots)[start..end]);
+                kernel.update(slots, start, &batch.values[a..b], &mut out.score[a..b]);
+            },
+        );
+    }
+}
