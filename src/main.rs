@@ -181,9 +181,12 @@ fn run_score(args: ScoreArgs) -> Result<(), Failure> {
         }
         None => None,
     };
-    let report = vigil::score::score(&config, stop, reload).map_err(|e| match e {
-        vigil::score::ScoreError::Usage(_) | vigil::score::ScoreError::Load(_) => usage(e),
-        other => Failure::Runtime(other.into()),
+    let report = vigil::score::score(&config, stop, reload).map_err(|e| {
+        if e.is_usage() {
+            usage(e)
+        } else {
+            Failure::Runtime(e.into())
+        }
     })?;
     eprint!("{}", report.table());
     if let Some(path) = &args.metrics_out {
@@ -206,12 +209,14 @@ fn run_produce(args: ProduceArgs) -> Result<(), Failure> {
         ..Overrides::default()
     };
     let config = configure(args.kafka.config.as_ref(), &flags)?;
-    let produced = vigil::produce::produce(&config, &args.files, &args.topic, args.rate).map_err(
-        |e| match e {
-            vigil::produce::ProduceError::Usage(_) => usage(e),
-            other => Failure::Runtime(other.into()),
-        },
-    )?;
+    let produced =
+        vigil::produce::produce(&config, &args.files, &args.topic, args.rate).map_err(|e| {
+            if e.is_usage() {
+                usage(e)
+            } else {
+                Failure::Runtime(e.into())
+            }
+        })?;
     eprintln!(
         "produced {} records to {} in {:.2} s ({:.0} records/s); {} lines skipped",
         produced.records,

@@ -10,13 +10,14 @@ use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-/// Why a manifest cannot be used. Displayed as one line, naming the file.
+/// Why a manifest cannot be used. Displayed as one line, naming the file and the cause (so the
+/// cause is in the message, not chained as a `source`).
 #[derive(Debug, thiserror::Error)]
 pub enum ManifestError {
-    #[error("manifest {}: {source}", path.display())]
+    #[error("manifest {}: {error}", path.display())]
     Read {
         path: PathBuf,
-        source: std::io::Error,
+        error: std::io::Error,
     },
     #[error("manifest {}: {message}", path.display())]
     Invalid { path: PathBuf, message: String },
@@ -165,9 +166,9 @@ impl Manifest {
             path: path.to_path_buf(),
             message,
         };
-        let text = std::fs::read_to_string(path).map_err(|source| ManifestError::Read {
+        let text = std::fs::read_to_string(path).map_err(|error| ManifestError::Read {
             path: path.to_path_buf(),
-            source,
+            error,
         })?;
         let raw: RawManifest =
             toml::from_str(&text).map_err(|e| invalid(e.message().replace('\n', " ")))?;

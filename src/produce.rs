@@ -15,11 +15,23 @@ use std::time::{Duration, Instant};
 /// Why producing failed.
 #[derive(Debug, thiserror::Error)]
 pub enum ProduceError {
-    /// Bad input file or Kafka settings (exit code 2).
-    #[error("{0}")]
-    Usage(String),
-    #[error("{0}")]
-    Runtime(String),
+    /// An input file that cannot be opened or has no usable header.
+    #[error(transparent)]
+    Input(#[from] crate::sources::file::InputError),
+    /// librdkafka refused the settings.
+    #[error("cannot create the Kafka producer: {0}")]
+    Client(rdkafka::error::KafkaError),
+    #[error("producing to {topic} failed: {message}")]
+    Send { topic: String, message: String },
+    #[error("the broker did not acknowledge everything: {0}")]
+    Flush(rdkafka::error::KafkaError),
+}
+
+impl ProduceError {
+    /// Whether it is the user's to fix before anything ran (exit code 2).
+    pub fn is_usage(&self) -> bool {
+        matches!(self, ProduceError::Input(_) | ProduceError::Client(_))
+    }
 }
 
 /// What was produced.
@@ -75,8 +87,7 @@ pub fn produce(
     let inputs = files
         .iter()
         .map(|f| file::open(f, &mut decoder, &mut sources))
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| ProduceError::Usage(e.to_string()))?;
+        .collect::<Result<Vec<_>, _>>()?;
     let producer: ThreadedProducer<DefaultProducerContext> = crate::kafka::client_config(
         &config.kafka,
         &[
@@ -86,7 +97,7 @@ pub fn produce(
         ],
     )
     .create()
-    .map_err(|e| ProduceError::Usage(format!("cannot create the Kafka producer: {e}")))?;
+    .map_err(ProduceError::Client)?;
 
     let (tx, rx) = crossbeam_channel::bounded::<Input>(4);
     let stop = AtomicBool::new(false);
@@ -150,13 +161,14 @@ pub fn produce(
         let _ = reader.join();
     });
     if let Some(e) = failure {
-        return Err(ProduceError::Runtime(format!(
-            "producing to {topic} failed: {e}"
-        )));
+        return Err(ProduceError::Send {
+            topic: topic.to_string(),
+            message: e,
+        });
     }
-    producer.flush(Duration::from_secs(60)).map_err(|e| {
-        ProduceError::Runtime(format!("the broker did not acknowledge everything: {e}"))
-    })?;
+    producer
+        .flush(Duration::from_secs(60))
+        .map_err(ProduceError::Flush)?;
     for d in dead.iter().take(3) {
         tracing::warn!("skipped line {}: {}", d.origin.position, d.reason);
     }

@@ -20,14 +20,31 @@ use std::time::{Duration, Instant};
 /// Why the scorer stopped with an error.
 #[derive(Debug, thiserror::Error)]
 pub enum ScoreError {
-    /// Configuration the scorer cannot start with (exit code 2).
-    #[error("{0}")]
-    Usage(String),
-    /// A detector's model cannot be loaded (exit code 2).
+    #[error("no input topics: set kafka.input_topics, VIGIL_INPUT_TOPICS or --topic")]
+    NoTopics,
+    /// A detector's model cannot be loaded.
     #[error(transparent)]
     Load(#[from] LoadError),
+    /// librdkafka refused the settings (e.g. an unknown or unsupported property).
+    #[error("cannot create the Kafka {client}: {error}")]
+    Client {
+        client: &'static str,
+        error: rdkafka::error::KafkaError,
+    },
+    #[error("cannot listen on {addr}: {error}")]
+    Listen {
+        addr: std::net::SocketAddr,
+        error: std::io::Error,
+    },
     #[error(transparent)]
     Pipeline(#[from] PipelineError),
+}
+
+impl ScoreError {
+    /// Whether it is the user's to fix before anything ran (exit code 2).
+    pub fn is_usage(&self) -> bool {
+        !matches!(self, ScoreError::Pipeline(_))
+    }
 }
 
 /// Where `vigil score` re-reads its detectors from while it runs.
@@ -133,9 +150,7 @@ pub fn score(
 ) -> Result<Report, ScoreError> {
     let k = &config.kafka;
     if k.input_topics.is_empty() {
-        return Err(ScoreError::Usage(
-            "no input topics: set kafka.input_topics, VIGIL_INPUT_TOPICS or --topic".into(),
-        ));
+        return Err(ScoreError::NoTopics);
     }
     let run = Run::prepare(config, true)?;
     let (names, tracker, telemetry, counters) = (
@@ -145,8 +160,11 @@ pub fn score(
         run.counters.clone(),
     );
     let decoder = run.decoder(config, SensorNaming::default());
-    let (sink, failed) = KafkaSink::new(k, names.clone(), tracker.clone())
-        .map_err(|e| ScoreError::Usage(format!("cannot create the Kafka producer: {e}")))?;
+    let (sink, failed) =
+        KafkaSink::new(k, names.clone(), tracker.clone()).map_err(|error| ScoreError::Client {
+            client: "producer",
+            error,
+        })?;
     let status = Arc::new(Mutex::new(ConsumerStatus::default()));
     let source = KafkaSource::new(
         k,
@@ -154,12 +172,14 @@ pub fn score(
         tracker.clone(),
         status.clone(),
     )
-    .map_err(|e| ScoreError::Usage(format!("cannot create the Kafka consumer: {e}")))?;
+    .map_err(|error| ScoreError::Client {
+        client: "consumer",
+        error,
+    })?;
     let listener = match k.http_listen {
-        Some(addr) => Some(
-            TcpListener::bind(addr)
-                .map_err(|e| ScoreError::Usage(format!("cannot listen on {addr}: {e}")))?,
-        ),
+        Some(addr) => {
+            Some(TcpListener::bind(addr).map_err(|error| ScoreError::Listen { addr, error })?)
+        }
         None => None,
     };
     let running = run.start(config, decoder, Box::new(sink), None)?;

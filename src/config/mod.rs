@@ -34,7 +34,7 @@ pub enum ConfigError {
     #[error("config {}: {message}", path.display())]
     Parse { path: PathBuf, message: String },
     #[error("invalid configuration: {0}")]
-    Isa(#[source] vigil_kernels::isa::IsaError),
+    Isa(vigil_kernels::isa::IsaError),
     #[error("invalid configuration: {0}")]
     Invalid(String),
 }

@@ -12,13 +12,14 @@ use std::time::Duration;
 use vigil_kernels::likelihood::LikelihoodParams;
 use vigil_kernels::zscore::ZParams;
 
-/// Why a detector cannot be loaded. One line, naming the detector and the file.
+/// Why a detector cannot be loaded. One line, naming the detector, the file and the cause (in the
+/// message, not chained as a `source`).
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
-    #[error("detector {detector}: {source}")]
+    #[error("detector {detector}: {error}")]
     Manifest {
         detector: String,
-        source: ManifestError,
+        error: ManifestError,
     },
     /// A model file that cannot be read or is not a model (Vigil's forest format, or ONNX).
     #[error("detector {detector}: {message}")]
@@ -198,9 +199,9 @@ fn load_one(config: &Config, spec: &DetectorSpec) -> Result<LoadedDetector, Load
             sensors,
             max_run,
         } => {
-            let manifest = Manifest::load(path).map_err(|source| LoadError::Manifest {
+            let manifest = Manifest::load(path).map_err(|error| LoadError::Manifest {
                 detector: label.clone(),
-                source,
+                error,
             })?;
             let name = spec.name.clone().unwrap_or_else(|| manifest.id());
             match &manifest.model {
@@ -209,7 +210,7 @@ fn load_one(config: &Config, spec: &DetectorSpec) -> Result<LoadedDetector, Load
                     if let Some(channels) = channels {
                         check_channels(file, channels).map_err(|message| LoadError::Manifest {
                             detector: label.clone(),
-                            source: ManifestError::Invalid {
+                            error: ManifestError::Invalid {
                                 path: path.clone(),
                                 message,
                             },
