@@ -54,10 +54,24 @@ fn bad_input_flag_or_config_is_one_line_and_exit_2() {
         &vigil(&["replay", "fixtures/pumps.csv", "--speed", "warp"], &[]),
         "speed must be",
     );
-    assert_usage_error(
-        &vigil(&["replay", "fixtures/pumps.csv"], &[("VIGIL_ISA", "sse9")]),
-        "unknown instruction set",
-    );
+    // VIGIL_ISA is honoured by every command that runs kernels, training and evaluation too.
+    for args in [
+        &["replay", "fixtures/pumps.csv"][..],
+        &[
+            "train",
+            "iforest",
+            "--input",
+            "fixtures/pumps.csv",
+            "--out",
+            "/tmp/never.vigil",
+        ],
+        &["eval", "skab", "../shared/datasets/skab-dev"],
+    ] {
+        assert_usage_error(
+            &vigil(args, &[("VIGIL_ISA", "sse9")]),
+            "VIGIL_ISA: unknown instruction set \"sse9\"",
+        );
+    }
     let headerless = dir.join("h.csv");
     std::fs::write(&headerless, "a,b\n1,2\n").expect("write");
     assert_usage_error(
