@@ -1,6 +1,6 @@
 //! Kernel benches: the z-score update on every available instruction set over sizes from in-cache
 //! to far out of cache, the likelihood detector (four z-score passes and a combine) in and out of
-//! cache, and the memory-bandwidth reference (a STREAM triad over the same footprint).
+//! cache, PCA T²+Q scoring of 8-channel rows, and the memory-bandwidth reference (a STREAM triad over the same footprint).
 //!
 //! `cargo bench --bench kernels`. `cargo bench --bench ratios` prints the ratios against targets.
 
@@ -10,6 +10,7 @@ use std::time::Duration;
 use vigil_kernels::bandwidth::triad;
 use vigil_kernels::isa::Isa;
 use vigil_kernels::likelihood::{Likelihood, LikelihoodParams, LikelihoodSlots, LikelihoodSpec};
+use vigil_kernels::pca::{Accumulator, PcaParams, RowScore, Scorer as PcaScorer};
 use vigil_kernels::zscore::{ZParams, ZScore, ZSlots};
 
 const SIZES: [usize; 4] = [1_000, 65_536, 1_000_000, 10_000_000];
@@ -71,6 +72,40 @@ fn likelihood(c: &mut Criterion) {
     group.finish();
 }
 
+/// PCA T²+Q over 8 correlated channels (SKAB's shape), 4096 rows a call.
+fn pca(c: &mut Criterion) {
+    let (d, n) = (8usize, 4096usize);
+    let row = |i: usize| -> Vec<f32> {
+        let f = ((i * 7919) % 1000) as f32 * 0.01;
+        (0..d)
+            .map(|j| f * (j as f32 + 1.0) + ((i * 31 + j * 17) % 97) as f32 * 0.001)
+            .collect()
+    };
+    let mut acc = Accumulator::new(d);
+    for i in 0..400 {
+        acc.push(&row(i));
+    }
+    let model = acc.fit(&PcaParams::default()).expect("fits");
+    let x: Vec<f32> = (0..n).flat_map(row).collect();
+    let mut out = vec![
+        RowScore {
+            t2: 0.0,
+            q: 0.0,
+            score: 0.0
+        };
+        n
+    ];
+    let mut group = c.benchmark_group("pca_score_8_channels");
+    group.throughput(Throughput::Elements(n as u64));
+    for isa in Isa::available() {
+        let scorer = PcaScorer::new(isa).expect("available");
+        group.bench_function(BenchmarkId::new(isa.name(), n), |b| {
+            b.iter(|| scorer.score(&model, black_box(&x), &mut out))
+        });
+    }
+    group.finish();
+}
+
 fn bandwidth(c: &mut Criterion) {
     let n = 10_000_000;
     let mut group = c.benchmark_group("memory_bandwidth_10M_slots");
@@ -97,5 +132,5 @@ fn bandwidth(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, zscore, likelihood, bandwidth);
+criterion_group!(benches, zscore, likelihood, pca, bandwidth);
 criterion_main!(benches);

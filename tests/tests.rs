@@ -7,6 +7,7 @@ mod kafka;
 mod layers;
 mod nab;
 mod onnx;
+mod pca;
 mod replay;
 mod support;
 

@@ -20,5 +20,6 @@ pub mod bandwidth;
 pub mod iforest;
 pub mod isa;
 pub mod likelihood;
+pub mod pca;
 pub mod rng;
 pub mod zscore;

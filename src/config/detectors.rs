@@ -6,8 +6,10 @@ use super::policy::{PolicyBase, PolicyConfig};
 use super::raw::{RawDetector, RawKind, RawPolicy, RawZscore};
 use super::ConfigError;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 use vigil_kernels::likelihood::{LikelihoodParams, LikelihoodSpec};
+use vigil_kernels::pca::{PcaParams, MAX_CHANNELS};
 use vigil_kernels::zscore::ZParams;
 
 /// Built-in z-score parameters: (half_life, warmup, min_std, clip).
@@ -25,11 +27,29 @@ pub struct DetectorSpec {
     pub kind: SpecKind,
 }
 
+/// A validated `kind = "pca"` detector.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PcaSpec {
+    pub params: PcaParams,
+    /// Records each sensor learns from before it scores.
+    pub train_rows: u32,
+    /// The channels read together, in order; empty: every channel of the sensor's records.
+    pub channels: Arc<[String]>,
+    /// Sensors it applies to; empty: all.
+    pub sensors: Arc<[String]>,
+}
+
+/// The policy of a PCA detector before `[alerts]`' counts and its own fields: open at a control
+/// limit, close a little below it.
+pub const PCA_OPEN: f32 = 1.0;
+pub const PCA_CLOSE: f32 = 0.9;
+
 /// What a validated entry computes, or where its model is.
 #[derive(Debug, Clone)]
 pub enum SpecKind {
     ZScore(ZParams),
     Likelihood(LikelihoodParams),
+    Pca(PcaSpec),
     IForest {
         model: PathBuf,
         sensors: Vec<String>,
@@ -54,6 +74,7 @@ impl DetectorSpec {
         self.name.as_deref().unwrap_or(match self.kind {
             SpecKind::ZScore(_) => "zscore",
             SpecKind::Likelihood(_) => "likelihood",
+            SpecKind::Pca(_) => "pca",
             SpecKind::IForest { .. } => "iforest",
             SpecKind::Onnx { .. } => "onnx",
             SpecKind::Model { .. } => "model",
@@ -130,6 +151,40 @@ pub(super) fn spec(raw: RawDetector, alerts: &RawPolicy) -> Result<DetectorSpec,
                 .map_err(|e| ConfigError::invalid(format!("detector {label}: {e}")))?;
             PolicyConfig::resolve(PolicyBase::Likelihood, alerts, &common.alerts, &label)?;
             SpecKind::Likelihood(params)
+        }
+        RawKind::Pca(p) => {
+            let d = PcaParams::default();
+            let params = PcaParams {
+                explained: p.explained.unwrap_or(d.explained),
+                p: p.p.unwrap_or(d.p),
+                min_std: p.min_std.unwrap_or(d.min_std),
+            };
+            params
+                .check()
+                .map_err(|e| ConfigError::invalid(format!("detector {label}: {e}")))?;
+            let train_rows = p.train_rows.unwrap_or(400);
+            let channels = p.channels.len().max(1);
+            if !(train_rows as usize >= channels + 2 && train_rows <= 10_000_000) {
+                return Err(ConfigError::invalid(format!(
+                    "detector {label}: train_rows must be at least the channels + 2 and at most 1e7, got {train_rows}"
+                )));
+            }
+            if p.channels.len() > MAX_CHANNELS {
+                return Err(ConfigError::invalid(format!(
+                    "detector {label}: at most {MAX_CHANNELS} channels"
+                )));
+            }
+            let base = PolicyBase::Threshold {
+                open: PCA_OPEN,
+                close: PCA_CLOSE,
+            };
+            PolicyConfig::resolve(base, alerts, &common.alerts, &label)?;
+            SpecKind::Pca(PcaSpec {
+                params,
+                train_rows,
+                channels: p.channels.into(),
+                sensors: p.sensors.into(),
+            })
         }
         RawKind::Iforest(f) => SpecKind::IForest {
             model: required("model", f.model)?,

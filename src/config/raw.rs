@@ -185,10 +185,12 @@ pub enum RawKind {
     Onnx(RawModel),
     /// Any model of the registry by its manifest (`kind` in the manifest: onnx, iforest, zscore).
     Model(RawModel),
+    /// PCA T² and Q over a sensor's channels together, learned from its first records.
+    Pca(RawPca),
 }
 
 /// The names `kind` may take.
-pub const DETECTOR_KINDS: [&str; 5] = ["zscore", "likelihood", "iforest", "onnx", "model"];
+pub const DETECTOR_KINDS: [&str; 6] = ["zscore", "likelihood", "iforest", "onnx", "model", "pca"];
 
 impl RawKind {
     /// The `kind` as written.
@@ -199,6 +201,7 @@ impl RawKind {
             RawKind::Iforest(_) => "iforest",
             RawKind::Onnx(_) => "onnx",
             RawKind::Model(_) => "model",
+            RawKind::Pca(_) => "pca",
         }
     }
 }
@@ -230,6 +233,7 @@ impl<'de> Deserialize<'de> for RawDetector {
             "iforest" => RawKind::Iforest(rest(table)?),
             "onnx" => RawKind::Onnx(rest(table)?),
             "model" => RawKind::Model(rest(table)?),
+            "pca" => RawKind::Pca(rest(table)?),
             other => return Err(D::Error::unknown_variant(other, &DETECTOR_KINDS)),
         };
         Ok(RawDetector { common, kind })
@@ -246,6 +250,28 @@ pub struct RawModel {
     /// are run in chunks whose size adapts to stay under it. Default 5.
     pub max_run_ms: Option<f64>,
     /// Sensors it applies to. Default: every sensor whose records carry the model's channels.
+    #[serde(default)]
+    pub sensors: Vec<String>,
+}
+
+/// `kind = "pca"`: see `vigil_kernels::pca`. Its default policy: open at 1 (a control limit)
+/// after 3, close below 0.9 after 10.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPca {
+    /// Records each sensor learns its model from (standardisation, components, limits) before it
+    /// scores; they score no observation. Default 400 (SKAB's training rows).
+    pub train_rows: Option<u32>,
+    /// Share of the standardised variance the principal components explain. Default 0.85.
+    pub explained: Option<f64>,
+    /// Confidence of the control limits. Default 0.999.
+    pub p: Option<f64>,
+    /// Floor of a channel's standard deviation in the training records. Default 0.001.
+    pub min_std: Option<f64>,
+    /// The channels read together, in order. Default: every channel of the sensor's records.
+    #[serde(default)]
+    pub channels: Vec<String>,
+    /// Sensors it applies to. Default: every sensor.
     #[serde(default)]
     pub sensors: Vec<String>,
 }

@@ -36,6 +36,7 @@ pub enum LoadError {
 pub enum DetectorKind {
     ZScore(ZParams),
     Likelihood(LikelihoodParams),
+    Pca(crate::config::PcaSpec),
     IForest {
         model: Arc<IForestModel>,
         sensors: Arc<[String]>,
@@ -53,6 +54,7 @@ impl DetectorKind {
         match self {
             DetectorKind::ZScore(_) => "zscore",
             DetectorKind::Likelihood(_) => "likelihood",
+            DetectorKind::Pca(_) => "pca",
             DetectorKind::IForest { .. } => "iforest",
             DetectorKind::Onnx { .. } => "onnx",
         }
@@ -187,6 +189,21 @@ fn load_one(config: &Config, spec: &DetectorSpec) -> Result<LoadedDetector, Load
             let identity = format!("{name} likelihood {params:?}");
             let kind = DetectorKind::Likelihood(*params);
             finish(name, kind, PolicyBase::Likelihood, identity, Vec::new())
+        }
+        SpecKind::Pca(spec) => {
+            let name = label.clone();
+            let identity = format!("{name} pca {spec:?}");
+            let base = PolicyBase::Threshold {
+                open: crate::config::PCA_OPEN,
+                close: crate::config::PCA_CLOSE,
+            };
+            finish(
+                name,
+                DetectorKind::Pca(spec.clone()),
+                base,
+                identity,
+                Vec::new(),
+            )
         }
         SpecKind::IForest { model, sensors } => iforest(label.clone(), model, sensors, None),
         SpecKind::Onnx {

@@ -8,6 +8,7 @@ pub mod iforest;
 pub mod likelihood;
 mod load;
 pub mod onnx;
+pub mod pca;
 pub mod per_channel;
 pub mod zscore;
 
@@ -53,6 +54,12 @@ pub fn build(
                 DetectorKind::Likelihood(params) => {
                     Box::new(likelihood::detector(c.name.clone(), isa, *params))
                 }
+                DetectorKind::Pca(spec) => Box::new(pca::PcaDetector::new(
+                    c.name.clone(),
+                    isa,
+                    spec.clone(),
+                    sensor_names.clone(),
+                )),
                 DetectorKind::IForest { model, sensors } => {
                     Box::new(iforest::IForestDetector::new(
                         c.name.clone(),
