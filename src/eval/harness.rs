@@ -202,7 +202,23 @@ pub(super) fn score_files(
 pub(super) fn unit_score(z: f32, open: f32) -> f64 {
     if z.is_nan() || z <= 0.0 {
         0.0
+    } else if z.is_infinite() {
+        1.0
     } else {
         (z / (z + open)) as f64
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::unit_score;
+
+    #[test]
+    fn unit_scores_stay_in_the_unit_interval() {
+        assert_eq!(unit_score(f32::NAN, 6.0), 0.0);
+        assert_eq!(unit_score(-1.0, 6.0), 0.0);
+        assert_eq!(unit_score(6.0, 6.0), 0.5);
+        assert_eq!(unit_score(f32::INFINITY, 6.0), 1.0);
+        assert!(unit_score(f32::MAX, 6.0) <= 1.0);
     }
 }

@@ -166,7 +166,9 @@ pub fn score_corpus(files: &[ScoredFile], p: &Profile) -> Result<ProfileScore, N
     let mut i = 0;
     while i < rows.len() {
         let threshold = rows[i].score;
-        while i < rows.len() && rows[i].score == threshold {
+        // Total order: a NaN score (a detector's bug) is one threshold like any other, and the
+        // sweep always moves on.
+        while i < rows.len() && rows[i].score.total_cmp(&threshold).is_eq() {
             let r = rows[i];
             match r.window {
                 Some(w) => match best_in_window[w] {
@@ -310,6 +312,15 @@ mod tests {
 
     fn close(a: f64, b: f64) -> bool {
         (a - b).abs() < 1e-4
+    }
+
+    #[test]
+    fn a_nan_score_does_not_stall_the_sweep() {
+        let mut f = file(4032, Some((2000, 2402)), &[2100]);
+        f.scores[3000] = f64::NAN;
+        f.scores[3001] = f64::NAN;
+        let s = score_corpus(&[f], &STD).expect("scores");
+        assert!(s.normalized > 0.0, "{s:?}");
     }
 
     #[test]
