@@ -116,6 +116,7 @@ impl AlertPolicy {
                     origin: batch.origins[r],
                     shadow: false,
                     reason: None,
+                    contributions: Vec::new(),
                 });
                 self.streak[s] = 0;
                 match event {
@@ -163,6 +164,7 @@ impl AlertPolicy {
                 origin,
                 shadow: false,
                 reason: Some(reason),
+                contributions: Vec::new(),
             });
             self.open[s] = false;
         }

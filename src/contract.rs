@@ -48,6 +48,17 @@ pub struct Alert {
     pub shadow: bool,
     /// Why a close did not come from the scores (e.g. the detector was removed); `None` otherwise.
     pub reason: Option<&'static str>,
+    /// A multivariate detector's account of an opening record: the channels that contributed most
+    /// to its score, with their shares (largest first, summing to at most 1); empty otherwise.
+    pub contributions: Vec<(Arc<str>, f32)>,
+}
+
+/// What a detector says of one record it scored: which channels made its score, and what it
+/// expected of the alert's channel.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Explanation {
+    pub contributions: Vec<(Arc<str>, f32)>,
+    pub expected: Option<f32>,
 }
 
 /// Scores of one batch, row-major like the batch's values.

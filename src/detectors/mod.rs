@@ -12,7 +12,7 @@ pub mod pca;
 pub mod per_channel;
 pub mod zscore;
 
-use crate::contract::Scores;
+use crate::contract::{Explanation, Scores};
 use crate::record::RecordBatch;
 pub use load::{load, names, DetectorKind, LoadError, LoadedDetector};
 use std::fmt;
@@ -25,6 +25,11 @@ pub trait Detector: Send + fmt::Debug {
     fn name(&self) -> &Arc<str>;
     /// Scores every reading of `batch`; `keys[i]` is the shard's key for row `i`'s sensor.
     fn score(&mut self, batch: &RecordBatch, keys: &[u32], out: &mut Scores);
+    /// Why row `row` of `batch` (just scored, sensor key `key`) scored as it did, for the alert it
+    /// opened. Called only for opening records; the default says nothing.
+    fn explain(&mut self, _batch: &RecordBatch, _row: usize, _key: u32) -> Explanation {
+        Explanation::default()
+    }
 }
 
 /// Why a shard's instance of a loaded detector could not be made.

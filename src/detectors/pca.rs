@@ -9,7 +9,7 @@
 
 use super::{Detector, KeyStates, SchemaCache};
 use crate::config::PcaSpec;
-use crate::contract::Scores;
+use crate::contract::{Explanation, Scores};
 use crate::record::{NameTable, RecordBatch};
 use std::sync::Arc;
 use vigil_kernels::isa::Isa;
@@ -78,9 +78,36 @@ impl PcaDetector {
     }
 }
 
+/// Most channels an alert names.
+const NAMED: usize = 3;
+
 impl Detector for PcaDetector {
     fn name(&self) -> &Arc<str> {
         &self.name
+    }
+
+    fn explain(&mut self, batch: &RecordBatch, row: usize, key: u32) -> Explanation {
+        let Some(cols) = self.layout(batch) else {
+            return Explanation::default();
+        };
+        let Some(State::Ready(model)) = self.keys.get(key, batch.sensors[row], || State::Failed)
+        else {
+            return Explanation::default();
+        };
+        let w = batch.width();
+        let x: Vec<f32> = cols.iter().map(|&j| batch.values[row * w + j]).collect();
+        let e = model.explain(&x);
+        let mut ranked: Vec<(usize, f64)> = e.shares.iter().copied().enumerate().collect();
+        ranked.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+        Explanation {
+            contributions: ranked
+                .into_iter()
+                .take(NAMED)
+                .filter(|(_, share)| *share > 0.0)
+                .map(|(i, share)| (batch.schema.channels[cols[i]].clone(), share as f32))
+                .collect(),
+            expected: e.expected.first().map(|&v| v as f32),
+        }
     }
 
     fn score(&mut self, batch: &RecordBatch, keys: &[u32], out: &mut Scores) {

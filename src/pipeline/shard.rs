@@ -102,6 +102,19 @@ impl Shard {
                 &self.scores,
                 &mut alerts,
             );
+            // Opening records get the detector's account of their score (rare: per alert).
+            for a in &mut alerts[before..] {
+                if a.event != crate::contract::AlertEvent::Open {
+                    continue;
+                }
+                if let Some(r) = batch.origins.iter().position(|o| *o == a.origin) {
+                    let e = detector.explain(batch, r, self.row_keys[r]);
+                    a.contributions = e.contributions;
+                    if let Some(expected) = e.expected {
+                        a.expected = expected;
+                    }
+                }
+            }
             if let Some(tap) = &self.tap {
                 tap.scored(k, detector.name(), batch, &self.scores, &alerts[before..]);
             }

@@ -28,8 +28,17 @@ struct AlertLine<'a> {
     role: Option<&'static str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     reason: Option<&'static str>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    contributions: Vec<Contribution<'a>>,
     #[serde(flatten)]
     origin: OriginJson<'a>,
+}
+
+/// A channel's share of a multivariate score.
+#[derive(Serialize)]
+struct Contribution<'a> {
+    channel: &'a str,
+    share: f32,
 }
 
 /// Where the record that raised an alert came from.
@@ -84,6 +93,14 @@ pub fn alert_json(alert: &Alert, names: &Names, out: &mut Vec<u8>) {
         raised_at: format_iso(now_millis()),
         role: alert.shadow.then_some("shadow"),
         reason: alert.reason,
+        contributions: alert
+            .contributions
+            .iter()
+            .map(|(channel, share)| Contribution {
+                channel,
+                share: (share * 1000.0).round() / 1000.0,
+            })
+            .collect(),
         origin: origin_json(names, &source, alert.origin.position),
     };
     // Serializing plain strings and numbers into a Vec cannot fail.

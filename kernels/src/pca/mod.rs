@@ -246,6 +246,66 @@ pub struct RowScore {
     pub score: f32,
 }
 
+/// Why one row scored as it did (f64, for alerts: not the hot path).
+#[derive(Clone, Debug, PartialEq)]
+pub struct RowExplanation {
+    /// Each channel's share of the statistic that decided the score (T² when `T²/limit ≥
+    /// Q/limit`, else Q), non-negative, summing to 1 (all 0 when the statistic is 0).
+    pub shares: Vec<f64>,
+    /// Whether T² decided the score (else Q).
+    pub by_t2: bool,
+    /// The row as the model reconstructs it from its principal components, in the channels' units.
+    pub expected: Vec<f64>,
+}
+
+impl PcaModel {
+    /// Each channel's part in `x`'s score, and what the model expected of each channel.
+    ///
+    /// Q's part of channel j is its squared residual `r_j²`; T²'s is `|z_j · Σ_i P_ij t_i / λ_i|`
+    /// (the terms of `T² = Σ_j z_j Σ_i P_ij t_i / λ_i`, whose signs can differ, taken by size).
+    pub fn explain(&self, x: &[f32]) -> RowExplanation {
+        let (d, k) = (self.d, self.k);
+        let z: Vec<f64> = (0..d)
+            .map(|j| (x[j] as f64 - self.mean[j] as f64) * self.inv_std[j] as f64)
+            .collect();
+        let p = |i: usize, j: usize| self.components[i * d + j] as f64;
+        let t: Vec<f64> = (0..k)
+            .map(|i| (0..d).map(|j| p(i, j) * z[j]).sum())
+            .collect();
+        let fit: Vec<f64> = (0..d)
+            .map(|j| (0..k).map(|i| p(i, j) * t[i]).sum())
+            .collect();
+        let t2: f64 = (0..k)
+            .map(|i| t[i] * t[i] * self.inv_lambda[i] as f64)
+            .sum();
+        let q: f64 = (0..d).map(|j| (z[j] - fit[j]).powi(2)).sum();
+        let by_t2 = t2 * self.inv_t2_ucl as f64 >= q * self.inv_q_ucl as f64;
+        let parts: Vec<f64> = (0..d)
+            .map(|j| {
+                if by_t2 {
+                    let w: f64 = (0..k)
+                        .map(|i| p(i, j) * t[i] * self.inv_lambda[i] as f64)
+                        .sum();
+                    (z[j] * w).abs()
+                } else {
+                    (z[j] - fit[j]).powi(2)
+                }
+            })
+            .collect();
+        let total: f64 = parts.iter().sum();
+        RowExplanation {
+            shares: parts
+                .iter()
+                .map(|v| if total > 0.0 { v / total } else { 0.0 })
+                .collect(),
+            by_t2,
+            expected: (0..d)
+                .map(|j| self.mean[j] as f64 + fit[j] / self.inv_std[j] as f64)
+                .collect(),
+        }
+    }
+}
+
 /// The scoring kernel on one instruction set.
 #[derive(Clone, Copy, Debug)]
 pub struct Scorer {

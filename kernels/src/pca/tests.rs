@@ -166,6 +166,32 @@ fn the_fit_finds_the_latent_structure_and_its_limits_hold_on_normal_rows() {
 }
 
 #[test]
+fn an_explanation_names_the_channel_that_broke_the_correlation() {
+    let mut rng = Rng(8);
+    let (model, _) = fitted(&mut rng, 6, 2);
+    let mut row = rows(&mut Rng(9), 1, 6, 2);
+    let normal = model.explain(&row);
+    assert!((normal.shares.iter().sum::<f64>() - 1.0).abs() < 1e-9);
+    let before = row[4] as f64;
+    row[4] += 8.0;
+    let e = model.explain(&row);
+    // What the model expects of the moved channel is nearer its value before the move.
+    assert!(
+        (e.expected[4] - before).abs() < (e.expected[4] - row[4] as f64).abs(),
+        "expected {} of {before} moved to {}",
+        e.expected[4],
+        row[4]
+    );
+    assert!(!e.by_t2, "a broken correlation is Q's");
+    let top = (0..6)
+        .max_by(|&a, &b| e.shares[a].total_cmp(&e.shares[b]))
+        .expect("six");
+    assert_eq!(top, 4, "{:?}", e.shares);
+    // (PCA smears a residual over the correlated channels: the moved one leads, not alone.)
+    assert!(e.shares[4] > 1.5 / 6.0, "{:?}", e.shares);
+}
+
+#[test]
 fn fitting_refuses_too_few_rows_and_bad_parameters() {
     let mut acc = Accumulator::new(3);
     for r in [[1.0, 2.0, 3.0], [2.0, 1.0, 0.0], [0.0, 0.0, 1.0]] {
