@@ -89,6 +89,7 @@ fn eval_nab_runs_the_detector_causally_and_writes_nab_s_results_layout() {
     .expect("eval");
     let page = std::fs::read_to_string(&html).expect("report");
     assert_eq!(page.matches("<svg").count(), 58, "one plot per file");
+    assert!(page.contains("alert open, rows"), "episodes are drawn");
     assert_eq!(report.files, 58);
     assert_eq!(report.records, 365_558);
     assert_eq!(report.profiles.len(), 3);
@@ -135,6 +136,13 @@ fn eval_skab_scores_the_test_rows_with_skab_s_metrics() {
     let page = std::fs::read_to_string(&html).expect("report");
     assert_eq!(page.matches("<svg").count(), 16, "one plot per file");
     assert!(page.contains("valve1/0.csv") && page.contains("labelled window"));
+    // Each alert's open → close span is drawn: as many bands as the report counts episodes.
+    let episodes: usize = page
+        .split("alert episodes</h2>")
+        .filter_map(|s| s.rsplit(", ").next()?.trim().parse::<usize>().ok())
+        .sum();
+    assert!(episodes > 0);
+    assert_eq!(page.matches("alert open, rows").count(), episodes);
     assert_eq!(report.files, 16, "valve1/0..15; anomaly-free is not scored");
     let rows: usize = (0..16)
         .map(|i| {

@@ -71,7 +71,9 @@ pub fn eval_nab(
     let (report, per_file) = score_files(&config, &files)?;
     let mut scored = Vec::with_capacity(files.len());
     let mut values = Vec::with_capacity(files.len());
+    let mut spans = Vec::with_capacity(files.len());
     for (name, mine) in names.iter().zip(&per_file) {
+        spans.push(super::report::episodes(mine.iter().map(|r| r.alerting)));
         scored.push(ScoredFile {
             name: (*name).clone(),
             ts: mine.iter().map(|r| r.ts).collect(),
@@ -109,17 +111,22 @@ pub fn eval_nab(
     };
     if let Some(path) = html {
         let threshold = out.profiles[0].threshold;
-        let detections: Vec<Vec<usize>> = scored
-            .iter()
-            .map(|f| super::report::detections_at(f, threshold))
+        let plots: Vec<super::report::Plot> = scored
+            .into_iter()
+            .zip(values)
+            .zip(spans)
+            .map(|((file, values), episodes)| super::report::Plot {
+                detections: super::report::detections_at(&file, threshold),
+                file,
+                values,
+                episodes,
+            })
             .collect();
         let page = super::report::html(
             &format!("NAB v1.1: {}", out.detector),
             &out.table(),
-            &scored,
-            &values,
+            &plots,
             threshold,
-            &detections,
         );
         std::fs::write(path, page).map_err(|e| EvalError::Write(path.to_path_buf(), e))?;
     }

@@ -1,7 +1,8 @@
 //! A self-contained HTML page for an evaluation: the summary table, then per file an SVG plot of
-//! the series with its labelled windows and the detections at the chosen threshold, and the anomaly
-//! score against that threshold, so a person sees at a glance where a detector fires early, late or
-//! falsely. Hand-written SVG: no fonts, no scripts, nothing fetched.
+//! the series with its labelled windows, the detections at the chosen threshold and each alert's
+//! open → close span, and the anomaly score against that threshold, so a person sees at a glance
+//! where a detector fires early, late, falsely or stays open too long. Hand-written SVG: no fonts,
+//! no scripts, nothing fetched.
 
 use super::nab::ScoredFile;
 use std::fmt::Write as _;
@@ -38,8 +39,44 @@ fn envelope(v: &[f64]) -> Vec<(usize, f64, f64)> {
     out
 }
 
+/// What one file's plot shows.
+#[derive(Debug, Clone)]
+pub struct Plot {
+    /// Rows, scores (in [0, 1]) and labelled windows.
+    pub file: ScoredFile,
+    /// The series drawn (the record's first reading).
+    pub values: Vec<f32>,
+    /// Rows marked as detections.
+    pub detections: Vec<usize>,
+    /// Alert episodes as row ranges, open to close inclusive (to the last row if still open).
+    pub episodes: Vec<(usize, usize)>,
+}
+
+/// The alert episodes of a file from whether each row's sensor had an alert open after it.
+pub fn episodes(alerting: impl IntoIterator<Item = bool>) -> Vec<(usize, usize)> {
+    let mut out = Vec::new();
+    let mut open: Option<usize> = None;
+    let mut last = 0;
+    for (i, a) in alerting.into_iter().enumerate() {
+        match (a, open) {
+            (true, None) => open = Some(i),
+            (false, Some(s)) => {
+                out.push((s, i));
+                open = None;
+            }
+            _ => {}
+        }
+        last = i;
+    }
+    if let Some(s) = open {
+        out.push((s, last));
+    }
+    out
+}
+
 /// One file's plot.
-fn plot(f: &ScoredFile, values: &[f32], threshold: f64, detections: &[usize]) -> String {
+fn plot(p: &Plot, threshold: f64) -> String {
+    let (f, values, detections) = (&p.file, &p.values, &p.detections);
     let n = f.ts.len().max(1);
     let x = |i: usize| (i * WIDTH / n) as f64;
     let vals: Vec<f64> = values.iter().map(|&v| v as f64).collect();
@@ -76,8 +113,18 @@ fn plot(f: &ScoredFile, values: &[f32], threshold: f64, detections: &[usize]) ->
         svg,
         "<path d=\"{path}\" stroke=\"#1f4e79\" stroke-width=\"1\" fill=\"none\"/>"
     );
+    // Alert episodes, open → close, as a band under the series.
+    for &(a, b) in &p.episodes {
+        let _ = write!(
+            svg,
+            "<rect x=\"{:.1}\" y=\"{:.1}\" width=\"{:.1}\" height=\"5\" fill=\"#8e44ad\" fill-opacity=\"0.8\"><title>alert open, rows {a}–{b}</title></rect>",
+            x(a),
+            SERIES_H - 2.0,
+            (x(b) - x(a)).max(1.5)
+        );
+    }
     // Detections.
-    for &i in detections {
+    for &i in detections.iter() {
         let s = f.scores.get(i).copied().unwrap_or(0.0);
         let v = vals.get(i).copied().unwrap_or(lo);
         let _ = write!(
@@ -121,31 +168,25 @@ pub fn detections_at(f: &ScoredFile, threshold: f64) -> Vec<usize> {
 }
 
 /// The whole page. `summary` is preformatted text (the command's table); `threshold` is the one
-/// the standard profile chose; `detections[i]` are the rows of file `i` marked as detections.
-pub fn html(
-    title: &str,
-    summary: &str,
-    files: &[ScoredFile],
-    values: &[Vec<f32>],
-    threshold: f64,
-    detections: &[Vec<usize>],
-) -> String {
+/// the standard profile chose.
+pub fn html(title: &str, summary: &str, plots: &[Plot], threshold: f64) -> String {
     let mut page = String::new();
     let _ = write!(
         page,
-        "<!doctype html><html><head><meta charset=\"utf-8\"><title>{t}</title><style>body{{font-family:sans-serif;margin:2em;max-width:1100px}}pre{{background:#f4f4f4;padding:1em}}h2{{font-size:1em;margin-top:2em}}.legend span{{margin-right:1.5em}}</style></head><body><h1>{t}</h1><pre>{s}</pre><p class=\"legend\"><span style=\"color:#1f4e79\">■ series</span><span style=\"color:#e0b030\">■ labelled window</span><span style=\"color:#c0392b\">● detection (threshold {threshold:.4})</span><span style=\"color:#7f8c8d\">■ anomaly score</span></p>",
+        "<!doctype html><html><head><meta charset=\"utf-8\"><title>{t}</title><style>body{{font-family:sans-serif;margin:2em;max-width:1100px}}pre{{background:#f4f4f4;padding:1em}}h2{{font-size:1em;margin-top:2em}}.legend span{{margin-right:1.5em}}</style></head><body><h1>{t}</h1><pre>{s}</pre><p class=\"legend\"><span style=\"color:#1f4e79\">■ series</span><span style=\"color:#e0b030\">■ labelled window</span><span style=\"color:#c0392b\">● detection (threshold {threshold:.4})</span><span style=\"color:#8e44ad\">▬ alert open → close</span><span style=\"color:#7f8c8d\">■ anomaly score</span></p>",
         t = escape(title),
         s = escape(summary)
     );
-    for ((f, v), d) in files.iter().zip(values).zip(detections) {
+    for p in plots {
         let _ = write!(
             page,
-            "<h2>{} — {} rows, {} windows, {} detections</h2>{}",
-            escape(&f.name),
-            f.ts.len(),
-            f.windows.len(),
-            d.len(),
-            plot(f, v, threshold, d)
+            "<h2>{} — {} rows, {} windows, {} detections, {} alert episodes</h2>{}",
+            escape(&p.file.name),
+            p.file.ts.len(),
+            p.file.windows.len(),
+            p.detections.len(),
+            p.episodes.len(),
+            plot(p, threshold)
         );
     }
     page.push_str("</body></html>\n");
@@ -166,18 +207,18 @@ mod tests {
                 .collect(),
             windows: vec![(2_900_000, 3_100_000)],
         };
-        let values = vec![(0..5000).map(|i| (i % 7) as f32).collect::<Vec<f32>>()];
-        let d = vec![detections_at(&f, 0.5)];
-        let page = html(
-            "NAB <test>",
-            "a & b",
-            std::slice::from_ref(&f),
-            &values,
-            0.5,
-            &d,
-        );
+        let alerting = (0..5000).map(|i| (3000..3040).contains(&i) || i >= 4990);
+        let plot = Plot {
+            detections: detections_at(&f, 0.5),
+            values: (0..5000).map(|i| (i % 7) as f32).collect(),
+            episodes: episodes(alerting),
+            file: f,
+        };
+        assert_eq!(plot.episodes, [(3000, 3040), (4990, 4999)]);
+        let page = html("NAB <test>", "a & b", std::slice::from_ref(&plot), 0.5);
         assert_eq!(page.matches("<svg").count(), 1);
         assert_eq!(page.matches("<circle").count(), 1);
+        assert_eq!(page.matches("alert open, rows").count(), 2);
         assert!(page.contains("labelled window"));
         assert!(
             page.contains("cat/&lt;a&gt;.csv")

@@ -179,36 +179,26 @@ pub fn eval_skab(
             .collect(),
     };
     if let Some(path) = html {
-        let mut files = Vec::with_capacity(plots.len());
-        let mut values = Vec::with_capacity(plots.len());
-        let mut detections = Vec::with_capacity(plots.len());
-        for (f, v, d) in plots {
-            files.push(f);
-            values.push(v);
-            detections.push(d);
-        }
         let page = super::report::html(
             &format!("SKAB: {}", out.detector),
             &out.table(),
-            &files,
-            &values,
+            &plots,
             0.5,
-            &detections,
         );
         std::fs::write(path, page).map_err(|e| EvalError::Write(path.to_path_buf(), e))?;
     }
     Ok(out)
 }
 
-/// One SKAB file as a plot: labelled anomalies as windows, every row's score, and the test rows
-/// where an alert opened as detections.
+/// One SKAB file as a plot: labelled anomalies as windows, every row's score, the test rows where
+/// an alert opened as detections, and every alert episode.
 fn skab_plot(
     name: String,
     ts: &[i64],
     anomaly: &[bool],
     rows: &[RowScore],
     open: f32,
-) -> (ScoredFile, Vec<f32>, Vec<usize>) {
+) -> super::report::Plot {
     let mut windows = Vec::new();
     let mut i = 0;
     while i < anomaly.len() {
@@ -230,5 +220,10 @@ fn skab_plot(
         scores: rows.iter().map(|r| unit_score(r.score, open)).collect(),
         windows,
     };
-    (file, rows.iter().map(|r| r.value).collect(), detections)
+    super::report::Plot {
+        file,
+        values: rows.iter().map(|r| r.value).collect(),
+        detections,
+        episodes: super::report::episodes(rows.iter().map(|r| r.alerting)),
+    }
 }
