@@ -21,6 +21,8 @@ pub struct AlertPolicy {
     map: SlotMap,
     open: Vec<bool>,
     streak: Vec<u32>,
+    /// Readings left during which a slot that just closed may not open again.
+    quiet: Vec<u32>,
     since: Vec<i64>,
     peak: Vec<f32>,
     open_now: u64,
@@ -40,6 +42,7 @@ impl AlertPolicy {
             map: SlotMap::default(),
             open: Vec::new(),
             streak: Vec::new(),
+            quiet: Vec::new(),
             since: Vec::new(),
             peak: Vec::new(),
             open_now: 0,
@@ -69,6 +72,7 @@ impl AlertPolicy {
                 let n = self.map.len();
                 self.open.resize(n, false);
                 self.streak.resize(n, 0);
+                self.quiet.resize(n, 0);
                 self.since.resize(n, 0);
                 self.peak.resize(n, 0.0);
             }
@@ -78,7 +82,10 @@ impl AlertPolicy {
                     continue;
                 }
                 let s = base + c;
-                let event = if !self.open[s] {
+                let event = if !self.open[s] && self.quiet[s] > 0 {
+                    self.quiet[s] -= 1;
+                    None
+                } else if !self.open[s] {
                     if score >= cfg.open {
                         if self.streak[s] == 0 {
                             self.since[s] = batch.ts[r];
@@ -129,6 +136,7 @@ impl AlertPolicy {
                     }
                     AlertEvent::Close => {
                         self.open[s] = false;
+                        self.quiet[s] = cfg.holdoff;
                         self.open_now -= 1;
                         self.opened.remove(&s);
                     }
@@ -217,6 +225,7 @@ mod tests {
         open_after: 3,
         close: 2.0,
         close_after: 2,
+        holdoff: 0,
     };
 
     #[test]
@@ -236,6 +245,23 @@ mod tests {
         use AlertEvent::*;
         let got = run(CFG, &[6.0, f32::NAN, 6.0, f32::NAN, 6.0, 1.0, 1.0]);
         assert_eq!(got, vec![(Open, 4, 0), (Close, 6, 4)]);
+    }
+
+    #[test]
+    fn a_holdoff_keeps_a_closed_channel_from_opening_again_for_a_while() {
+        use AlertEvent::*;
+        let scores = [6.0, 6.0, 6.0, 1.0, 1.0, 9.0, 9.0, 9.0, 9.0, 9.0, 9.0];
+        // Without: closes at 4, opens again at 7. With a holdoff of 3 readings (5, 6, 7 are
+        // ignored), the streak starts at 8 and opens at 10.
+        assert_eq!(
+            run(CFG, &scores),
+            vec![(Open, 2, 0), (Close, 4, 2), (Open, 7, 5)]
+        );
+        let held = PolicyConfig { holdoff: 3, ..CFG };
+        assert_eq!(
+            run(held, &scores),
+            vec![(Open, 2, 0), (Close, 4, 2), (Open, 10, 8)]
+        );
     }
 
     #[test]

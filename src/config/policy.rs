@@ -11,6 +11,8 @@ pub struct PolicyConfig {
     pub open_after: u32,
     pub close: f32,
     pub close_after: u32,
+    /// Readings after a close during which the channel does not open again.
+    pub holdoff: u32,
 }
 
 /// The built-in alert policy.
@@ -19,6 +21,7 @@ pub const DEFAULT_POLICY: PolicyConfig = PolicyConfig {
     open_after: 3,
     close: 3.0,
     close_after: 10,
+    holdoff: 0,
 };
 
 /// The built-in policy of likelihood detectors: the likelihood is already smoothed and fades by
@@ -28,6 +31,7 @@ pub const LIKELIHOOD_POLICY: PolicyConfig = PolicyConfig {
     open_after: 1,
     close: 1.5,
     close_after: 30,
+    holdoff: 0,
 };
 
 /// Where a detector's policy starts before `[alerts]` and its own fields apply.
@@ -54,6 +58,7 @@ impl PolicyConfig {
             open_after: raw.open_after.unwrap_or(inherit.open_after),
             close: raw.close.unwrap_or(inherit.close),
             close_after: raw.close_after.unwrap_or(inherit.close_after),
+            holdoff: raw.holdoff.unwrap_or(inherit.holdoff),
         };
         if !(p.open.is_finite() && p.close.is_finite() && p.close >= 0.0 && p.close < p.open) {
             return Err(ConfigError::invalid(format!(
@@ -65,9 +70,10 @@ impl PolicyConfig {
             || p.close_after == 0
             || p.open_after > 1_000_000
             || p.close_after > 1_000_000
+            || p.holdoff > 100_000_000
         {
             return Err(ConfigError::invalid(format!(
-                "{what}: open_after and close_after must be between 1 and 1e6"
+                "{what}: open_after and close_after must be between 1 and 1e6, holdoff at most 1e8"
             )));
         }
         Ok(p)
@@ -98,6 +104,7 @@ impl PolicyConfig {
                     open_after: 3,
                     close,
                     close_after: 10,
+                    holdoff: 0,
                 };
                 PolicyConfig::from_raw(&counts, &own, &format!("[alerts] for detector {name}"))?
             }

@@ -143,6 +143,9 @@ pub struct RawPolicy {
     pub close: Option<f32>,
     /// ...for this many consecutive records. Default 10.
     pub close_after: Option<u32>,
+    /// After a close, the channel does not open again for this many readings (repeated
+    /// detections of one event are suppressed). Default 0.
+    pub holdoff: Option<u32>,
 }
 
 /// The fields every `[[detectors]]` entry has, whatever its kind.
