@@ -238,7 +238,7 @@ pub struct PcaModel {
 }
 
 /// What one row scored.
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct RowScore {
     pub t2: f32,
     pub q: f32,

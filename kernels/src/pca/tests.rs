@@ -21,6 +21,15 @@ fn rows(rng: &mut Rng, n: usize, d: usize, latent: usize) -> Vec<f32> {
     out
 }
 
+/// The rows of `x` scored on `isa`.
+fn scored(isa: Isa, model: &PcaModel, x: &[f32]) -> Vec<RowScore> {
+    let mut out = vec![RowScore::default(); x.len() / model.d];
+    Scorer::new(isa)
+        .expect("available")
+        .score(model, x, &mut out);
+    out
+}
+
 fn fitted(rng: &mut Rng, d: usize, latent: usize) -> (PcaModel, Vec<f32>) {
     let train = rows(rng, 400, d, latent);
     let mut acc = Accumulator::new(d);
@@ -44,32 +53,9 @@ fn every_path_matches_the_oracle_and_the_scalar_path_bit_for_bit() {
             if n > 3 {
                 x[3 * d + d - 1] = 1e30;
             }
-            let scalar = {
-                let mut out = vec![
-                    RowScore {
-                        t2: 0.0,
-                        q: 0.0,
-                        score: 0.0
-                    };
-                    n
-                ];
-                Scorer::new(Isa::Scalar)
-                    .expect("scalar")
-                    .score(&model, &x, &mut out);
-                out
-            };
+            let scalar = scored(Isa::Scalar, &model, &x);
             for isa in Isa::under_test() {
-                let mut out = vec![
-                    RowScore {
-                        t2: 0.0,
-                        q: 0.0,
-                        score: 0.0
-                    };
-                    n
-                ];
-                Scorer::new(isa)
-                    .expect("available")
-                    .score(&model, &x, &mut out);
+                let out = scored(isa, &model, &x);
                 for r in 0..n {
                     let (a, b) = (out[r], scalar[r]);
                     assert!(
@@ -101,17 +87,7 @@ fn non_finite_readings_score_nan_on_every_path() {
     x[4 * 4 + 1] = f32::NAN;
     x[9 * 4] = f32::INFINITY;
     for isa in Isa::under_test() {
-        let mut out = vec![
-            RowScore {
-                t2: 0.0,
-                q: 0.0,
-                score: 0.0
-            };
-            20
-        ];
-        Scorer::new(isa)
-            .expect("available")
-            .score(&model, &x, &mut out);
+        let out = scored(isa, &model, &x);
         assert!(out[4].score.is_nan() && out[9].score.is_nan(), "{isa}");
         assert!(out
             .iter()
@@ -130,17 +106,7 @@ fn the_fit_finds_the_latent_structure_and_its_limits_hold_on_normal_rows() {
     // Normal rows from the same process stay mostly inside both limits (p = 0.999).
     let fresh = rows(&mut Rng(5), 2000, 8, 2);
     let _ = train;
-    let mut out = vec![
-        RowScore {
-            t2: 0.0,
-            q: 0.0,
-            score: 0.0
-        };
-        2000
-    ];
-    Scorer::new(Isa::Scalar)
-        .expect("scalar")
-        .score(&model, &fresh[..], &mut out);
+    let out = scored(Isa::Scalar, &model, &fresh[..]);
     let outside = out.iter().filter(|o| o.score >= 1.0).count();
     assert!(
         outside < 40,
@@ -149,14 +115,7 @@ fn the_fit_finds_the_latent_structure_and_its_limits_hold_on_normal_rows() {
     // A row that breaks the correlation (one channel moved alone) is far outside Q's limit.
     let mut broken = fresh[..8].to_vec();
     broken[3] += 5.0;
-    let mut one = [RowScore {
-        t2: 0.0,
-        q: 0.0,
-        score: 0.0,
-    }];
-    Scorer::new(Isa::Scalar)
-        .expect("scalar")
-        .score(&model, &broken, &mut one);
+    let one = scored(Isa::Scalar, &model, &broken);
     assert!(
         one[0].q as f64 > 10.0 * model.q_ucl,
         "{:?} q_ucl {}",
