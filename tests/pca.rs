@@ -85,3 +85,42 @@ fn bad_pca_settings_are_refused_in_one_line() {
         assert!(e.contains(want) && !e.contains('\n'), "{e}");
     }
 }
+
+#[test]
+fn same_alerts_and_explanations_for_every_isa_shard_count_and_batch_size() {
+    // The fixture's six pumps, four channels each: every sensor learns its own model.
+    let fixture = crate::replay::fixture();
+    let run_with = |isa: vigil_kernels::isa::Isa, shards: usize, batch: usize| {
+        let toml = format!(
+            "[pipeline]\nshards = {shards}\nbatch_size = {batch}\n[[detectors]]\nkind = \"pca\"\ntrain_rows = 600\n"
+        );
+        let (_, alerts) = run(
+            std::slice::from_ref(&fixture),
+            &toml,
+            Some(isa),
+            &temp_dir("pca-det"),
+        );
+        let mut lines: Vec<String> = alerts
+            .into_iter()
+            .map(|mut a| {
+                a.as_object_mut().map(|o| o.remove("raised_at"));
+                a.to_string()
+            })
+            .collect();
+        lines.sort();
+        lines
+    };
+    let reference = run_with(vigil_kernels::isa::Isa::Scalar, 1, 1024);
+    assert!(
+        !reference.is_empty(),
+        "the fixture's faults raise PCA alerts"
+    );
+    for isa in vigil_kernels::isa::Isa::under_test() {
+        for (shards, batch) in [(1, 1024), (4, 333)] {
+            assert!(
+                run_with(isa, shards, batch) == reference,
+                "{isa} with {shards} shards, batch {batch} differs"
+            );
+        }
+    }
+}
