@@ -41,8 +41,8 @@ pub struct PcaSpec {
 
 /// The policy of a PCA detector before `[alerts]`' counts and its own fields: open at a control
 /// limit, close a little below it.
-pub const PCA_OPEN: f32 = 1.0;
-pub const PCA_CLOSE: f32 = 0.9;
+const PCA_OPEN: f32 = 1.0;
+const PCA_CLOSE: f32 = 0.9;
 
 /// What a validated entry computes, or where its model is.
 #[derive(Debug, Clone)]
@@ -66,6 +66,22 @@ pub enum SpecKind {
         sensors: Vec<String>,
         max_run: Duration,
     },
+}
+
+impl SpecKind {
+    /// Where the policy of this kind starts, when it does not depend on a model (models' start at
+    /// their threshold, known once loaded).
+    pub fn policy_base(&self) -> Option<PolicyBase> {
+        match self {
+            SpecKind::ZScore(_) => Some(PolicyBase::ZScore),
+            SpecKind::Likelihood(_) => Some(PolicyBase::Likelihood),
+            SpecKind::Pca(_) => Some(PolicyBase::Threshold {
+                open: PCA_OPEN,
+                close: PCA_CLOSE,
+            }),
+            SpecKind::IForest { .. } | SpecKind::Onnx { .. } | SpecKind::Model { .. } => None,
+        }
+    }
 }
 
 impl DetectorSpec {
@@ -129,11 +145,7 @@ pub(super) fn spec(raw: RawDetector, alerts: &RawPolicy) -> Result<DetectorSpec,
         })
     };
     let kind = match kind {
-        RawKind::Zscore(z) => {
-            let params = zscore_params(&z, &label)?;
-            PolicyConfig::resolve(PolicyBase::ZScore, alerts, &common.alerts, &label)?;
-            SpecKind::ZScore(params)
-        }
+        RawKind::Zscore(z) => SpecKind::ZScore(zscore_params(&z, &label)?),
         RawKind::Likelihood(l) => {
             let d = LikelihoodSpec::default();
             let spec = LikelihoodSpec {
@@ -149,7 +161,6 @@ pub(super) fn spec(raw: RawDetector, alerts: &RawPolicy) -> Result<DetectorSpec,
             };
             let params = LikelihoodParams::new(&spec)
                 .map_err(|e| ConfigError::invalid(format!("detector {label}: {e}")))?;
-            PolicyConfig::resolve(PolicyBase::Likelihood, alerts, &common.alerts, &label)?;
             SpecKind::Likelihood(params)
         }
         RawKind::Pca(p) => {
@@ -174,11 +185,6 @@ pub(super) fn spec(raw: RawDetector, alerts: &RawPolicy) -> Result<DetectorSpec,
                     "detector {label}: at most {MAX_CHANNELS} channels"
                 )));
             }
-            let base = PolicyBase::Threshold {
-                open: PCA_OPEN,
-                close: PCA_CLOSE,
-            };
-            PolicyConfig::resolve(base, alerts, &common.alerts, &label)?;
             SpecKind::Pca(PcaSpec {
                 params,
                 train_rows,
@@ -201,6 +207,10 @@ pub(super) fn spec(raw: RawDetector, alerts: &RawPolicy) -> Result<DetectorSpec,
             max_run: max_run_ms(m.max_run_ms)?,
         },
     };
+    // Policies that do not wait for a model are checked now.
+    if let Some(base) = kind.policy_base() {
+        PolicyConfig::resolve(base, alerts, &common.alerts, &label)?;
+    }
     Ok(DetectorSpec {
         shadow: shadow_role(&label, common.role.as_deref())?,
         name: common.name,

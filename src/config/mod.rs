@@ -14,9 +14,7 @@ pub mod policy;
 pub mod raw;
 mod sections;
 
-pub use detectors::{
-    zscore_params, DetectorSpec, PcaSpec, SpecKind, DEFAULT_ZSCORE, PCA_CLOSE, PCA_OPEN,
-};
+pub use detectors::{zscore_params, DetectorSpec, PcaSpec, SpecKind, DEFAULT_ZSCORE};
 pub use overlay::{load, Overrides};
 pub use policy::{PolicyBase, PolicyConfig, DEFAULT_POLICY, LIKELIHOOD_POLICY};
 pub use raw::RawConfig;

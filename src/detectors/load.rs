@@ -172,39 +172,21 @@ fn load_one(config: &Config, spec: &DetectorSpec) -> Result<LoadedDetector, Load
         };
         finish(name, kind, base, identity, files)
     };
+    // Kinds without a model: their parameters are their identity, their policy base their kind's.
+    let plain = |kind: DetectorKind, what: String| {
+        let base = spec.kind.policy_base().unwrap_or(PolicyBase::ZScore);
+        finish(
+            label.clone(),
+            kind,
+            base,
+            format!("{label} {what}"),
+            Vec::new(),
+        )
+    };
     match &spec.kind {
-        SpecKind::ZScore(params) => {
-            let name = label.clone();
-            let identity = format!("{name} zscore {params:?}");
-            finish(
-                name,
-                DetectorKind::ZScore(*params),
-                PolicyBase::ZScore,
-                identity,
-                Vec::new(),
-            )
-        }
-        SpecKind::Likelihood(params) => {
-            let name = label.clone();
-            let identity = format!("{name} likelihood {params:?}");
-            let kind = DetectorKind::Likelihood(*params);
-            finish(name, kind, PolicyBase::Likelihood, identity, Vec::new())
-        }
-        SpecKind::Pca(spec) => {
-            let name = label.clone();
-            let identity = format!("{name} pca {spec:?}");
-            let base = PolicyBase::Threshold {
-                open: crate::config::PCA_OPEN,
-                close: crate::config::PCA_CLOSE,
-            };
-            finish(
-                name,
-                DetectorKind::Pca(spec.clone()),
-                base,
-                identity,
-                Vec::new(),
-            )
-        }
+        SpecKind::ZScore(p) => plain(DetectorKind::ZScore(*p), format!("zscore {p:?}")),
+        SpecKind::Likelihood(p) => plain(DetectorKind::Likelihood(*p), format!("likelihood {p:?}")),
+        SpecKind::Pca(p) => plain(DetectorKind::Pca(p.clone()), format!("pca {p:?}")),
         SpecKind::IForest { model, sensors } => iforest(label.clone(), model, sensors, None),
         SpecKind::Onnx {
             manifest,
