@@ -99,39 +99,43 @@ mod tests {
         Decoder::new(config.input.clone(), names, rows, config.pipeline.speed)
     }
 
+    /// Runs the stage over `polls` (then a closed input) into `out`.
+    fn stage(
+        polls: Vec<Input>,
+        rows: usize,
+        out: Outputs,
+        tracker: &AckTracker,
+        counters: &Counters,
+    ) -> DecodeCounts {
+        let (in_tx, in_rx) = unbounded();
+        for p in polls {
+            in_tx.send(p).expect("send");
+        }
+        drop(in_tx);
+        let rec = Telemetry::default().recorders();
+        run(in_rx, decoder(rows), out, tracker, counters, rec)
+    }
+
     #[test]
     fn polls_become_batches_and_dead_letters_and_their_count_reaches_the_tracker() {
-        let decoder = decoder(1024);
-        let telemetry = Telemetry::default();
-        let tracker = AckTracker::new(telemetry.recorders());
+        let tracker = AckTracker::new(Telemetry::default().recorders());
         tracker.register(7, vec![(0, 2)]);
         let counters = Counters::default();
-        let (in_tx, in_rx) = unbounded();
         let (b_tx, b_rx) = unbounded();
         let (d_tx, d_rx) = unbounded();
-        in_tx
-            .send(poll(
-                7,
-                &[
-                    r#"{"sensor":"p1","ts":1000,"values":{"q":1}}"#,
-                    "not json",
-                    r#"{"sensor":"p1","ts":2000,"values":{"q":2}}"#,
-                ],
-            ))
-            .expect("send");
-        drop(in_tx);
+        let polls = vec![poll(
+            7,
+            &[
+                r#"{"sensor":"p1","ts":1000,"values":{"q":1}}"#,
+                "not json",
+                r#"{"sensor":"p1","ts":2000,"values":{"q":2}}"#,
+            ],
+        )];
         let out = Outputs {
             batches: b_tx,
             dead: d_tx,
         };
-        let counts = run(
-            in_rx,
-            decoder,
-            out,
-            &tracker,
-            &counters,
-            telemetry.recorders(),
-        );
+        let counts = stage(polls, 1024, out, &tracker, &counters);
         assert_eq!((counts.records, counts.dead_letters), (2, 1));
         assert_eq!(Counters::get(&counters.records), 2);
         assert_eq!(Counters::get(&counters.dead_letters), 1);
@@ -158,30 +162,18 @@ mod tests {
 
     #[test]
     fn a_closed_output_stops_the_stage() {
-        let decoder = decoder(1);
-        let telemetry = Telemetry::default();
-        let tracker = AckTracker::new(telemetry.recorders());
-        let (in_tx, in_rx) = bounded(4);
+        let tracker = AckTracker::new(Telemetry::default().recorders());
         let (b_tx, b_rx) = bounded(1);
         let (d_tx, _d_rx) = unbounded();
         drop(b_rx);
-        for _ in 0..3 {
-            in_tx
-                .send(poll(0, &[r#"{"sensor":"p1","ts":1000,"values":{"q":1}}"#]))
-                .expect("send");
-        }
+        let polls = (0..3)
+            .map(|_| poll(0, &[r#"{"sensor":"p1","ts":1000,"values":{"q":1}}"#]))
+            .collect();
         let out = Outputs {
             batches: b_tx,
             dead: d_tx,
         };
-        let counts = run(
-            in_rx,
-            decoder,
-            out,
-            &tracker,
-            &Counters::default(),
-            telemetry.recorders(),
-        );
+        let counts = stage(polls, 1, out, &tracker, &Counters::default());
         // It stopped at the first input it could not hand on, not after all three.
         assert_eq!(counts.records, 1);
     }

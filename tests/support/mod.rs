@@ -74,23 +74,8 @@ impl Tool {
                     .filter(|o| o.status.success())
                     .map(|_| PathBuf::from("tansu"))
             }
-            Tool::OnnxRuntime => {
-                if let Some(p) = std::env::var_os("ORT_DYLIB_PATH") {
-                    return Some(PathBuf::from(p)).filter(|p| p.exists());
-                }
-                ["onnxruntime", "/usr/local/lib"]
-                    .iter()
-                    .map(|d| {
-                        let d = Path::new(d);
-                        let d = if d.is_absolute() {
-                            d.to_path_buf()
-                        } else {
-                            root().join(".ci/cache").join(d)
-                        };
-                        d.join("libonnxruntime.so.1.31.1")
-                    })
-                    .find(|p| p.exists())
-            }
+            // Where Vigil itself looks (`ORT_DYLIB_PATH`, then its default locations).
+            Tool::OnnxRuntime => vigil::onnx::runtime::locate(None).ok(),
         }
     }
 
