@@ -102,9 +102,10 @@ impl Shard {
                 &self.scores,
                 &mut alerts,
             );
-            // Opening records get the detector's account of their score (rare: per alert).
+            // Opening records get the detector's account of their score (rare: per alert; not
+            // for records re-read only to rebuild state, whose alerts are dropped below).
             for a in &mut alerts[before..] {
-                if a.event != crate::contract::AlertEvent::Open {
+                if batch.replay_only || a.event != crate::contract::AlertEvent::Open {
                     continue;
                 }
                 if let Some(r) = batch.origins.iter().position(|o| *o == a.origin) {
