@@ -22,4 +22,5 @@ pub mod isa;
 pub mod likelihood;
 pub mod pca;
 pub mod rng;
+pub mod sequence;
 pub mod zscore;

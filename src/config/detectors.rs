@@ -3,12 +3,13 @@
 //! (`crate::detectors::load`), which also finishes policies that start at a model's threshold.
 
 use super::policy::{PolicyBase, PolicyConfig};
-use super::raw::{RawDetector, RawKind, RawPolicy, RawZscore};
+use super::raw::{RawDetector, RawKind, RawLikelihood, RawPolicy, RawSequence, RawZscore};
 use super::ConfigError;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 use vigil_kernels::likelihood::{LikelihoodParams, LikelihoodSpec};
+use vigil_kernels::sequence::{SequenceParams, SequenceSpec};
 use vigil_kernels::pca::{PcaParams, MAX_CHANNELS};
 use vigil_kernels::zscore::ZParams;
 
@@ -49,6 +50,7 @@ const PCA_CLOSE: f32 = 0.9;
 pub enum SpecKind {
     ZScore(ZParams),
     Likelihood(LikelihoodParams),
+    Sequence(SequenceParams),
     Pca(PcaSpec),
     IForest {
         model: PathBuf,
@@ -74,7 +76,7 @@ impl SpecKind {
     pub fn policy_base(&self) -> Option<PolicyBase> {
         match self {
             SpecKind::ZScore(_) => Some(PolicyBase::ZScore),
-            SpecKind::Likelihood(_) => Some(PolicyBase::Likelihood),
+            SpecKind::Likelihood(_) | SpecKind::Sequence(_) => Some(PolicyBase::Likelihood),
             SpecKind::Pca(_) => Some(PolicyBase::Threshold {
                 open: PCA_OPEN,
                 close: PCA_CLOSE,
@@ -90,6 +92,7 @@ impl DetectorSpec {
         self.name.as_deref().unwrap_or(match self.kind {
             SpecKind::ZScore(_) => "zscore",
             SpecKind::Likelihood(_) => "likelihood",
+            SpecKind::Sequence(_) => "sequence",
             SpecKind::Pca(_) => "pca",
             SpecKind::IForest { .. } => "iforest",
             SpecKind::Onnx { .. } => "onnx",
@@ -147,21 +150,27 @@ pub(super) fn spec(raw: RawDetector, alerts: &RawPolicy) -> Result<DetectorSpec,
     let kind = match kind {
         RawKind::Zscore(z) => SpecKind::ZScore(zscore_params(&z, &label)?),
         RawKind::Likelihood(l) => {
-            let d = LikelihoodSpec::default();
-            let spec = LikelihoodSpec {
-                fast_half_life: l.fast_half_life.unwrap_or(d.fast_half_life),
-                half_life: l.half_life.unwrap_or(d.half_life),
-                warmup: l.warmup.unwrap_or(d.warmup),
-                min_std: l.min_std.unwrap_or(d.min_std),
-                clip: l.clip.unwrap_or(d.clip),
-                cap: l.cap.unwrap_or(d.cap),
-                smooth_half_life: l.smooth_half_life.unwrap_or(d.smooth_half_life),
-                history_half_life: l.history_half_life.unwrap_or(d.history_half_life),
-                history_warmup: l.history_warmup.unwrap_or(d.history_warmup),
-            };
-            let params = LikelihoodParams::new(&spec)
+            let params = LikelihoodParams::new(&likelihood_spec(&l, LikelihoodSpec::default()))
                 .map_err(|e| ConfigError::invalid(format!("detector {label}: {e}")))?;
             SpecKind::Likelihood(params)
+        }
+        RawKind::Sequence(RawSequence {
+            novelty: n,
+            likelihood: l,
+        }) => {
+            let d = SequenceSpec::default();
+            let spec = SequenceSpec {
+                likelihood: likelihood_spec(&l, d.likelihood),
+                levels: n.levels.unwrap_or(d.levels),
+                order: n.order.unwrap_or(d.order),
+                range_warmup: n.range_warmup.unwrap_or(d.range_warmup),
+                learn: n.learn.unwrap_or(d.learn),
+                memory_bits: n.memory_bits.unwrap_or(d.memory_bits),
+                weight: n.weight.unwrap_or(d.weight),
+            };
+            let params = SequenceParams::new(&spec)
+                .map_err(|e| ConfigError::invalid(format!("detector {label}: {e}")))?;
+            SpecKind::Sequence(params)
         }
         RawKind::Pca(p) => {
             let d = PcaParams::default();
@@ -217,4 +226,19 @@ pub(super) fn spec(raw: RawDetector, alerts: &RawPolicy) -> Result<DetectorSpec,
         alerts: common.alerts,
         kind,
     })
+}
+
+/// A likelihood spec from its keys, `d` where unset.
+fn likelihood_spec(l: &RawLikelihood, d: LikelihoodSpec) -> LikelihoodSpec {
+    LikelihoodSpec {
+        fast_half_life: l.fast_half_life.unwrap_or(d.fast_half_life),
+        half_life: l.half_life.unwrap_or(d.half_life),
+        warmup: l.warmup.unwrap_or(d.warmup),
+        min_std: l.min_std.unwrap_or(d.min_std),
+        clip: l.clip.unwrap_or(d.clip),
+        cap: l.cap.unwrap_or(d.cap),
+        smooth_half_life: l.smooth_half_life.unwrap_or(d.smooth_half_life),
+        history_half_life: l.history_half_life.unwrap_or(d.history_half_life),
+        history_warmup: l.history_warmup.unwrap_or(d.history_warmup),
+    }
 }

@@ -190,10 +190,20 @@ pub enum RawKind {
     Model(RawModel),
     /// PCA T² and Q over a sensor's channels together, learned from its first records.
     Pca(RawPca),
+    /// Sequence novelty with the anomaly likelihood per (sensor, channel).
+    Sequence(RawSequence),
 }
 
 /// The names `kind` may take.
-pub const DETECTOR_KINDS: [&str; 6] = ["zscore", "likelihood", "iforest", "onnx", "model", "pca"];
+pub const DETECTOR_KINDS: [&str; 7] = [
+    "zscore",
+    "likelihood",
+    "iforest",
+    "onnx",
+    "model",
+    "pca",
+    "sequence",
+];
 
 impl RawKind {
     /// The `kind` as written.
@@ -205,6 +215,7 @@ impl RawKind {
             RawKind::Onnx(_) => "onnx",
             RawKind::Model(_) => "model",
             RawKind::Pca(_) => "pca",
+            RawKind::Sequence(_) => "sequence",
         }
     }
 }
@@ -237,6 +248,18 @@ impl<'de> Deserialize<'de> for RawDetector {
             "onnx" => RawKind::Onnx(rest(table)?),
             "model" => RawKind::Model(rest(table)?),
             "pca" => RawKind::Pca(rest(table)?),
+            "sequence" => {
+                let mut novelty = toml::Table::new();
+                for key in RawNovelty::KEYS {
+                    if let Some(v) = table.remove(key) {
+                        novelty.insert(key.to_string(), v);
+                    }
+                }
+                RawKind::Sequence(RawSequence {
+                    novelty: rest(novelty)?,
+                    likelihood: rest(table)?,
+                })
+            }
             other => return Err(D::Error::unknown_variant(other, &DETECTOR_KINDS)),
         };
         Ok(RawDetector { common, kind })
@@ -314,6 +337,45 @@ pub struct RawLikelihood {
     pub history_half_life: Option<f64>,
     /// Smoothed surprises the history absorbs before the detector scores. Default 200.
     pub history_warmup: Option<u32>,
+}
+
+/// `kind = "sequence"`: see `vigil_kernels::sequence`. The likelihood's keys and the novelty's,
+/// side by side in one entry. Its default policy is the likelihood's.
+#[derive(Debug, Default, Clone)]
+pub struct RawSequence {
+    pub novelty: RawNovelty,
+    pub likelihood: RawLikelihood,
+}
+
+/// The novelty keys of `kind = "sequence"`.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawNovelty {
+    /// Levels across the range of a channel's first `range_warmup` readings. Default 8.
+    pub levels: Option<u32>,
+    /// Levels per remembered context (1..=8). Default 4.
+    pub order: Option<u32>,
+    /// Readings that set a channel's levels. Default 150.
+    pub range_warmup: Option<u32>,
+    /// Readings after that which only fill the memory. Default 150.
+    pub learn: Option<u32>,
+    /// Each memory generation holds 2^memory_bits bits per channel (10..=20). Default 12.
+    pub memory_bits: Option<u32>,
+    /// Raw surprise of a reading none of whose contexts is known, in standard deviations.
+    /// Default 10.
+    pub weight: Option<f32>,
+}
+
+impl RawNovelty {
+    /// The keys, as written.
+    pub const KEYS: [&'static str; 6] = [
+        "levels",
+        "order",
+        "range_warmup",
+        "learn",
+        "memory_bits",
+        "weight",
+    ];
 }
 
 /// `kind = "zscore"`. Its default policy is `[alerts]`'s.

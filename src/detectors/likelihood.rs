@@ -15,7 +15,7 @@ impl ChannelKernel for Likelihood {
         slots.len()
     }
 
-    fn grow(slots: &mut LikelihoodSlots, n: usize) {
+    fn grow(&self, slots: &mut LikelihoodSlots, n: usize) {
         slots.grow(n);
     }
 

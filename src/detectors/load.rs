@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 use vigil_kernels::likelihood::LikelihoodParams;
+use vigil_kernels::sequence::SequenceParams;
 use vigil_kernels::zscore::ZParams;
 
 /// Why a detector cannot be loaded. One line, naming the detector, the file and the cause (in the
@@ -36,6 +37,7 @@ pub enum LoadError {
 pub enum DetectorKind {
     ZScore(ZParams),
     Likelihood(LikelihoodParams),
+    Sequence(SequenceParams),
     Pca(crate::config::PcaSpec),
     IForest {
         model: Arc<IForestModel>,
@@ -54,6 +56,7 @@ impl DetectorKind {
         match self {
             DetectorKind::ZScore(_) => "zscore",
             DetectorKind::Likelihood(_) => "likelihood",
+            DetectorKind::Sequence(_) => "sequence",
             DetectorKind::Pca(_) => "pca",
             DetectorKind::IForest { .. } => "iforest",
             DetectorKind::Onnx { .. } => "onnx",
@@ -186,6 +189,7 @@ fn load_one(config: &Config, spec: &DetectorSpec) -> Result<LoadedDetector, Load
     match &spec.kind {
         SpecKind::ZScore(p) => plain(DetectorKind::ZScore(*p), format!("zscore {p:?}")),
         SpecKind::Likelihood(p) => plain(DetectorKind::Likelihood(*p), format!("likelihood {p:?}")),
+        SpecKind::Sequence(p) => plain(DetectorKind::Sequence(*p), format!("sequence {p:?}")),
         SpecKind::Pca(p) => plain(DetectorKind::Pca(p.clone()), format!("pca {p:?}")),
         SpecKind::IForest { model, sensors } => iforest(label.clone(), model, sensors, None),
         SpecKind::Onnx {

@@ -10,6 +10,7 @@ mod load;
 pub mod onnx;
 pub mod pca;
 pub mod per_channel;
+pub mod sequence;
 pub mod zscore;
 
 use crate::contract::{Explanation, Scores};
@@ -58,6 +59,9 @@ pub fn build(
                 }
                 DetectorKind::Likelihood(params) => {
                     Box::new(likelihood::detector(c.name.clone(), isa, *params))
+                }
+                DetectorKind::Sequence(params) => {
+                    Box::new(sequence::detector(c.name.clone(), isa, *params))
                 }
                 DetectorKind::Pca(spec) => Box::new(pca::PcaDetector::new(
                     c.name.clone(),

@@ -16,7 +16,7 @@ pub trait ChannelKernel: Send + fmt::Debug {
     /// Slots allocated in `slots`.
     fn slots_len(slots: &Self::Slots) -> usize;
     /// Adds `n` fresh slots to `slots`.
-    fn grow(slots: &mut Self::Slots, n: usize);
+    fn grow(&self, slots: &mut Self::Slots, n: usize);
     /// What each slot expects its next reading to be.
     fn expected(slots: &Self::Slots) -> &[f32];
     /// Scores `values` (slots `start..start + values.len()`) into `scores`, updating the state.
@@ -64,7 +64,7 @@ impl<K: ChannelKernel> Detector for PerChannel<K> {
             |map, start, rows| {
                 let have = K::slots_len(slots);
                 if have < map.len() {
-                    K::grow(slots, map.len() - have);
+                    kernel.grow(slots, map.len() - have);
                 }
                 let (a, b) = (rows.start * w, rows.end * w);
                 let end = start + (b - a);

@@ -15,7 +15,7 @@ impl ChannelKernel for ZScore {
         slots.len()
     }
 
-    fn grow(slots: &mut ZSlots, n: usize) {
+    fn grow(&self, slots: &mut ZSlots, n: usize) {
         slots.grow(n);
     }
 

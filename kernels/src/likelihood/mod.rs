@@ -19,7 +19,7 @@
 //! absorbs it), so an alert opens once per episode. The likelihood learns nothing while the
 //! z-scores are still warming up (their zeros would teach it a false calm).
 //!
-//! Everything is per slot, constant memory (11 numbers per slot), and runs as four calls of the
+//! Everything is per slot, constant memory (14 numbers per slot), and runs as four calls of the
 //! z-score kernel on the chosen instruction set plus one elementwise pass, so every path is
 //! bit-identical to the scalar one, like the z-score kernel itself. A non-finite reading scores
 //! NaN and changes nothing, except that the next difference is taken against the last finite
@@ -135,6 +135,10 @@ pub struct LikelihoodSlots {
 }
 
 impl LikelihoodSlots {
+    /// Bytes of state per slot: four z-scores (mean, variance, count), the last reading and the
+    /// smoothed surprise.
+    pub const BYTES_PER_SLOT: usize = 4 * 3 * 4 + 2 * 4;
+
     /// `n` fresh slots.
     pub fn new(n: usize) -> LikelihoodSlots {
         let mut s = LikelihoodSlots::default();
@@ -221,7 +225,26 @@ impl Likelihood {
         x: &[f32],
         score: &mut [f32],
     ) {
+        self.update_with(slots, start, x, None, score);
+    }
+
+    /// [`Likelihood::update`] with a further raw surprise per reading (`extra[i]` for `x[i]`, in
+    /// standard deviations, capped as the z-scores are), taken into the maximum beside them.
+    ///
+    /// # Panics
+    /// As [`Likelihood::update`], and if `extra` is not as long as `x`.
+    pub fn update_with(
+        &mut self,
+        slots: &mut LikelihoodSlots,
+        start: usize,
+        x: &[f32],
+        extra: Option<&[f32]>,
+        score: &mut [f32],
+    ) {
         let n = x.len();
+        if let Some(e) = extra {
+            assert!(e.len() == n, "likelihood: extra and x differ in length");
+        }
         let end = start + n;
         assert!(score.len() == n, "likelihood: score and x differ in length");
         assert!(
@@ -274,8 +297,12 @@ impl Likelihood {
             .zip(&mut slots.smooth[start..end])
             .zip(self.z_fast.iter().zip(&self.z_slow))
             .zip(self.z_diff.iter().zip(&self.warm));
-        for (((out, s), (&zf, &zs)), (&zd, &warm)) in columns {
+        for (i, (((out, s), (&zf, &zs)), (&zd, &warm))) in columns.enumerate() {
             let raw = max(max(capped(zf), capped(zs)), capped(zd));
+            let raw = match extra {
+                Some(e) => max(raw, capped(e[i])),
+                None => raw,
+            };
             let next = *s + beta * (raw - *s);
             let seen = !zs.is_nan();
             *s = if seen { next } else { *s };
