@@ -76,7 +76,8 @@ impl SpecKind {
     pub fn policy_base(&self) -> Option<PolicyBase> {
         match self {
             SpecKind::ZScore(_) => Some(PolicyBase::ZScore),
-            SpecKind::Likelihood(_) | SpecKind::Sequence(_) => Some(PolicyBase::Likelihood),
+            SpecKind::Likelihood(_) => Some(PolicyBase::Likelihood),
+            SpecKind::Sequence(_) => Some(PolicyBase::Sequence),
             SpecKind::Pca(_) => Some(PolicyBase::Threshold {
                 open: PCA_OPEN,
                 close: PCA_CLOSE,

@@ -16,7 +16,7 @@ mod sections;
 
 pub use detectors::{zscore_params, DetectorSpec, PcaSpec, SpecKind, DEFAULT_ZSCORE};
 pub use overlay::{load, Overrides};
-pub use policy::{PolicyBase, PolicyConfig, DEFAULT_POLICY, LIKELIHOOD_POLICY};
+pub use policy::{PolicyBase, PolicyConfig, DEFAULT_POLICY, LIKELIHOOD_POLICY, SEQUENCE_POLICY};
 pub use raw::RawConfig;
 pub use sections::{InputConfig, KafkaConfig, OutputConfig, PipelineConfig, Speed};
 

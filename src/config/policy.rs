@@ -34,6 +34,14 @@ pub const LIKELIHOOD_POLICY: PolicyConfig = PolicyConfig {
     holdoff: 0,
 };
 
+/// The built-in policy of sequence detectors: the likelihood's, opening after 3 records above 3
+/// (a single surprising reading of a noisy series is not yet an episode; measured on NAB: see the
+/// README's evaluation table).
+pub const SEQUENCE_POLICY: PolicyConfig = PolicyConfig {
+    open_after: 3,
+    ..LIKELIHOOD_POLICY
+};
+
 /// Where a detector's policy starts before `[alerts]` and its own fields apply.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum PolicyBase {
@@ -41,6 +49,8 @@ pub enum PolicyBase {
     ZScore,
     /// [`LIKELIHOOD_POLICY`], whose thresholds `[alerts]` may change.
     Likelihood,
+    /// [`SEQUENCE_POLICY`], whose thresholds `[alerts]` may change.
+    Sequence,
     /// A model's threshold: open at `open`, close below `close`, after 3 and 10 records. Only
     /// `[alerts]`'s counts apply (its thresholds are in z-score units).
     Threshold { open: f32, close: f32 },
@@ -91,6 +101,11 @@ impl PolicyConfig {
             PolicyBase::Likelihood => PolicyConfig::from_raw(
                 alerts,
                 &LIKELIHOOD_POLICY,
+                &format!("[alerts] for detector {name}"),
+            )?,
+            PolicyBase::Sequence => PolicyConfig::from_raw(
+                alerts,
+                &SEQUENCE_POLICY,
                 &format!("[alerts] for detector {name}"),
             )?,
             PolicyBase::Threshold { open, close } => {

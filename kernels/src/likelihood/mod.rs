@@ -225,39 +225,41 @@ impl Likelihood {
         x: &[f32],
         score: &mut [f32],
     ) {
-        self.update_with(slots, start, x, None, score);
+        let mut work = std::mem::take(&mut self.work);
+        work.resize(x.len(), 0.0);
+        self.surprise(slots, start, x, &mut work);
+        self.history.update(&mut slots.history, start, &work, score);
+        self.work = work;
+        // A reading that has a z-score but no likelihood yet scores 0.
+        for (s, z) in score.iter_mut().zip(&self.z_slow) {
+            if s.is_nan() && !z.is_nan() {
+                *s = 0.0;
+            }
+        }
     }
 
-    /// [`Likelihood::update`] with a further raw surprise per reading (`extra[i]` for `x[i]`, in
-    /// standard deviations, capped as the z-scores are), taken into the maximum beside them.
+    /// The stages before the likelihood: writes each reading's smoothed raw surprise to
+    /// `smooth[i]` (NaN for a non-finite reading or while the z-scores warm up), updating every
+    /// state but the history's.
     ///
     /// # Panics
-    /// As [`Likelihood::update`], and if `extra` is not as long as `x`.
-    pub fn update_with(
+    /// As [`Likelihood::update`].
+    pub fn surprise(
         &mut self,
         slots: &mut LikelihoodSlots,
         start: usize,
         x: &[f32],
-        extra: Option<&[f32]>,
-        score: &mut [f32],
+        smooth: &mut [f32],
     ) {
         let n = x.len();
-        if let Some(e) = extra {
-            assert!(e.len() == n, "likelihood: extra and x differ in length");
-        }
         let end = start + n;
-        assert!(score.len() == n, "likelihood: score and x differ in length");
+        assert!(smooth.len() == n, "likelihood: smooth and x differ in length");
         assert!(
             end <= slots.len(),
             "likelihood: slots {start}..{end} out of {}",
             slots.len()
         );
-        for v in [
-            &mut self.z_fast,
-            &mut self.z_slow,
-            &mut self.z_diff,
-            &mut self.work,
-        ] {
+        for v in [&mut self.z_fast, &mut self.z_slow, &mut self.z_diff] {
             v.resize(n, 0.0);
         }
         let warmup = self.params.slow.warmup();
@@ -270,14 +272,14 @@ impl Likelihood {
         self.slow
             .update(&mut slots.slow, start, x, &mut self.z_slow);
         // The change since the last finite reading (NaN when there is none, or x is not finite).
-        for ((d, &xi), prev) in self.work.iter_mut().zip(x).zip(&mut slots.prev[start..end]) {
+        for ((d, &xi), prev) in smooth.iter_mut().zip(x).zip(&mut slots.prev[start..end]) {
             *d = xi - *prev;
             if xi.is_finite() {
                 *prev = xi;
             }
         }
         self.slow
-            .update(&mut slots.diff, start, &self.work, &mut self.z_diff);
+            .update(&mut slots.diff, start, smooth, &mut self.z_diff);
 
         let (cap, beta) = (self.params.cap, self.params.beta);
         // Plain comparisons and selects (no NaN-aware min/max calls), so that this pass compiles
@@ -291,29 +293,17 @@ impl Likelihood {
             }
         };
         let max = |a: f32, b: f32| if a > b { a } else { b };
-        let columns = self
-            .work
+        let columns = smooth
             .iter_mut()
             .zip(&mut slots.smooth[start..end])
             .zip(self.z_fast.iter().zip(&self.z_slow))
             .zip(self.z_diff.iter().zip(&self.warm));
-        for (i, (((out, s), (&zf, &zs)), (&zd, &warm))) in columns.enumerate() {
+        for (((out, s), (&zf, &zs)), (&zd, &warm)) in columns {
             let raw = max(max(capped(zf), capped(zs)), capped(zd));
-            let raw = match extra {
-                Some(e) => max(raw, capped(e[i])),
-                None => raw,
-            };
             let next = *s + beta * (raw - *s);
             let seen = !zs.is_nan();
             *s = if seen { next } else { *s };
             *out = if seen & warm { next } else { f32::NAN };
-        }
-        self.history
-            .update(&mut slots.history, start, &self.work, score);
-        for (s, z) in score.iter_mut().zip(&self.z_slow) {
-            if s.is_nan() && !z.is_nan() {
-                *s = 0.0;
-            }
         }
     }
 }

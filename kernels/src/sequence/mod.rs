@@ -32,7 +32,7 @@ mod scalar;
 
 use crate::isa::Isa;
 use crate::likelihood::{Likelihood, LikelihoodParams, LikelihoodSlots, LikelihoodSpec};
-use crate::zscore::ParamError;
+use crate::zscore::{ParamError, ZScore, ZSlots};
 
 /// The most levels a context spans.
 pub const MAX_ORDER: usize = 8;
@@ -87,15 +87,16 @@ pub struct SequenceSpec {
 }
 
 impl Default for SequenceSpec {
+    /// The values tuned on NAB (see the README's evaluation table).
     fn default() -> Self {
         SequenceSpec {
             likelihood: LikelihoodSpec::default(),
-            levels: 8,
-            order: 4,
-            range_warmup: 150,
-            learn: 150,
+            levels: 16,
+            order: 3,
+            range_warmup: 300,
+            learn: 300,
             memory_bits: 12,
-            weight: 10.0,
+            weight: 1.0,
         }
     }
 }
@@ -202,6 +203,10 @@ impl NoveltySlots {
 pub struct SequenceSlots {
     pub likelihood: LikelihoodSlots,
     pub novelty: NoveltySlots,
+    /// The smoothed novelty.
+    pub smooth: Vec<f32>,
+    /// The smoothed novelty's history.
+    pub history: ZSlots,
 }
 
 impl SequenceSlots {
@@ -226,6 +231,8 @@ impl SequenceSlots {
     pub fn grow(&mut self, n: usize, params: &SequenceParams) {
         self.likelihood.grow(n);
         self.novelty.grow(n, params.novelty.words());
+        self.smooth.resize(self.smooth.len() + n, 0.0);
+        self.history.grow(n);
     }
 
     /// The slow level each slot expects.
@@ -239,7 +246,9 @@ impl SequenceSlots {
 pub struct Sequence {
     params: SequenceParams,
     likelihood: Likelihood,
+    history: ZScore,
     novelty: Vec<f32>,
+    surprise: Vec<f32>,
 }
 
 impl Sequence {
@@ -248,7 +257,9 @@ impl Sequence {
         Some(Sequence {
             params,
             likelihood: Likelihood::new(isa, params.likelihood)?,
+            history: ZScore::new(isa, params.likelihood.history)?,
             novelty: Vec::new(),
+            surprise: Vec::new(),
         })
     }
 
@@ -277,9 +288,27 @@ impl Sequence {
             slots.len()
         );
         self.novelty.resize(n, 0.0);
-        novelty(self.isa(), &self.params.novelty, &mut slots.novelty, start, x, &mut self.novelty);
+        self.surprise.resize(n, 0.0);
+        let p = &self.params.novelty;
+        novelty(self.isa(), p, &mut slots.novelty, start, x, &mut self.novelty);
         self.likelihood
-            .update_with(&mut slots.likelihood, start, x, Some(&self.novelty), score);
+            .update(&mut slots.likelihood, start, x, score);
+        // The smoothed novelty (NaN while learning: its zeros would teach the history a false
+        // calm), then its likelihood.
+        let beta = self.params.likelihood.beta;
+        for (nv, sm) in self.novelty.iter_mut().zip(&mut slots.smooth[start..start + n]) {
+            let next = *sm + beta * (*nv - *sm);
+            let learning = !(*nv >= 0.0);
+            *sm = if learning { *sm } else { next };
+            *nv = if learning { f32::NAN } else { next };
+        }
+        self.history
+            .update(&mut slots.history, start, &self.novelty, &mut self.surprise);
+        let w = p.weight;
+        for (s, &z) in score.iter_mut().zip(&self.surprise) {
+            let z = w * z;
+            *s = if z > *s { z } else { *s };
+        }
     }
 }
 

@@ -42,7 +42,7 @@ pub(crate) fn novelty(
             if c + 1 == p.range_warmup {
                 s.inv_step[j] = inv_step(p.levels, s.lo[j], s.hi[j]);
             }
-            *o = 0.0;
+            *o = -1.0;
             continue;
         }
         let lv = level(xi, s.lo[j], s.inv_step[j]);
@@ -75,9 +75,9 @@ pub(crate) fn novelty(
         s.hist[0][j] = lv;
         if c < p.scoring_from {
             s.count[j] = c + 1;
-            *o = 0.0;
+            *o = -1.0;
         } else {
-            *o = p.weight * novel as f32 / p.order as f32;
+            *o = novel as f32 / p.order as f32;
         }
     }
 }
