@@ -9,8 +9,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 use vigil_kernels::likelihood::{LikelihoodParams, LikelihoodSpec};
-use vigil_kernels::sequence::{SequenceParams, SequenceSpec};
 use vigil_kernels::pca::{PcaParams, MAX_CHANNELS};
+use vigil_kernels::sequence::{SequenceParams, SequenceSpec};
 use vigil_kernels::zscore::ZParams;
 
 /// Built-in z-score parameters: (half_life, warmup, min_std, clip).

@@ -23,7 +23,13 @@ impl ChannelKernel for Sequence {
         slots.expected()
     }
 
-    fn update(&mut self, slots: &mut SequenceSlots, start: usize, values: &[f32], scores: &mut [f32]) {
+    fn update(
+        &mut self,
+        slots: &mut SequenceSlots,
+        start: usize,
+        values: &[f32],
+        scores: &mut [f32],
+    ) {
         Sequence::update(self, slots, start, values, scores);
     }
 }

@@ -253,7 +253,10 @@ impl Likelihood {
     ) {
         let n = x.len();
         let end = start + n;
-        assert!(smooth.len() == n, "likelihood: smooth and x differ in length");
+        assert!(
+            smooth.len() == n,
+            "likelihood: smooth and x differ in length"
+        );
         assert!(
             end <= slots.len(),
             "likelihood: slots {start}..{end} out of {}",

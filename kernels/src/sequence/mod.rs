@@ -29,7 +29,6 @@
 
 mod scalar;
 
-
 use crate::isa::Isa;
 use crate::likelihood::{Likelihood, LikelihoodParams, LikelihoodSlots, LikelihoodSpec};
 use crate::zscore::{ParamError, ZScore, ZSlots};
@@ -278,7 +277,13 @@ impl Sequence {
     ///
     /// # Panics
     /// If `score` is not as long as `x`, or the slots `start..start + x.len()` do not exist.
-    pub fn update(&mut self, slots: &mut SequenceSlots, start: usize, x: &[f32], score: &mut [f32]) {
+    pub fn update(
+        &mut self,
+        slots: &mut SequenceSlots,
+        start: usize,
+        x: &[f32],
+        score: &mut [f32],
+    ) {
         let n = x.len();
         assert!(score.len() == n, "sequence: score and x differ in length");
         assert!(
@@ -290,13 +295,24 @@ impl Sequence {
         self.novelty.resize(n, 0.0);
         self.surprise.resize(n, 0.0);
         let p = &self.params.novelty;
-        novelty(self.isa(), p, &mut slots.novelty, start, x, &mut self.novelty);
+        novelty(
+            self.isa(),
+            p,
+            &mut slots.novelty,
+            start,
+            x,
+            &mut self.novelty,
+        );
         self.likelihood
             .update(&mut slots.likelihood, start, x, score);
         // The smoothed novelty (NaN while learning: its zeros would teach the history a false
         // calm), then its likelihood.
         let beta = self.params.likelihood.beta;
-        for (nv, sm) in self.novelty.iter_mut().zip(&mut slots.smooth[start..start + n]) {
+        for (nv, sm) in self
+            .novelty
+            .iter_mut()
+            .zip(&mut slots.smooth[start..start + n])
+        {
             let next = *sm + beta * (*nv - *sm);
             let learning = !(*nv >= 0.0);
             *sm = if learning { *sm } else { next };
@@ -313,7 +329,14 @@ impl Sequence {
 }
 
 /// The novelty pass on `isa` (which the caller holds as available).
-fn novelty(isa: Isa, p: &NoveltyParams, s: &mut NoveltySlots, start: usize, x: &[f32], out: &mut [f32]) {
+fn novelty(
+    isa: Isa,
+    p: &NoveltyParams,
+    s: &mut NoveltySlots,
+    start: usize,
+    x: &[f32],
+    out: &mut [f32],
+) {
     let _ = isa;
     scalar::novelty(p, s, start, x, out)
 }

@@ -15,7 +15,11 @@ pub(crate) fn level(x: f32, lo: f32, inv_step: f32) -> i32 {
 pub(crate) fn inv_step(levels: f32, lo: f32, hi: f32) -> f32 {
     let span = hi - lo;
     let floor = 1e-6 * lo.abs().max(hi.abs()).max(1.0);
-    let span = if span > floor && span.is_finite() { span } else { floor };
+    let span = if span > floor && span.is_finite() {
+        span
+    } else {
+        floor
+    };
     levels / span
 }
 
