@@ -1,6 +1,6 @@
 //! Kernel benches: the z-score update on every available instruction set over sizes from in-cache
 //! to far out of cache, the likelihood detector (four z-score passes and a combine) in and out of
-//! cache, PCA T²+Q scoring of 8-channel rows, and the memory-bandwidth reference (a STREAM triad over the same footprint).
+//! cache, the sequence detector in steady state, PCA T²+Q scoring of 8-channel rows, and the memory-bandwidth reference (a STREAM triad over the same footprint).
 //!
 //! `cargo bench --bench kernels`. `cargo bench --bench ratios` prints the ratios against targets.
 
@@ -11,6 +11,7 @@ use vigil_kernels::bandwidth::triad;
 use vigil_kernels::isa::Isa;
 use vigil_kernels::likelihood::{Likelihood, LikelihoodParams, LikelihoodSlots, LikelihoodSpec};
 use vigil_kernels::pca::{Accumulator, PcaParams, RowScore, Scorer as PcaScorer};
+use vigil_kernels::sequence::{Sequence, SequenceParams, SequenceSlots, SequenceSpec};
 use vigil_kernels::zscore::{ZParams, ZScore, ZSlots};
 
 const SIZES: [usize; 4] = [1_000, 65_536, 1_000_000, 10_000_000];
@@ -66,6 +67,38 @@ fn likelihood(c: &mut Criterion) {
             let mut score = vec![0.0f32; n];
             group.bench_with_input(BenchmarkId::new(isa.name(), n), &n, |b, _| {
                 b.iter(|| kernel.update(&mut slots, 0, black_box(&x), &mut score))
+            });
+        }
+    }
+    group.finish();
+}
+
+/// The sequence detector (novelty, then the likelihood of values and of novelty) in steady state:
+/// every slot past its learning, its memory holding contexts. 1 KiB of memory per slot, so 65 536
+/// slots are far out of cache.
+fn sequence(c: &mut Criterion) {
+    let params = SequenceParams::new(&SequenceSpec::default()).expect("valid params");
+    let mut group = c.benchmark_group("sequence_update");
+    for &n in &[SIZES[0], SIZES[1]] {
+        group
+            .sample_size(if n >= 65_536 { 10 } else { 50 })
+            .measurement_time(Duration::from_secs(2));
+        group.throughput(Throughput::Elements(n as u64));
+        // Eight shifted copies of the readings, so that successive calls make new contexts.
+        let xs: Vec<Vec<f32>> = (0..8).map(|r| readings(n + r).split_off(r)).collect();
+        for isa in Isa::available() {
+            let mut kernel = Sequence::new(isa, params).expect("available");
+            let mut slots = SequenceSlots::new(n, &params);
+            let mut score = vec![0.0f32; n];
+            for t in 0..700 {
+                kernel.update(&mut slots, 0, &xs[t % 8], &mut score);
+            }
+            let mut t = 0;
+            group.bench_with_input(BenchmarkId::new(isa.name(), n), &n, |b, _| {
+                b.iter(|| {
+                    t += 1;
+                    kernel.update(&mut slots, 0, black_box(&xs[t % 8]), &mut score)
+                })
             });
         }
     }
@@ -132,5 +165,5 @@ fn bandwidth(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, zscore, likelihood, pca, bandwidth);
+criterion_group!(benches, zscore, likelihood, sequence, pca, bandwidth);
 criterion_main!(benches);

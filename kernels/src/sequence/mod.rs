@@ -13,21 +13,32 @@
 //! level    = floor((x - lo) / step)       lo, step = min, (max - min)/levels of the first `range_warmup` readings
 //! key_k    = hash(level_t, level_t-1, …, level_t-k)          k = 0 … order-1
 //! novelty  = (number of keys not in memory) / order          then every key goes into memory
-//! raw      = max(raw z-score surprise of the likelihood, weight · novelty)
-//! score    = the likelihood of the smoothed raw surprise, as in [`crate::likelihood`]
+//! smooth   = smooth + beta · (novelty - smooth)              beta of the likelihood's smoothing
+//! surprise = z-score of smooth against its own history       the likelihood's history parameters
+//! score    = max(likelihood of the reading, weight · surprise)
 //! ```
+//!
+//! The value likelihood catches readings outside their usual range; the novelty's own history
+//! catches a run of unfamiliar sequences in a series where novelty is usually rare, and stays
+//! quiet in one (like a noisy count) where it is common.
 //!
 //! The memory of a slot is two bitsets of `2^memory_bits` bits (current and previous
 //! generation): a key is known when its bit is set in either. When the current one holds
 //! `2^memory_bits / 4` keys it becomes the previous one and a fresh one starts, so a slot
 //! forgets sequences it has not seen for two generations and its memory never grows. Novelty is
-//! 0 while a slot learns (`range_warmup + learn` readings).
+//! not scored while a slot learns (`range_warmup + learn` readings).
 //!
 //! The novelty pass is integer arithmetic after one subtraction and one multiplication, so every
 //! instruction-set path gives the same bits; the z-score stages run on the chosen path as the
 //! likelihood detector's do.
 
+#[cfg(test)]
+mod oracle;
 mod scalar;
+#[cfg(test)]
+mod tests;
+#[cfg(target_arch = "x86_64")]
+mod x86_64;
 
 use crate::isa::Isa;
 use crate::likelihood::{Likelihood, LikelihoodParams, LikelihoodSlots, LikelihoodSpec};
@@ -314,9 +325,10 @@ impl Sequence {
             .zip(&mut slots.smooth[start..start + n])
         {
             let next = *sm + beta * (*nv - *sm);
-            let learning = !(*nv >= 0.0);
-            *sm = if learning { *sm } else { next };
-            *nv = if learning { f32::NAN } else { next };
+            // -1 while learning, NaN for a non-finite reading.
+            let scored = *nv >= 0.0;
+            *sm = if scored { next } else { *sm };
+            *nv = if scored { next } else { f32::NAN };
         }
         self.history
             .update(&mut slots.history, start, &self.novelty, &mut self.surprise);
@@ -337,8 +349,18 @@ fn novelty(
     x: &[f32],
     out: &mut [f32],
 ) {
-    let _ = isa;
-    scalar::novelty(p, s, start, x, out)
+    match isa {
+        Isa::Scalar => scalar::novelty(p, s, start, x, out),
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: `Sequence::new` only builds an Avx2 detector when `Isa::Avx2.is_available()`,
+        // and `Sequence::update` checked the lengths.
+        Isa::Avx2 => unsafe { x86_64::avx2::novelty(p, s, start, x, out) },
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: as above, for AVX-512.
+        Isa::Avx512 => unsafe { x86_64::avx512::novelty(p, s, start, x, out) },
+        #[cfg(not(target_arch = "x86_64"))]
+        Isa::Avx2 | Isa::Avx512 => unreachable!("x86_64 paths are never available elsewhere"),
+    }
 }
 
 /// The mixing step of a context's hash (a multiply and a shift: the same bits in every lane).

@@ -1,4 +1,5 @@
-//! The portable novelty pass, the reference of the vector paths.
+//! The portable novelty pass, the reference of the vector paths, and the per-slot memory step
+//! that every path shares.
 
 use super::{mix, seed, NoveltyParams, NoveltySlots, LEVEL_LIMIT, MAX_ORDER};
 
@@ -30,58 +31,75 @@ pub(crate) fn novelty(
     x: &[f32],
     out: &mut [f32],
 ) {
-    let words = p.words();
-    let shift = 32 - p.memory_bits;
     for (i, (&xi, o)) in x.iter().zip(out.iter_mut()).enumerate() {
-        let j = start + i;
-        if !xi.is_finite() {
-            *o = f32::NAN;
-            continue;
+        *o = step(p, s, start + i, xi);
+    }
+}
+
+/// Absorbs `x` into slot `j`; returns its novelty (-1 while learning, NaN for a non-finite `x`).
+pub(crate) fn step(p: &NoveltyParams, s: &mut NoveltySlots, j: usize, x: f32) -> f32 {
+    if !x.is_finite() {
+        return f32::NAN;
+    }
+    let c = s.count[j];
+    if c < p.range_warmup {
+        s.lo[j] = s.lo[j].min(x);
+        s.hi[j] = s.hi[j].max(x);
+        s.count[j] = c + 1;
+        if c + 1 == p.range_warmup {
+            s.inv_step[j] = inv_step(p.levels, s.lo[j], s.hi[j]);
         }
-        let c = s.count[j];
-        if c < p.range_warmup {
-            s.lo[j] = s.lo[j].min(xi);
-            s.hi[j] = s.hi[j].max(xi);
-            s.count[j] = c + 1;
-            if c + 1 == p.range_warmup {
-                s.inv_step[j] = inv_step(p.levels, s.lo[j], s.hi[j]);
-            }
-            *o = -1.0;
-            continue;
+        return -1.0;
+    }
+    let lv = level(x, s.lo[j], s.inv_step[j]);
+    let shift = 32 - p.memory_bits;
+    let mut keys = [0u32; MAX_ORDER];
+    let mut h = mix(seed(0), lv);
+    for (k, key) in keys[..p.order].iter_mut().enumerate() {
+        if k > 0 {
+            h = mix(h, s.hist[k - 1][j]);
         }
-        let lv = level(xi, s.lo[j], s.inv_step[j]);
-        let cur = &mut s.current[j * words..(j + 1) * words];
-        let prev = &s.previous[j * words..(j + 1) * words];
-        let mut h = mix(seed(0), lv);
-        let mut novel = 0u32;
-        for k in 0..p.order {
-            if k > 0 {
-                h = mix(h, s.hist[k - 1][j]);
-            }
-            let idx = (mix(h, seed(k) as i32) >> shift) as usize;
-            let (w, bit) = (idx >> 5, 1u32 << (idx & 31));
-            if (cur[w] | prev[w]) & bit == 0 {
-                novel += 1;
-            }
-            if cur[w] & bit == 0 {
-                cur[w] |= bit;
-                s.fill[j] += 1;
-            }
-        }
-        if s.fill[j] >= p.generation() {
-            s.previous[j * words..(j + 1) * words].copy_from_slice(cur);
-            cur.fill(0);
-            s.fill[j] = 0;
-        }
-        for k in (1..MAX_ORDER - 1).rev() {
-            s.hist[k][j] = s.hist[k - 1][j];
-        }
-        s.hist[0][j] = lv;
-        if c < p.scoring_from {
-            s.count[j] = c + 1;
-            *o = -1.0;
-        } else {
-            *o = novel as f32 / p.order as f32;
-        }
+        *key = mix(h, seed(k) as i32) >> shift;
+    }
+    let novel = remember(p, s, j, &keys[..p.order]);
+    for k in (1..MAX_ORDER - 1).rev() {
+        s.hist[k][j] = s.hist[k - 1][j];
+    }
+    s.hist[0][j] = lv;
+    settle(p, s, j, novel)
+}
+
+/// Looks up the keys of slot `j`'s contexts (bit indices into its memory) and stores them;
+/// returns how many were unknown. Rotates the generations when the current one is full.
+#[inline(always)]
+pub(crate) fn remember(p: &NoveltyParams, s: &mut NoveltySlots, j: usize, keys: &[u32]) -> u32 {
+    let words = p.words();
+    let cur = &mut s.current[j * words..(j + 1) * words];
+    let prev = &s.previous[j * words..(j + 1) * words];
+    let mut novel = 0;
+    for &key in keys {
+        let (w, bit) = ((key >> 5) as usize, 1u32 << (key & 31));
+        novel += ((cur[w] | prev[w]) & bit == 0) as u32;
+        s.fill[j] += (cur[w] & bit == 0) as u32;
+        cur[w] |= bit;
+    }
+    if s.fill[j] >= p.generation() {
+        s.previous[j * words..(j + 1) * words].copy_from_slice(cur);
+        cur.fill(0);
+        s.fill[j] = 0;
+    }
+    novel
+}
+
+/// The novelty of a reading of slot `j` with `novel` unknown contexts, counting it while the
+/// slot still learns.
+#[inline(always)]
+pub(crate) fn settle(p: &NoveltyParams, s: &mut NoveltySlots, j: usize, novel: u32) -> f32 {
+    let c = s.count[j];
+    if c < p.scoring_from {
+        s.count[j] = c + 1;
+        -1.0
+    } else {
+        novel as f32 / p.order as f32
     }
 }
