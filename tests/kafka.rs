@@ -236,8 +236,23 @@ fn produce_fixture(broker: &Broker, rate: Option<u32>) -> Child {
         .expect("vigil produce")
 }
 
+/// A z-score configuration in `dir`, for the tests whose scorer loses its partitions mid-stream:
+/// a member that takes partitions over rebuilds each sensor's state from the last
+/// `kafka.rewind` records, which gives the uninterrupted run's alerts only to a detector whose
+/// memory is shorter than that (the z-score's; not the sequence detector's range and contexts).
+fn short_memory_config(dir: &Path) -> String {
+    let path = dir.join("zscore.toml");
+    std::fs::write(&path, "[[detectors]]\nkind = \"zscore\"\n").expect("config");
+    path.to_str().expect("utf8").to_string()
+}
+
 /// The fixture's alerts from `vigil replay`, without wall-clock and origin fields.
 fn replay_alerts() -> Vec<Value> {
+    replay_alerts_with(&[])
+}
+
+/// As [`replay_alerts`], with more arguments.
+fn replay_alerts_with(extra: &[&str]) -> Vec<Value> {
     let dir = temp_dir("kafka-replay");
     let alerts = dir.join("a.jsonl");
     let out = vigil()
@@ -248,6 +263,7 @@ fn replay_alerts() -> Vec<Value> {
             "--alerts",
             alerts.to_str().expect("utf8"),
         ])
+        .args(extra)
         .output()
         .expect("replay");
     assert!(out.status.success());
@@ -429,20 +445,27 @@ fn crashes_lose_nothing() {
         return;
     };
     let dir = temp_dir("kafka-crash");
-    let want = replay_alerts();
+    let cfg = short_memory_config(&dir);
+    let want = replay_alerts_with(&["--config", &cfg]);
     // Feed the topic while the scorer is being killed, so the kills land mid-stream.
     let mut feeder = produce_fixture(&broker, Some(4000));
     // The first start joins the group in about 3 s; later ones wait out the killed member's
     // session (6 s) first.
     for (i, wait) in [5000u64, 14_000, 14_000].into_iter().enumerate() {
-        let s = Scorer::start(&broker, "g-crash", &dir, &format!("crash{i}"));
+        let s = Scorer::start_with(
+            &broker,
+            "g-crash",
+            &dir,
+            &format!("crash{i}"),
+            &["--config", &cfg],
+        );
         std::thread::sleep(Duration::from_millis(wait));
         let done = s.metric("vigil_records_done_total");
         s.kill9();
         eprintln!("crash {i}: killed after {done} records done");
     }
     assert!(feeder.wait().expect("feeder").success());
-    let last = Scorer::start(&broker, "g-crash", &dir, "last");
+    let last = Scorer::start_with(&broker, "g-crash", &dir, "last", &["--config", &cfg]);
     last.wait_until(120, "no lag and nothing in flight", |m| {
         let lag: f64 = m
             .iter()
@@ -527,8 +550,9 @@ fn a_broker_that_stops_answering_is_waited_for() {
         return;
     };
     let dir = temp_dir("kafka-pause");
-    let want = replay_alerts();
-    let scorer = Scorer::start(&broker, "g-pause", &dir, "pause");
+    let cfg = short_memory_config(&dir);
+    let want = replay_alerts_with(&["--config", &cfg]);
+    let scorer = Scorer::start_with(&broker, "g-pause", &dir, "pause", &["--config", &cfg]);
     scorer.wait_until(60, "partitions assigned", |m| {
         m.get("vigil_assigned_partitions") == Some(&4.0)
     });

@@ -243,7 +243,8 @@ fn registry_manifests_of_every_kind_load_and_check_their_channels() {
     assert!(matches!(detectors[1].kind, DetectorKind::IForest { .. }));
     assert!(matches!(detectors[2].kind, DetectorKind::Onnx { .. }));
     // The z-score's manifest holds the defaults: its identity matches the built-in detector's.
-    let defaults = load(&Config::validate(RawConfig::default()).expect("valid")).expect("loads");
+    let builtin = RawConfig::from_toml("[[detectors]]\nkind = \"zscore\"\n").expect("parses");
+    let defaults = load(&Config::validate(builtin).expect("valid")).expect("loads");
     assert_eq!(
         format!("{:?}", detectors[0].kind),
         format!("{:?}", defaults[0].kind)

@@ -53,7 +53,8 @@ pub struct Config {
     /// `[alerts]`, checked: detectors whose policy starts at a model's threshold finish theirs
     /// from it when they are loaded.
     pub alerts: RawPolicy,
-    /// The detectors, in order. Never empty: without entries, one z-score with its defaults.
+    /// The detectors, in order. Never empty: without entries, one sequence detector with its
+    /// defaults.
     pub detectors: Vec<DetectorSpec>,
     /// `onnx.runtime`: the ONNX Runtime library, when set.
     pub onnx_runtime: Option<PathBuf>,
@@ -70,7 +71,7 @@ impl Config {
         let entries = if raw.detectors.is_empty() {
             vec![raw::RawDetector {
                 common: Default::default(),
-                kind: raw::RawKind::Zscore(Default::default()),
+                kind: raw::RawKind::Sequence(Default::default()),
             }]
         } else {
             raw.detectors
@@ -109,8 +110,8 @@ mod tests {
         let c = Config::validate(RawConfig::default()).expect("valid");
         assert!(c.pipeline.isa().is_available());
         assert_eq!(c.detectors.len(), 1);
-        assert_eq!(c.detectors[0].label(), "zscore");
-        assert!(matches!(c.detectors[0].kind, SpecKind::ZScore(_)));
+        assert_eq!(c.detectors[0].label(), "sequence");
+        assert!(matches!(c.detectors[0].kind, SpecKind::Sequence(_)));
     }
 
     #[test]
