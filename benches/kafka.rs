@@ -8,7 +8,8 @@
 //!    per-record end-to-end percentiles (read -> alerts acknowledged, and Kafka timestamp ->
 //!    acknowledged) from its `/metrics` (target: p99 <= 2 ms).
 //!
-//! `VIGIL_BENCH_COPIES` sets how many copies of the 64,800-record fixture to load (default 8).
+//! `VIGIL_BENCH_COPIES` sets how many copies of the 64,800-record fixture to load (default 8);
+//! `VIGIL_BENCH_DETECTOR` a detector kind to run instead of the default (e.g. `zscore`).
 
 #[path = "../tests/support/mod.rs"]
 mod support;
@@ -98,10 +99,17 @@ fn main() {
     let dir = std::env::temp_dir().join(format!("vigil-kafka-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("dir");
     let config = dir.join("bench.toml");
-    // Live settings: no batching delay in the shards, no state rewind.
+    // Live settings: no batching delay in the shards, no state rewind; the default detector unless
+    // VIGIL_BENCH_DETECTOR names a kind.
+    let detector = match std::env::var("VIGIL_BENCH_DETECTOR") {
+        Ok(kind) if !kind.is_empty() => format!("[[detectors]]\nkind = \"{kind}\"\n"),
+        _ => String::new(),
+    };
     std::fs::write(
         &config,
-        "[pipeline]\nlinger_ms = 0\n[kafka]\nrewind = 0\n[http]\nlog_interval_s = 3600\n",
+        format!(
+            "[pipeline]\nlinger_ms = 0\n[kafka]\nrewind = 0\n[http]\nlog_interval_s = 3600\n{detector}"
+        ),
     )
     .expect("config");
 

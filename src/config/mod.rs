@@ -147,6 +147,32 @@ mod tests {
     }
 
     #[test]
+    fn sequence_keys_reach_its_parameters_beside_the_likelihood_s() {
+        use vigil_kernels::likelihood::LikelihoodSpec;
+        use vigil_kernels::sequence::{SequenceParams, SequenceSpec};
+        let raw = RawConfig::from_toml(
+            "[[detectors]]\nkind = \"sequence\"\nlevels = 8\norder = 2\nlearn = 50\ncap = 5\n",
+        )
+        .expect("parses");
+        let c = Config::validate(raw).expect("valid");
+        let want = SequenceParams::new(&SequenceSpec {
+            levels: 8,
+            order: 2,
+            learn: 50,
+            likelihood: LikelihoodSpec {
+                cap: 5.0,
+                ..LikelihoodSpec::default()
+            },
+            ..SequenceSpec::default()
+        })
+        .expect("valid");
+        assert!(matches!(&c.detectors[0].kind, SpecKind::Sequence(p) if *p == want));
+        let p = PolicyConfig::resolve(PolicyBase::Sequence, &c.alerts, &c.detectors[0].alerts, "s")
+            .expect("policy");
+        assert_eq!((p.open, p.open_after), (4.0, 3));
+    }
+
+    #[test]
     fn unknown_fields_and_bad_values_are_refused_in_one_line() {
         for (text, want) in [
             ("[pipeline]\nshardz = 3\n", "line 2: unknown field `shardz`"),
@@ -186,6 +212,22 @@ mod tests {
             (
                 "[[detectors]]\nkind = \"likelihood\"\nhistory_half_life = -1\n",
                 "history_half_life",
+            ),
+            (
+                "[[detectors]]\nkind = \"sequence\"\norder = 9\n",
+                "detector sequence: order must be between 1 and 8",
+            ),
+            (
+                "[[detectors]]\nkind = \"sequence\"\nmemory_bits = 30\n",
+                "memory_bits must be between 10 and 20",
+            ),
+            (
+                "[[detectors]]\nkind = \"sequence\"\nlevels = 0\n",
+                "levels must be",
+            ),
+            (
+                "[[detectors]]\nkind = \"sequence\"\nhistory_warmup = 0\n",
+                "history_warmup",
             ),
             ("[input]\nepoch_unit = \"days\"\n", "epoch_unit"),
             ("[[detectors]]\nkind = \"iforest\"\n", "model = \"FILE\" is required"),

@@ -80,19 +80,33 @@ const HISTORY_MIN_STD: f32 = 1e-3;
 impl LikelihoodParams {
     /// Validates `spec`; each z-score's parameters are checked as [`ZParams::new`] checks them.
     pub fn new(spec: &LikelihoodSpec) -> Result<LikelihoodParams, ParamError> {
-        let named = |what: &str, r: Result<ZParams, ParamError>| {
-            r.map_err(|e| ParamError(format!("{what}: {e}")))
+        // A z-score's error names its own `half_life` / `warmup`: rename them to the keys the
+        // user wrote.
+        let named = |half_life: &str, warmup: &str, r: Result<ZParams, ParamError>| {
+            r.map_err(|ParamError(e)| {
+                let e = match e.strip_prefix("half_life") {
+                    Some(rest) => format!("{half_life}{rest}"),
+                    None => e,
+                };
+                ParamError(match e.strip_prefix("warmup") {
+                    Some(rest) => format!("{warmup}{rest}"),
+                    None => e,
+                })
+            })
         };
         let fast = named(
             "fast_half_life",
+            "warmup",
             ZParams::new(spec.fast_half_life, spec.warmup, spec.min_std, spec.clip),
         )?;
         let slow = named(
             "half_life",
+            "warmup",
             ZParams::new(spec.half_life, spec.warmup, spec.min_std, spec.clip),
         )?;
         let history = named(
             "history_half_life",
+            "history_warmup",
             ZParams::new(
                 spec.history_half_life,
                 spec.history_warmup,
@@ -108,6 +122,7 @@ impl LikelihoodParams {
         }
         let beta = named(
             "smooth_half_life",
+            "warmup",
             ZParams::new(spec.smooth_half_life, 1, 1.0, 1.0),
         )?
         .alpha();

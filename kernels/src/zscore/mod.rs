@@ -58,6 +58,13 @@ pub struct ZParams {
     pub(crate) min_var: f32,
     /// Clip of the update, in standard deviations (may be +Inf: no clipping).
     pub(crate) clip: f32,
+    /// A new mean of smaller magnitude is stored as 0, and a new variance below `tiny_var` as 0:
+    /// a slot whose readings settle at 0 (a pump switched off) or never change (a stuck sensor)
+    /// would otherwise decay its state into subnormal numbers, on which every operation takes the
+    /// CPU's slow path. Both are a millionth of `min_std` (and its square) or the smallest normal
+    /// number: far below what the score can see, since the spread is floored at `min_std`.
+    pub(crate) tiny_mean: f32,
+    pub(crate) tiny_var: f32,
 }
 
 /// Why [`ZParams::new`] refused its arguments.
@@ -109,12 +116,16 @@ impl ZParams {
             )));
         }
         let count_cap = warmup.max((1.0 / alpha as f64).ceil() as u32);
+        let tiny_mean = (min_std * 1e-6).max(f32::MIN_POSITIVE);
+        let tiny_var = (tiny_mean * tiny_mean).max(f32::MIN_POSITIVE);
         Ok(ZParams {
             alpha,
             warmup,
             count_cap,
             min_var,
             clip,
+            tiny_mean,
+            tiny_var,
         })
     }
 

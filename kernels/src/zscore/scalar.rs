@@ -51,6 +51,8 @@ pub(crate) fn update(
         } else {
             one_minus_a * (v + dc * incr)
         };
+        let m1 = if m1.abs() < p.tiny_mean { 0.0 } else { m1 };
+        let v1 = if v1 < p.tiny_var { 0.0 } else { v1 };
         let ok = finite_x && m1.abs() < f32::INFINITY && v1 < f32::INFINITY;
         if ok {
             mean[i] = m1;

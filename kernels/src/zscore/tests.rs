@@ -272,3 +272,39 @@ fn out_of_range_slots_panic() {
     let mut slots = ZSlots::new(3);
     kernel.update(&mut slots, 2, &[1.0, 2.0], &mut [0.0; 2]);
 }
+
+/// A slot whose readings settle at 0, or never change, keeps a state of normal numbers or zeros:
+/// subnormal state would put every later update on the CPU's slow path.
+#[test]
+fn settled_slots_never_go_subnormal() {
+    let params = ZParams::new(5.0, 3, 1e-3, 4.0).expect("valid params");
+    for isa in Isa::under_test() {
+        let kernel = ZScore::new(isa, params).expect("isa available");
+        // 19 slots: a vector body and a scalar tail on every path. Even slots wobble by 1e-3
+        // around 0, then read 0; odd ones wobble around 50, then read 50 (the mean holds, the
+        // variance decays).
+        let n = 19;
+        let mut slots = ZSlots::new(n);
+        let mut score = vec![0.0f32; n];
+        let level = |i: usize| if i.is_multiple_of(2) { 0.0 } else { 50.0 };
+        for t in 0..10 {
+            let wobble = if t % 2 == 0 { 1e-3 } else { -1e-3 };
+            let x: Vec<f32> = (0..n).map(|i| level(i) + wobble).collect();
+            kernel.update(&mut slots, 0, &x, &mut score);
+        }
+        let then: Vec<f32> = (0..n).map(level).collect();
+        // Half-life 5: without the flush the state is subnormal after about 600 steps.
+        for t in 0..3000 {
+            kernel.update(&mut slots, 0, &then, &mut score);
+            for i in 0..n {
+                for (what, v) in [("mean", slots.mean[i]), ("var", slots.var[i])] {
+                    assert!(
+                        v == 0.0 || v.is_normal(),
+                        "{isa}: slot {i} {what} {v:e} at step {t}"
+                    );
+                }
+            }
+        }
+        assert_eq!(slots.mean[0], 0.0, "{isa}: a slot at 0 settles at 0");
+    }
+}

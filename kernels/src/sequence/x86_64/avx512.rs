@@ -1,4 +1,4 @@
-//! AVX-512 path: 16 slots per step, scalar tail.
+//! AVX-512 path: 16 slots per step, the last one masked to the slots that remain.
 
 // Lane- and order-indexed loops spell out which lane takes which key.
 #![allow(clippy::needless_range_loop)]
@@ -32,7 +32,6 @@ pub(crate) unsafe fn novelty(
 ) {
     let n = x.len();
     debug_assert!(out.len() == n && start + n <= s.count.len());
-    let body = n - n % 16;
     let inf = _mm512_set1_ps(f32::INFINITY);
     let limit = _mm512_set1_ps(LEVEL_LIMIT);
     // range_warmup <= 1e9 (SequenceParams::new), so the signed compare is exact.
@@ -41,24 +40,31 @@ pub(crate) unsafe fn novelty(
     let mut keys = [[0u32; 16]; MAX_ORDER];
     let mut lane_keys = [0u32; MAX_ORDER];
     let mut i = 0;
-    while i < body {
+    while i < n {
         let j = start + i;
-        // SAFETY: j + 16 <= start + n <= the slots' length, and i + 16 <= n; loadu/storeu need no
-        // alignment.
+        let lanes = (n - i).min(16);
+        // The lanes of slots j..j + lanes.
+        let m: __mmask16 = if lanes == 16 {
+            0xFFFF
+        } else {
+            (1u16 << lanes) - 1
+        };
+        // SAFETY: lanes i + l < n and slots j + l < start + n <= the slots' length are the only
+        // ones the masked loads and stores touch; no alignment needed.
         unsafe {
-            let xv = _mm512_loadu_ps(x.as_ptr().add(i));
-            let c = _mm512_loadu_si512(s.count.as_ptr().add(j).cast());
+            let xv = _mm512_maskz_loadu_ps(m, x.as_ptr().add(i));
+            let c = _mm512_maskz_loadu_epi32(m, s.count.as_ptr().add(j).cast());
             let finite = _mm512_cmp_ps_mask::<_CMP_LT_OQ>(_mm512_abs_ps(xv), inf);
             let ranged = _mm512_cmpgt_epi32_mask(c, ranged_below);
-            if finite & ranged != 0xFFFF {
-                for l in 0..16 {
+            if finite & ranged & m != m {
+                for l in 0..lanes {
                     out[i + l] = scalar::step(p, s, j + l, x[i + l]);
                 }
                 i += 16;
                 continue;
             }
-            let lo = _mm512_loadu_ps(s.lo.as_ptr().add(j));
-            let inv = _mm512_loadu_ps(s.inv_step.as_ptr().add(j));
+            let lo = _mm512_maskz_loadu_ps(m, s.lo.as_ptr().add(j));
+            let inv = _mm512_maskz_loadu_ps(m, s.inv_step.as_ptr().add(j));
             let l = _mm512_roundscale_ps::<{ _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC }>(
                 _mm512_mul_ps(_mm512_sub_ps(xv, lo), inv),
             );
@@ -67,19 +73,19 @@ pub(crate) unsafe fn novelty(
             let mut h = mix(_mm512_set1_epi32(seed(0) as i32), lv);
             for k in 0..p.order {
                 if k > 0 {
-                    let prev = _mm512_loadu_si512(s.hist[k - 1].as_ptr().add(j).cast());
+                    let prev = _mm512_maskz_loadu_epi32(m, s.hist[k - 1].as_ptr().add(j).cast());
                     h = mix(h, prev);
                 }
                 let key = _mm512_srl_epi32(mix(h, _mm512_set1_epi32(seed(k) as i32)), shift);
                 _mm512_storeu_si512(keys[k].as_mut_ptr().cast(), key);
             }
             for k in (1..MAX_ORDER - 1).rev() {
-                let prev = _mm512_loadu_si512(s.hist[k - 1].as_ptr().add(j).cast());
-                _mm512_storeu_si512(s.hist[k].as_mut_ptr().add(j).cast(), prev);
+                let prev = _mm512_maskz_loadu_epi32(m, s.hist[k - 1].as_ptr().add(j).cast());
+                _mm512_mask_storeu_epi32(s.hist[k].as_mut_ptr().add(j).cast(), m, prev);
             }
-            _mm512_storeu_si512(s.hist[0].as_mut_ptr().add(j).cast(), lv);
+            _mm512_mask_storeu_epi32(s.hist[0].as_mut_ptr().add(j).cast(), m, lv);
         }
-        for l in 0..16 {
+        for l in 0..lanes {
             for k in 0..p.order {
                 lane_keys[k] = keys[k][l];
             }
@@ -87,8 +93,5 @@ pub(crate) unsafe fn novelty(
             out[i + l] = scalar::settle(p, s, j + l, novel);
         }
         i += 16;
-    }
-    for i in body..n {
-        out[i] = scalar::step(p, s, start + i, x[i]);
     }
 }

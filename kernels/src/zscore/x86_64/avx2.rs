@@ -27,6 +27,8 @@ pub(crate) unsafe fn update(
     let one_minus_alpha = _mm256_set1_ps(1.0 - p.alpha);
     let min_var = _mm256_set1_ps(p.min_var);
     let clip = _mm256_set1_ps(p.clip);
+    let tiny_mean = _mm256_set1_ps(p.tiny_mean);
+    let tiny_var = _mm256_set1_ps(p.tiny_var);
     // warmup >= 1 and <= 1e9 (ZParams::new), so `count > warmup - 1` is a signed compare that works.
     let warm_below = _mm256_set1_epi32((p.warmup - 1) as i32);
     let cap = _mm256_set1_epi32(p.count_cap as i32);
@@ -76,6 +78,12 @@ pub(crate) unsafe fn update(
             let m1 = _mm256_add_ps(m, incr);
             let v1 = _mm256_mul_ps(one_minus_a, _mm256_add_ps(v, _mm256_mul_ps(dc, incr)));
             let v1 = _mm256_blendv_ps(v1, v, outlier);
+            // As the scalar path: flush a vanishing mean or variance to 0.
+            let m1 = _mm256_andnot_ps(
+                _mm256_cmp_ps::<_CMP_LT_OQ>(_mm256_andnot_ps(sign, m1), tiny_mean),
+                m1,
+            );
+            let v1 = _mm256_andnot_ps(_mm256_cmp_ps::<_CMP_LT_OQ>(v1, tiny_var), v1);
             let ok = _mm256_andnot_ps(
                 not_finite,
                 _mm256_and_ps(
