@@ -206,11 +206,12 @@ pub fn score(
     };
     let done = Arc::new(AtomicBool::new(false));
     let server = listener.map(|l| {
-        let state = Arc::new(HttpState {
-            counters: counters.clone(),
-            telemetry: telemetry.clone(),
-            status: status.clone(),
-        });
+        let state = Arc::new(HttpState::new(
+            counters.clone(),
+            telemetry.clone(),
+            status.clone(),
+            k.stall,
+        ));
         let done = done.clone();
         std::thread::spawn(move || http::serve(l, state, done))
     });

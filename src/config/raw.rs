@@ -89,6 +89,9 @@ pub struct RawHttp {
     pub listen: Option<String>,
     /// Seconds between the one-line throughput/lag/latency log of `vigil score`. Default 10.
     pub log_interval_s: Option<u64>,
+    /// Seconds without a finished record, while records wait, after which `/healthz` reports the
+    /// pipeline wedged (503). Default 120.
+    pub stall_s: Option<u64>,
 }
 
 /// `[input]`

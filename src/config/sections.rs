@@ -89,6 +89,8 @@ pub struct KafkaConfig {
     pub properties: Vec<(String, String)>,
     pub http_listen: Option<std::net::SocketAddr>,
     pub log_interval: Duration,
+    /// `http.stall_s`: how long records may wait with none finished before `/healthz` fails.
+    pub stall: Duration,
 }
 
 pub(super) fn positive<T: PartialOrd + Default + std::fmt::Display>(
@@ -222,6 +224,7 @@ pub(super) fn kafka(k: RawKafka, http: RawHttp) -> Result<KafkaConfig, ConfigErr
             "http.log_interval_s",
             http.log_interval_s.unwrap_or(10),
         )?),
+        stall: Duration::from_secs(positive("http.stall_s", http.stall_s.unwrap_or(120))?),
     };
     if kafka.group_id.is_empty() {
         return Err(ConfigError::invalid("kafka.group_id must not be empty"));

@@ -51,6 +51,15 @@ pub fn environment(configured: Option<&Path>) -> Result<ort::environment::Enviro
         return done.clone();
     }
     let result = locate(configured).and_then(|path| {
+        // A statically linked glibc program cannot load a shared library that links libc itself:
+        // the process would crash in dlopen. Say so instead (the image's binary is one).
+        if cfg!(target_feature = "crt-static") {
+            return Err(format!(
+                "cannot load ONNX Runtime from {}: this vigil is statically linked; ONNX \
+                 detectors need the dynamically linked build (cargo build --release)",
+                path.display()
+            ));
+        }
         let env = ort::init_from(&path)
             .map_err(|e| format!("cannot load ONNX Runtime from {}: {e}", path.display()))?
             .with_name("vigil")

@@ -1,5 +1,5 @@
-//! The operations endpoint: `/metrics` (Prometheus text), `/healthz` (alive) and `/readyz`
-//! (partitions assigned and the consumer polling). A tiny HTTP/1.1 server on one thread: scrapes
+//! The operations endpoint: `/metrics` (Prometheus text), `/healthz` (alive: not wedged) and
+//! `/readyz` (partitions assigned and the consumer polling). A tiny HTTP/1.1 server on one thread: scrapes
 //! are rare and small, so it needs no framework.
 
 use super::{Counters, Telemetry};
@@ -9,7 +9,7 @@ use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// What the endpoint reads.
 #[derive(Debug)]
@@ -17,6 +17,72 @@ pub struct HttpState {
     pub counters: Arc<Counters>,
     pub telemetry: Arc<Telemetry>,
     pub status: Arc<Mutex<ConsumerStatus>>,
+    liveness: Mutex<Liveness>,
+}
+
+impl HttpState {
+    /// `stall`: how long records may wait with none finished before `/healthz` fails.
+    pub fn new(
+        counters: Arc<Counters>,
+        telemetry: Arc<Telemetry>,
+        status: Arc<Mutex<ConsumerStatus>>,
+        stall: Duration,
+    ) -> HttpState {
+        HttpState {
+            counters,
+            telemetry,
+            status,
+            liveness: Mutex::new(Liveness::new(stall, Instant::now())),
+        }
+    }
+}
+
+/// Whether the pipeline still makes progress, judged at each liveness probe: records wait
+/// (decoded and not finished, or behind on an assigned partition) and no record has been finished
+/// for `stall` means a wedged stage. An idle consumer with nothing to read is alive.
+#[derive(Debug)]
+pub struct Liveness {
+    stall: Duration,
+    done: u64,
+    since: Instant,
+}
+
+impl Liveness {
+    pub fn new(stall: Duration, now: Instant) -> Liveness {
+        Liveness {
+            stall,
+            done: 0,
+            since: now,
+        }
+    }
+
+    /// `Err` with the reason when wedged. `decoded` and `done` are the record counters; `lag`
+    /// whether any assigned partition has records behind its position.
+    pub fn check(
+        &mut self,
+        decoded: u64,
+        done: u64,
+        lag: bool,
+        now: Instant,
+    ) -> Result<(), String> {
+        let in_flight = decoded.saturating_sub(done);
+        let waiting = in_flight > 0 || lag;
+        if done != self.done || !waiting {
+            self.done = done;
+            self.since = now;
+            return Ok(());
+        }
+        let idle = now.saturating_duration_since(self.since);
+        if idle >= self.stall {
+            Err(format!(
+                "wedged: {in_flight} records in flight{}, none finished for {} s\n",
+                if lag { " and input waiting" } else { "" },
+                idle.as_secs()
+            ))
+        } else {
+            Ok(())
+        }
+    }
 }
 
 /// Serves until `stop` is set.
@@ -57,7 +123,22 @@ fn handle(mut stream: TcpStream, state: &HttpState) -> std::io::Result<()> {
     let (method, path) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
     let (code, body) = match (method, path) {
         ("GET", "/metrics") => ("200 OK", metrics(state)),
-        ("GET", "/healthz") => ("200 OK", "ok\n".to_string()),
+        ("GET", "/healthz") => {
+            let lag = {
+                let s = state.status.lock().unwrap_or_else(PoisonError::into_inner);
+                s.partitions.iter().any(|&(_, _, lag)| lag > 0)
+            };
+            let c = &state.counters;
+            let (decoded, done) = (Counters::get(&c.records), Counters::get(&c.records_done));
+            let mut live = state
+                .liveness
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            match live.check(decoded, done, lag, Instant::now()) {
+                Ok(()) => ("200 OK", "ok\n".to_string()),
+                Err(why) => ("503 Service Unavailable", why),
+            }
+        }
         ("GET", "/readyz") => {
             let s = state.status.lock().unwrap_or_else(PoisonError::into_inner);
             let polling = s
@@ -195,4 +276,43 @@ pub fn metrics(state: &HttpState) -> String {
         );
     }
     out
+}
+
+#[cfg(test)]
+mod liveness_tests {
+    use super::Liveness;
+    use std::time::{Duration, Instant};
+
+    #[test]
+    fn waiting_records_with_none_finished_for_the_stall_time_are_a_wedge() {
+        let t0 = Instant::now();
+        let at = |s: u64| t0 + Duration::from_secs(s);
+        let mut l = Liveness::new(Duration::from_secs(60), t0);
+        // Progress: alive, whatever waits.
+        assert!(l.check(100, 50, true, at(10)).is_ok());
+        assert!(l.check(200, 150, true, at(50)).is_ok());
+        // 150 finished since 50 s; at 109 s not yet 60 s without progress.
+        assert!(l.check(300, 150, false, at(109)).is_ok());
+        let why = l.check(300, 150, false, at(111)).expect_err("wedged");
+        assert!(why.contains("150 records in flight"), "{why}");
+        // Progress again: alive.
+        assert!(l.check(300, 151, false, at(112)).is_ok());
+        // Nothing in flight but lag on a partition, and the consumer takes nothing: a wedge too.
+        assert!(l.check(151, 151, true, at(150)).is_ok());
+        assert!(l
+            .check(151, 151, true, at(173))
+            .expect_err("wedged")
+            .contains("input waiting"));
+    }
+
+    #[test]
+    fn an_idle_consumer_with_nothing_to_read_is_alive() {
+        let t0 = Instant::now();
+        let mut l = Liveness::new(Duration::from_secs(60), t0);
+        for s in [0, 100, 1000, 100_000] {
+            assert!(l
+                .check(500, 500, false, t0 + Duration::from_secs(s))
+                .is_ok());
+        }
+    }
 }
