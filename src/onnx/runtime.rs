@@ -22,7 +22,11 @@ pub const DEFAULT_LOCATIONS: [&str; 2] = [
 pub fn locate(configured: Option<&Path>) -> Result<PathBuf, String> {
     let chosen = configured
         .map(Path::to_path_buf)
-        .or_else(|| std::env::var_os("ORT_DYLIB_PATH").map(PathBuf::from))
+        .or_else(|| {
+            std::env::var_os("ORT_DYLIB_PATH")
+                .filter(|v| !v.is_empty())
+                .map(PathBuf::from)
+        })
         .or_else(|| {
             DEFAULT_LOCATIONS
                 .iter()
