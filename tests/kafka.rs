@@ -882,8 +882,8 @@ fn three_scorers_share_twelve_partitions_through_a_join_and_a_kill() {
         "{duplicates} duplicates for {} alerts",
         want.len()
     );
-    assert!(
-        done >= records * 0.5,
-        "the survivors scored {done} of {records}"
-    );
+    // Every record was scored: the survivors end with no lag and nothing in flight on all twelve
+    // partitions (checked above), and an offset is committed only once its record is done, so
+    // what they did not read themselves was done by a member before it was committed. (The
+    // counts are printed, not compared: the killed member's last second is not known.)
 }
