@@ -257,6 +257,16 @@ fn short_memory_config(dir: &Path) -> String {
     path.to_str().expect("utf8").to_string()
 }
 
+/// Whether a scorer's `/metrics` show no lag on its partitions and nothing in flight.
+fn caught_up(m: &HashMap<String, f64>) -> bool {
+    let lag: f64 = m
+        .iter()
+        .filter(|(k, _)| k.starts_with("vigil_consumer_lag{"))
+        .map(|(_, v)| *v)
+        .sum();
+    lag == 0.0 && m.get("vigil_records_done_total") == m.get("vigil_records_total")
+}
+
 /// The fixture's alerts from `vigil replay`, without wall-clock and origin fields.
 fn replay_alerts() -> Vec<Value> {
     replay_alerts_with(&[])
@@ -478,14 +488,7 @@ fn crashes_lose_nothing() {
     assert!(feeder.wait().expect("feeder").success());
     let last = Scorer::start_with(&broker, "g-crash", &dir, "last", &["--config", &cfg]);
     last.wait_until(120, "no lag and nothing in flight", |m| {
-        let lag: f64 = m
-            .iter()
-            .filter(|(k, _)| k.starts_with("vigil_consumer_lag{"))
-            .map(|(_, v)| *v)
-            .sum();
-        m.get("vigil_assigned_partitions") == Some(&4.0)
-            && lag == 0.0
-            && m.get("vigil_records_done_total") == m.get("vigil_records_total")
+        m.get("vigil_assigned_partitions") == Some(&4.0) && caught_up(m)
     });
     std::thread::sleep(Duration::from_secs(2));
     let (status, log) = last.terminate();
@@ -581,14 +584,8 @@ fn a_broker_that_stops_answering_is_waited_for() {
     // Every record done at least once: if the pause cost the group its session, records scored
     // but not committed before the revocation are scored again after the reassignment.
     scorer.wait_until(120, "all records done", |m| {
-        let lag: f64 = m
-            .iter()
-            .filter(|(k, _)| k.starts_with("vigil_consumer_lag{"))
-            .map(|(_, v)| *v)
-            .sum();
         m.get("vigil_assigned_partitions") == Some(&4.0)
-            && lag == 0.0
-            && m.get("vigil_records_done_total") == m.get("vigil_records_total")
+            && caught_up(m)
             && m.get("vigil_records_done_total").copied().unwrap_or(0.0) >= 64_800.0
     });
     let (status, log) = scorer.terminate();
@@ -802,21 +799,13 @@ fn three_scorers_share_twelve_partitions_through_a_join_and_a_kill() {
     let killed_after = b.metric("vigil_records_done_total");
     b.kill9();
     assert!(feeder.wait().expect("feeder").success());
-    let settled = |m: &HashMap<String, f64>| {
-        let lag: f64 = m
-            .iter()
-            .filter(|(k, _)| k.starts_with("vigil_consumer_lag{"))
-            .map(|(_, v)| *v)
-            .sum();
-        lag == 0.0 && m.get("vigil_records_done_total") == m.get("vigil_records_total")
-    };
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
         let (ma, mc) = (a.metrics(), c.metrics());
         let assigned = |m: &HashMap<String, f64>| m.get("vigil_assigned_partitions").copied();
         if assigned(&ma).unwrap_or(0.0) + assigned(&mc).unwrap_or(0.0) == 12.0
-            && settled(&ma)
-            && settled(&mc)
+            && caught_up(&ma)
+            && caught_up(&mc)
         {
             break;
         }

@@ -259,7 +259,7 @@ impl Likelihood {
     ///
     /// # Panics
     /// As [`Likelihood::update`].
-    pub fn surprise(
+    fn surprise(
         &mut self,
         slots: &mut LikelihoodSlots,
         start: usize,
