@@ -200,6 +200,16 @@ impl AckTracker {
         });
     }
 
+    /// Tickets registered and not yet finished that hold records of any of `partitions`.
+    pub fn in_flight_on(&self, partitions: &[SourceId]) -> usize {
+        let st = self.state();
+        partitions
+            .iter()
+            .filter_map(|p| st.order.get(p))
+            .map(VecDeque::len)
+            .sum()
+    }
+
     /// Tickets registered and not yet finished.
     pub fn in_flight(&self) -> usize {
         self.state().order.values().map(|q| q.len()).sum()

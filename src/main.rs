@@ -15,6 +15,60 @@ use vigil::simulate::{self, SimOptions};
 
 mod cli;
 
+/// Writes a line to stderr; a stderr that cannot be written (closed, `/dev/full`) is no reason to
+/// panic (`eprintln!` would): the exit code still tells.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($arg)*);
+    }};
+}
+
+/// Writes text to stderr as is, like [`say!`] without the newline.
+fn say_raw(text: &str) {
+    use std::io::Write as _;
+    let _ = std::io::stderr().write_all(text.as_bytes());
+}
+
+/// Stderr for log lines: a line that cannot be written is dropped (tracing's own fallback for a
+/// failed write is `eprintln!`, which panics).
+struct LossyStderr;
+
+impl std::io::Write for LossyStderr {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let _ = std::io::stderr().write_all(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Whether stdout was closed when Vigil started.
+static STDOUT_CLOSED: AtomicBool = AtomicBool::new(false);
+
+/// Records whether stdout was closed at start. Rust's runtime opens `/dev/null` (read-write) on a
+/// closed stdin, stdout or stderr before `main`, so that no file Vigil opens takes its number; a
+/// stdout that is `/dev/null` opened read-write is taken for one that was closed (a shell's
+/// `>/dev/null` opens it write-only).
+fn note_closed_stdout() {
+    // SAFETY: fstat and stat write into the zeroed structs they are given; fcntl(F_GETFL) only
+    // asks about a descriptor number; the path is a valid C string.
+    let closed = unsafe {
+        let (mut out, mut null): (libc::stat, libc::stat) =
+            (std::mem::zeroed(), std::mem::zeroed());
+        let flags = libc::fcntl(1, libc::F_GETFL);
+        libc::fstat(1, &mut out) == 0
+            && libc::stat(c"/dev/null".as_ptr(), &mut null) == 0
+            && out.st_rdev == null.st_rdev
+            && (out.st_mode & libc::S_IFMT) == libc::S_IFCHR
+            && flags >= 0
+            && (flags & libc::O_ACCMODE) == libc::O_RDWR
+    };
+    STDOUT_CLOSED.store(closed, std::sync::atomic::Ordering::Relaxed);
+}
+
 /// A failure and the exit code it maps to.
 enum Failure {
     Usage(anyhow::Error),
@@ -22,6 +76,7 @@ enum Failure {
 }
 
 fn main() -> ExitCode {
+    note_closed_stdout();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) if e.use_stderr() => {
@@ -31,7 +86,7 @@ fn main() -> ExitCode {
                 .next()
                 .unwrap_or("invalid arguments")
                 .trim_start_matches("error: ");
-            eprintln!("vigil: {first} (see 'vigil --help')");
+            say!("vigil: {first} (see 'vigil --help')");
             return ExitCode::from(2);
         }
         Err(e) => {
@@ -43,11 +98,11 @@ fn main() -> ExitCode {
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(Failure::Usage(e)) => {
-            eprintln!("vigil: {e:#}");
+            say!("vigil: {e:#}");
             ExitCode::from(2)
         }
         Err(Failure::Runtime(e)) => {
-            eprintln!("vigil: {e:#}");
+            say!("vigil: {e:#}");
             ExitCode::from(1)
         }
     }
@@ -59,7 +114,7 @@ fn init_logging() {
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_target(false)
-        .with_writer(std::io::stderr);
+        .with_writer(|| LossyStderr);
     // VIGIL_LOG_FORMAT=json: one JSON object per line, for log collectors.
     let _ = if std::env::var("VIGIL_LOG_FORMAT").is_ok_and(|f| f == "json") {
         builder.json().try_init()
@@ -125,6 +180,11 @@ fn run_replay(args: ReplayArgs) -> Result<(), Failure> {
         ..Overrides::default()
     };
     let config = configure(args.config.as_ref(), &flags)?;
+    if config.output.alerts.is_none() && STDOUT_CLOSED.load(std::sync::atomic::Ordering::Relaxed) {
+        return Err(usage(anyhow::anyhow!(
+            "standard output is closed: nowhere to write the alerts (give --alerts FILE)"
+        )));
+    }
     let stop = install_stop_flag()?;
     let options = ReplayOptions {
         progress: !args.quiet,
@@ -138,9 +198,9 @@ fn run_replay(args: ReplayArgs) -> Result<(), Failure> {
         }
     })?;
     if !args.quiet {
-        eprint!("{}", report.table());
+        say_raw(&report.table());
         if report.dead_letters > 0 {
-            eprintln!(
+            say!(
                 "dead letters written to {}",
                 config.output.dead_letter.display()
             );
@@ -188,7 +248,7 @@ fn run_score(args: ScoreArgs) -> Result<(), Failure> {
             Failure::Runtime(e.into())
         }
     })?;
-    eprint!("{}", report.table());
+    say_raw(&report.table());
     if let Some(path) = &args.metrics_out {
         write_metrics(&report, path)?;
     }
@@ -217,7 +277,7 @@ fn run_produce(args: ProduceArgs) -> Result<(), Failure> {
                 Failure::Runtime(e.into())
             }
         })?;
-    eprintln!(
+    say!(
         "produced {} records to {} in {:.2} s ({:.0} records/s); {} lines skipped",
         produced.records,
         args.topic,
@@ -237,7 +297,7 @@ fn eval_failure(e: vigil::eval::EvalError) -> Failure {
 
 /// A table for people on stderr, the same as JSON on stdout.
 fn print_report(table: &str, report: &impl serde::Serialize) -> Result<(), Failure> {
-    eprint!("{table}");
+    say_raw(table);
     let json = serde_json::to_string_pretty(report).map_err(|e| Failure::Runtime(e.into()))?;
     println!("{json}");
     Ok(())
@@ -313,7 +373,7 @@ fn run_train_iforest(args: TrainIforestArgs) -> Result<(), Failure> {
     t.model
         .save(&args.out)
         .map_err(|e| usage(anyhow::anyhow!(e)))?;
-    eprintln!(
+    say!(
         "trained {} trees (sample {}) on {} rows of {} features [{}] from {} records ({} incomplete, {} dead letters) in {:.2} s; threshold {:.4} (contamination {}); wrote {}",
         t.model.forest.n_trees(),
         t.model.forest.sample_size(),
@@ -343,7 +403,7 @@ fn run_import_iforest(args: ImportIforestArgs) -> Result<(), Failure> {
     let model = vigil::iforest::onnx::import(&bytes, &args.onnx.display().to_string(), &opts)
         .map_err(|e| text(format!("{}: {e}", args.onnx.display())))?;
     model.save(&args.out).map_err(text)?;
-    eprintln!(
+    say!(
         "imported {} trees (sample {}) over [{}], threshold {:.4}; wrote {}",
         model.forest.n_trees(),
         model.forest.sample_size(),
@@ -382,7 +442,7 @@ fn run_simulate(args: SimulateArgs) -> Result<(), Failure> {
     let mut json = serde_json::to_vec_pretty(&labels).map_err(|e| Failure::Runtime(e.into()))?;
     json.push(b'\n');
     write(&labels_path, &json)?;
-    eprintln!(
+    say!(
         "wrote {} ({} records) and {}",
         args.out.display(),
         opts.pumps as u64 * opts.seconds,

@@ -65,9 +65,14 @@ impl NameTable {
 }
 
 /// Gives each distinct name one id, recording it in a shared [`NameTable`].
+///
+/// Names can also be interned within a *scope* (a topic partition's assignment: see
+/// `sources::kafka`): the same name in two scopes gets two ids, so state kept by id starts over.
 #[derive(Debug)]
 pub struct Interner {
     ids: HashMap<Arc<str>, u32>,
+    /// Per scope, its names' ids; the scope used last first.
+    scoped: Vec<(u32, HashMap<Arc<str>, u32>)>,
     table: Arc<NameTable>,
 }
 
@@ -76,8 +81,42 @@ impl Interner {
     pub fn new(table: Arc<NameTable>) -> Interner {
         Interner {
             ids: HashMap::new(),
+            scoped: Vec::new(),
             table,
         }
+    }
+
+    /// The id of `name` within `scope` (`None`: the one unscoped id of [`Interner::intern`]).
+    pub fn intern_in(&mut self, scope: Option<u32>, name: &str) -> u32 {
+        let Some(scope) = scope else {
+            return self.intern(name);
+        };
+        if self.scoped.first().is_none_or(|(s, _)| *s != scope) {
+            match self.scoped.iter().position(|(s, _)| *s == scope) {
+                Some(i) => self.scoped.swap(0, i),
+                None => {
+                    self.scoped.push((scope, HashMap::new()));
+                    let last = self.scoped.len() - 1;
+                    self.scoped.swap(0, last);
+                }
+            }
+        }
+        let ids = &mut self.scoped[0].1;
+        if let Some(&id) = ids.get(name) {
+            return id;
+        }
+        let name: Arc<str> = Arc::from(name);
+        let id = self.table.push(name.clone());
+        ids.insert(name, id);
+        id
+    }
+
+    /// A new id for `name`, even if it has one: later calls of [`Interner::intern`] give this one.
+    pub fn intern_anew(&mut self, name: &str) -> u32 {
+        let name: Arc<str> = Arc::from(name);
+        let id = self.table.push(name.clone());
+        self.ids.insert(name, id);
+        id
     }
 
     /// The id of `name`, made on first sight.
@@ -267,6 +306,24 @@ mod tests {
         assert_ne!(a, b);
         assert_eq!(&*table.get(b), "pump-2");
         assert_eq!(&*table.get(99), "?");
+    }
+
+    #[test]
+    fn a_scope_gives_its_names_ids_of_their_own() {
+        let table = Arc::new(NameTable::default());
+        let mut interner = Interner::new(table.clone());
+        let plain = interner.intern("pump-1");
+        assert_eq!(interner.intern_in(None, "pump-1"), plain);
+        let in7 = interner.intern_in(Some(7), "pump-1");
+        let in8 = interner.intern_in(Some(8), "pump-1");
+        assert!(in7 != plain && in8 != plain && in7 != in8);
+        assert_eq!(interner.intern_in(Some(7), "pump-1"), in7);
+        assert_eq!(interner.intern_in(Some(8), "pump-1"), in8);
+        assert_eq!(&*table.get(in8), "pump-1");
+        // A name given anew: the old id keeps its name, later lookups get the new one.
+        let again = interner.intern_anew("pump-1");
+        assert!(again != plain && interner.intern("pump-1") == again);
+        assert_eq!(&*table.get(plain), "pump-1");
     }
 
     #[test]

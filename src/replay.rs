@@ -33,6 +33,9 @@ pub enum ReplayError {
         path: PathBuf,
         source: std::io::Error,
     },
+    /// An output would overwrite an input (a usage error: nothing ran).
+    #[error("{output} is also an input: refusing to overwrite the recording")]
+    OutputIsInput { output: PathBuf },
     /// Reading input failed part-way.
     #[error("reading input failed: {0}")]
     Read(InputError),
@@ -45,7 +48,10 @@ impl ReplayError {
     pub fn is_usage(&self) -> bool {
         matches!(
             self,
-            ReplayError::Input(_) | ReplayError::Output { .. } | ReplayError::Load(_)
+            ReplayError::Input(_)
+                | ReplayError::Output { .. }
+                | ReplayError::OutputIsInput { .. }
+                | ReplayError::Load(_)
         )
     }
 }
@@ -69,6 +75,7 @@ pub fn replay(
     stop: Arc<AtomicBool>,
     options: ReplayOptions,
 ) -> Result<Report, ReplayError> {
+    check_outputs(config, files)?;
     replay_into(config, files, stop, options, |names, tracker| {
         let sink = FileSink::create(
             config.output.alerts.as_deref(),
@@ -80,6 +87,37 @@ pub fn replay(
         .map_err(|(path, source)| ReplayError::Output { path, source })?;
         Ok(Box::new(sink))
     })
+}
+
+/// Refuses outputs that are inputs, and a metrics file whose directory is missing, before
+/// anything is opened for writing.
+fn check_outputs(config: &Config, files: &[PathBuf]) -> Result<(), ReplayError> {
+    let out = &config.output;
+    let outputs = out
+        .alerts
+        .iter()
+        .chain([&out.shadow_alerts, &out.dead_letter])
+        .chain(out.metrics.iter());
+    for output in outputs {
+        if files.iter().any(|f| file::same_file(f, output)) {
+            return Err(ReplayError::OutputIsInput {
+                output: output.clone(),
+            });
+        }
+    }
+    if let Some(metrics) = &out.metrics {
+        let dir = metrics
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        if !dir.is_dir() {
+            return Err(ReplayError::Output {
+                path: metrics.clone(),
+                source: std::io::Error::new(std::io::ErrorKind::NotFound, "no such directory"),
+            });
+        }
+    }
+    Ok(())
 }
 
 /// [`replay`] into the sink `make_sink` builds (from the name tables and the ack tracker it must

@@ -143,6 +143,12 @@ pub(super) fn spec(raw: RawDetector, alerts: &RawPolicy) -> Result<DetectorSpec,
         .name
         .clone()
         .unwrap_or_else(|| kind.name().to_string());
+    if label.trim().is_empty() {
+        return Err(ConfigError::invalid(format!(
+            "a {} detector's name cannot be empty",
+            kind.name()
+        )));
+    }
     let required = |what: &str, v: Option<PathBuf>| {
         v.ok_or_else(|| {
             ConfigError::invalid(format!("detector {label}: {what} = \"FILE\" is required"))

@@ -201,6 +201,18 @@ mod tests {
         }
         for (text, want) in [
             ("[pipeline]\nshards = 0\n", "shards must be positive"),
+            (
+                "[pipeline]\nchannel_capacity = 100000000000\n",
+                "pipeline.channel_capacity must be at most 4096, got 100000000000",
+            ),
+            (
+                "[pipeline]\nbatch_size = 100000000000\n",
+                "pipeline.batch_size must be at most 1048576",
+            ),
+            (
+                "[[detectors]]\nkind = \"zscore\"\nname = \"\"\n",
+                "a zscore detector's name cannot be empty",
+            ),
             ("[pipeline]\nspeed = \"fast\"\n", "speed must be"),
             ("[pipeline]\nisa = \"sse9\"\n", "unknown instruction set"),
             ("[alerts]\nopen = 2.0\nclose = 3.0\n", "close < open"),

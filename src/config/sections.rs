@@ -106,6 +106,16 @@ pub(super) fn positive<T: PartialOrd + Default + std::fmt::Display>(
     }
 }
 
+pub(super) fn at_most(name: &str, v: usize, max: usize) -> Result<usize, ConfigError> {
+    if v <= max {
+        Ok(v)
+    } else {
+        Err(ConfigError::invalid(format!(
+            "{name} must be at most {max}, got {v}"
+        )))
+    }
+}
+
 pub(super) fn input(raw: RawInput) -> Result<InputConfig, ConfigError> {
     Ok(InputConfig {
         ignore_columns: raw.ignore_columns,
@@ -145,12 +155,10 @@ pub(super) fn pipeline(p: RawPipeline) -> Result<PipelineConfig, ConfigError> {
         isa: isa::choose(p.isa.as_deref()).map_err(ConfigError::Isa)?,
         speed: Speed::parse(p.speed.as_deref().unwrap_or("max"))?,
     };
-    if pipeline.shards > 256 {
-        return Err(ConfigError::invalid(format!(
-            "pipeline.shards must be at most 256, got {}",
-            pipeline.shards
-        )));
-    }
+    // Bounds that keep what the queues can hold (capacity × batch rows, per stage) in memory.
+    at_most("pipeline.shards", pipeline.shards, 256)?;
+    at_most("pipeline.batch_size", pipeline.batch_size, 1 << 20)?;
+    at_most("pipeline.channel_capacity", pipeline.channel_capacity, 4096)?;
     Ok(pipeline)
 }
 

@@ -89,6 +89,9 @@ impl CsvLayout {
             if n.is_empty() {
                 return Err(format!("column {} of the header has no name", i + 1));
             }
+            if n.contains('"') {
+                return Err(format!("column {n} of the header has an unbalanced quote"));
+            }
             if names[..i].iter().any(|m| m.eq_ignore_ascii_case(n)) {
                 return Err(format!("column {n:?} appears twice in the header"));
             }
@@ -113,6 +116,12 @@ impl CsvLayout {
             }
             None => SENSOR_NAMES.iter().find_map(|n| find(n)),
         };
+        if sensor_col == Some(ts_col) {
+            return Err(format!(
+                "column {:?} cannot be both the timestamp and the sensor column",
+                names[ts_col]
+            ));
+        }
         let channel_cols: Vec<usize> = (0..names.len())
             .filter(|&i| i != ts_col && Some(i) != sensor_col)
             .filter(|&i| {
@@ -173,6 +182,9 @@ impl CsvLayout {
         })?;
         let sensor = match (self.fixed_sensor, self.sensor_col) {
             (Some(s), _) => s,
+            (None, Some(col)) if field(col).contains('"') => {
+                return Err(format!("sensor id {} has an unbalanced quote", field(col)));
+            }
             (None, Some(col)) if !field(col).is_empty() => sensors.intern(field(col)),
             _ => return Err("empty sensor id".into()),
         };
@@ -199,7 +211,8 @@ pub fn parse_reading(text: &str) -> Option<f32> {
     {
         return Some(f32::NAN);
     }
-    text.parse::<f32>().ok()
+    // Out-of-range numbers (`1e400`) and infinities are not readings: the record is refused.
+    text.parse::<f32>().ok().filter(|v| v.is_finite())
 }
 
 #[cfg(test)]
@@ -241,11 +254,22 @@ mod tests {
         )
         .expect("layout");
         assert_eq!((l.ts_col, l.sensor_col), (1, Some(0)));
+        let same = InputConfig {
+            sensor_column: Some("timestamp".into()),
+            ..input()
+        };
+        let err = CsvLayout::from_header("timestamp,p", &same, "f", &mut sensors, &mut schemas)
+            .expect_err("the timestamp column as the sensor column");
+        assert!(
+            err.contains("both the timestamp and the sensor column"),
+            "{err}"
+        );
         for bad in [
             "a,b,c",
             "timestamp,anomaly",
             "timestamp,x,X",
             "timestamp,,x",
+            "timestamp,\"p",
         ] {
             assert!(
                 CsvLayout::from_header(bad, &input(), "f", &mut sensors, &mut schemas).is_err(),
@@ -280,6 +304,18 @@ mod tests {
             ("noon,pump-1,1.5,2", "bad timestamp \"noon\""),
             ("1000,pump-1,1.5x,2", "bad number \"1.5x\" in column \"p\""),
             ("1000,,1.5,2", "empty sensor id"),
+            (
+                "1000,\"pump-1,1.5,2",
+                "sensor id \"pump-1 has an unbalanced quote",
+            ),
+            (
+                "1000,pump-1,1e400,2",
+                "bad number \"1e400\" in column \"p\"",
+            ),
+            (
+                "1000,pump-1,1.5,-inf",
+                "bad number \"-inf\" in column \"q\"",
+            ),
         ] {
             let err = l
                 .decode(bad, &mut fields, &mut sensors, &mut values)

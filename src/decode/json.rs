@@ -75,6 +75,19 @@ pub fn decode<'a>(
     if let Some(w) = rec.values.windows(2).find(|w| w[0].0 == w[1].0) {
         return Err(format!("value {:?} appears twice", w[0].0));
     }
+    if let Some((k, _)) = rec.values.iter().find(|(k, _)| k.is_empty()) {
+        return Err(format!("a value has an empty channel name {k:?}"));
+    }
+    if let Some((k, v)) = rec
+        .values
+        .iter()
+        .find(|(_, v)| v.is_some_and(|v| !(v as f32).is_finite()))
+    {
+        return Err(format!(
+            "value {k:?} = {} is out of range (readings are 32-bit floats)",
+            v.unwrap_or_default()
+        ));
+    }
     Ok((rec, ts))
 }
 
@@ -107,6 +120,14 @@ mod tests {
                 "bad timestamp",
             ),
             (br#"{"sensor":"a","ts":1,"values":{}}"#, "no values"),
+            (
+                br#"{"sensor":"a","ts":1,"values":{"":1}}"#,
+                "empty channel name",
+            ),
+            (
+                br#"{"sensor":"a","ts":1,"values":{"p":1e39}}"#,
+                "value \"p\" = 1000000000000000000000000000000000000000 is out of range",
+            ),
             (
                 br#"{"sensor":"a","ts":1,"values":{"p":1,"p":2}}"#,
                 "appears twice",

@@ -138,6 +138,9 @@ pub struct Decoder {
     ticket: Ticket,
     source_ms: i64,
     replay_only: bool,
+    /// The scope sensor names are interned in: the partition assignment of the message being
+    /// decoded (see `sources::kafka`), none for files.
+    scope: Option<u32>,
     fields: Vec<std::ops::Range<usize>>,
     values: Vec<f32>,
     pub counts: DecodeCounts,
@@ -169,6 +172,7 @@ impl Decoder {
             ticket: 0,
             source_ms: 0,
             replay_only: false,
+            scope: None,
             fields: Vec::new(),
             values: Vec::new(),
             counts: DecodeCounts::default(),
@@ -226,10 +230,13 @@ impl Decoder {
                     }
                     self.source_ms = m.timestamp_ms;
                     self.replay_only = m.replay_only;
+                    // A sensor's state lives as long as its partition's assignment.
+                    self.scope = Some(m.origin.source);
                     if !self.json(&m.payload, m.origin, batch.read_at, dead, emit) {
                         return false;
                     }
                 }
+                self.scope = None;
                 self.replay_only = false;
                 self.source_ms = 0;
                 self.flush(emit)
@@ -358,7 +365,7 @@ impl Decoder {
                         .iter()
                         .map(|(_, v)| v.map_or(f32::NAN, |v| v as f32)),
                 );
-                let sensor = self.sensors.intern(&rec.sensor);
+                let sensor = self.sensors.intern_in(self.scope, &rec.sensor);
                 self.push(&schema, sensor, ts, origin, read_at, emit)
             }
             Err(reason) => {

@@ -13,6 +13,8 @@ use std::sync::Arc;
 /// Alerts to a file or stdout; dead letters to a file opened on the first one.
 pub struct FileSink {
     alerts: BufWriter<Box<dyn Write + Send>>,
+    /// The alert file's path, or "standard output", for messages.
+    alerts_name: PathBuf,
     shadow_path: PathBuf,
     shadow: Option<BufWriter<File>>,
     dead_path: PathBuf,
@@ -42,7 +44,16 @@ impl FileSink {
     ) -> Result<FileSink, (PathBuf, io::Error)> {
         let writer: Box<dyn Write + Send> = match alerts {
             Some(path) => Box::new(File::create(path).map_err(|e| (path.to_path_buf(), e))?),
-            None => Box::new(io::stdout()),
+            // A descriptor of its own, so that a write error (a closed pipe, a full disk) is
+            // an error: Rust's `Stdout` reports writes to a closed descriptor as done.
+            None => {
+                use std::os::fd::AsFd;
+                let fd = io::stdout()
+                    .as_fd()
+                    .try_clone_to_owned()
+                    .map_err(|e| (PathBuf::from("standard output"), e))?;
+                Box::new(File::from(fd))
+            }
         };
         let dir = dead_letter
             .parent()
@@ -56,6 +67,7 @@ impl FileSink {
         }
         Ok(FileSink {
             alerts: BufWriter::with_capacity(64 * 1024, writer),
+            alerts_name: alerts.map_or_else(|| PathBuf::from("standard output"), Path::to_path_buf),
             shadow_path: shadow_alerts.to_path_buf(),
             shadow: None,
             dead_path: dead_letter.to_path_buf(),
@@ -67,6 +79,11 @@ impl FileSink {
     }
 }
 
+/// `e` with the file it happened on.
+fn on(path: &Path) -> impl Fn(io::Error) -> io::Error + '_ {
+    move |e| io::Error::new(e.kind(), format!("{}: {e}", path.display()))
+}
+
 impl Sink for FileSink {
     fn alerts(&mut self, alerts: &[Alert], done: Completion) -> io::Result<()> {
         for a in alerts {
@@ -76,19 +93,22 @@ impl Sink for FileSink {
             if a.shadow {
                 // Shadow alerts never reach the serving file: their own, made on the first one.
                 if self.shadow.is_none() {
-                    self.shadow = Some(BufWriter::new(File::create(&self.shadow_path)?));
+                    let file = File::create(&self.shadow_path).map_err(on(&self.shadow_path))?;
+                    self.shadow = Some(BufWriter::new(file));
                 }
                 if let Some(w) = &mut self.shadow {
-                    w.write_all(&self.buf)?;
+                    w.write_all(&self.buf).map_err(on(&self.shadow_path))?;
                 }
             } else {
-                self.alerts.write_all(&self.buf)?;
+                self.alerts
+                    .write_all(&self.buf)
+                    .map_err(on(&self.alerts_name))?;
             }
         }
         if !alerts.is_empty() {
-            self.alerts.flush()?;
+            self.alerts.flush().map_err(on(&self.alerts_name))?;
             if let Some(w) = &mut self.shadow {
-                w.flush()?;
+                w.flush().map_err(on(&self.shadow_path))?;
             }
         }
         self.tracker.complete(&done);
@@ -100,25 +120,26 @@ impl Sink for FileSink {
             return Ok(());
         }
         if self.dead.is_none() {
-            self.dead = Some(BufWriter::new(File::create(&self.dead_path)?));
+            let file = File::create(&self.dead_path).map_err(on(&self.dead_path))?;
+            self.dead = Some(BufWriter::new(file));
         }
         if let Some(w) = &mut self.dead {
             for d in dead {
                 self.buf.clear();
                 dead_letter_json(d, &self.names, &mut self.buf);
                 self.buf.push(b'\n');
-                w.write_all(&self.buf)?;
+                w.write_all(&self.buf).map_err(on(&self.dead_path))?;
             }
-            w.flush()?;
+            w.flush().map_err(on(&self.dead_path))?;
         }
         self.tracker.complete(&done);
         Ok(())
     }
 
     fn flush(&mut self) -> io::Result<()> {
-        self.alerts.flush()?;
+        self.alerts.flush().map_err(on(&self.alerts_name))?;
         if let Some(w) = &mut self.dead {
-            w.flush()?;
+            w.flush().map_err(on(&self.dead_path))?;
         }
         Ok(())
     }

@@ -20,6 +20,18 @@ pub enum InputError {
     Open { path: PathBuf, source: io::Error },
     #[error("{path}: {reason}")]
     Header { path: PathBuf, reason: String },
+    #[error("{path} shrank while it was read: {read} of its {len} bytes read; the rest is lost")]
+    Shrank { path: PathBuf, read: u64, len: u64 },
+}
+
+/// Whether `a` and `b` are the same file (the same inode, through any links). False when either
+/// does not exist.
+pub fn same_file(a: &Path, b: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (std::fs::metadata(a), std::fs::metadata(b)) {
+        (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
+        _ => false,
+    }
 }
 
 /// A file checked and ready to read.
@@ -105,6 +117,7 @@ pub fn read(
         let mut carry: Vec<u8> = Vec::new();
         let mut first = true;
         let mut skipping = false;
+        let mut total = 0u64;
         loop {
             if stop.load(Ordering::Relaxed) {
                 return Ok(());
@@ -115,7 +128,17 @@ pub fn read(
             let n = read_full(&mut input.file, &mut data[old..]).map_err(err)?;
             data.truncate(old + n);
             bytes_read.fetch_add(n as u64, Ordering::Relaxed);
+            total += n as u64;
             let eof = n == 0;
+            if eof && total < input.len {
+                // Truncated under us (a log rotation, a copy over it): what was sent is scored,
+                // the caller says what is lost.
+                return Err(InputError::Shrank {
+                    path: path.clone(),
+                    read: total,
+                    len: input.len,
+                });
+            }
             let mut oversized_last = false;
             if skipping {
                 // Inside an over-long line already reported: drop bytes up to its end.

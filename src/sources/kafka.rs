@@ -27,6 +27,10 @@ use std::time::{Duration, Instant};
 /// Most messages one poll batch holds.
 const MAX_BATCH: usize = 4096;
 
+/// Longest a revocation waits for the records in flight on its partitions to finish (the group's
+/// rebalance waits meanwhile).
+const REVOKE_DRAIN: Duration = Duration::from_secs(10);
+
 /// Shared between the poll thread, its rebalance callbacks and the status readers.
 #[derive(Debug)]
 struct Shared {
@@ -39,12 +43,24 @@ struct Shared {
 #[derive(Debug)]
 struct SourceMap {
     interner: Interner,
+    /// Every source id given out: the partition it reads.
     by_id: Vec<(String, i32)>,
-    /// Per partition: the committed offset found at assignment (records below it are replay-only),
-    /// and whether messages still come from before the rewind seek took effect.
+    /// Per partition ever assigned: its current source id, and the next offset after the last
+    /// record this member read of it (the state its sensors have reached).
+    current: Vec<Tracked>,
+    /// Per partition assigned now: the committed offset found at assignment (records below it are
+    /// replay-only), and whether messages still come from before the rewind seek took effect.
     partitions: HashMap<SourceId, PartitionState>,
     /// Highest offset stored per partition: stores only ever move forward.
     stored: HashMap<SourceId, i64>,
+}
+
+#[derive(Debug)]
+struct Tracked {
+    topic: String,
+    partition: i32,
+    id: SourceId,
+    next_seen: i64,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -54,20 +70,50 @@ struct PartitionState {
 }
 
 impl SourceMap {
+    fn tracked(&mut self, topic: &str, partition: i32) -> Option<&mut Tracked> {
+        self.current
+            .iter_mut()
+            .find(|t| t.partition == partition && t.topic == topic)
+    }
+
+    /// The current source id of a partition.
     fn id(&mut self, topic: &str, partition: i32) -> SourceId {
-        if let Some(id) = self
-            .by_id
-            .iter()
-            .position(|(t, p)| *p == partition && t == topic)
-        {
-            return id as SourceId;
+        if let Some(t) = self.tracked(topic, partition) {
+            return t.id;
         }
         let id = self.interner.intern(&format!("{topic}/{partition}"));
+        self.record(id, topic, partition);
+        self.current.push(Tracked {
+            topic: topic.to_string(),
+            partition,
+            id,
+            next_seen: -1,
+        });
+        id
+    }
+
+    /// A new source id for a partition (same name): its sensors' state starts over.
+    fn renew(&mut self, topic: &str, partition: i32) -> SourceId {
+        let id = self.interner.intern_anew(&format!("{topic}/{partition}"));
+        self.record(id, topic, partition);
+        if let Some(t) = self.tracked(topic, partition) {
+            t.id = id;
+            t.next_seen = -1;
+        }
+        id
+    }
+
+    fn record(&mut self, id: SourceId, topic: &str, partition: i32) {
         if id as usize >= self.by_id.len() {
             self.by_id.resize(id as usize + 1, (String::new(), -1));
         }
         self.by_id[id as usize] = (topic.to_string(), partition);
-        id
+    }
+}
+
+impl Shared {
+    fn lock_sources(&self) -> std::sync::MutexGuard<'_, SourceMap> {
+        self.sources.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
 
@@ -83,18 +129,26 @@ impl ClientContext for VigilContext {}
 impl ConsumerContext for VigilContext {
     fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         if let Rebalance::Revoke(tpl) = rebalance {
+            let ids: Vec<SourceId> = {
+                let mut map = self.shared.lock_sources();
+                tpl.elements()
+                    .iter()
+                    .map(|el| map.id(el.topic(), el.partition()))
+                    .collect()
+            };
+            // Let what is in flight finish, so that the commit covers every record read: if the
+            // partitions come back, the state their sensors reached is still exact.
+            let deadline = Instant::now() + REVOKE_DRAIN;
+            while self.shared.tracker.in_flight_on(&ids) > 0 && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(5));
+            }
             // Commit what is done before another member takes these partitions.
             store_done(consumer, &self.shared);
             if let Err(e) = consumer.commit_consumer_state(CommitMode::Sync) {
                 tracing::debug!("commit before revocation: {e}");
             }
-            let mut map = self
-                .shared
-                .sources
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner);
-            for el in tpl.elements() {
-                let id = map.id(el.topic(), el.partition());
+            let mut map = self.shared.lock_sources();
+            for id in ids {
                 map.partitions.remove(&id);
                 map.stored.remove(&id);
                 self.shared.tracker.forget(id);
@@ -128,10 +182,7 @@ fn store_done(consumer: &BaseConsumer<VigilContext>, shared: &Shared) {
     if done.is_empty() {
         return;
     }
-    let mut map = shared
-        .sources
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner);
+    let mut map = shared.lock_sources();
     let mut tpl = TopicPartitionList::new();
     for (id, next) in done {
         let Some((topic, partition)) = map.by_id.get(id as usize).cloned() else {
@@ -179,6 +230,7 @@ impl KafkaSource {
             sources: Mutex::new(SourceMap {
                 interner: sources,
                 by_id: Vec::new(),
+                current: Vec::new(),
                 partitions: HashMap::new(),
                 stored: HashMap::new(),
             }),
@@ -285,12 +337,17 @@ impl KafkaSource {
                 .and_then(|c| c.find_partition(&topic, partition))
                 .and_then(|e| e.offset().to_raw())
                 .filter(|&o| o >= 0);
-            let id = self
-                .shared
-                .sources
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .id(&topic, partition);
+            // The sensors of a partition this member read up to the committed offset are where
+            // they were: no rewind. Otherwise (new to this member, or read meanwhile by another,
+            // or left with records in flight) they start over, from a rewind.
+            let (id, continuous) = {
+                let mut map = self.shared.lock_sources();
+                match map.tracked(&topic, partition).map(|t| (t.id, t.next_seen)) {
+                    Some((id, seen)) if committed.is_some_and(|c| c == seen) => (id, true),
+                    Some((_, seen)) if seen >= 0 => (map.renew(&topic, partition), false),
+                    _ => (map.id(&topic, partition), false),
+                }
+            };
             let low = self
                 .consumer
                 .fetch_watermarks(&topic, partition, Duration::from_secs(5))
@@ -300,7 +357,7 @@ impl KafkaSource {
             let start = committed_at
                 .saturating_sub(self.shared.rewind as i64)
                 .max(low);
-            let seek = committed.is_some() && start < committed_at;
+            let seek = !continuous && committed.is_some() && start < committed_at;
             if seek {
                 if let Err(e) = self.consumer.seek(
                     &topic,
@@ -311,13 +368,10 @@ impl KafkaSource {
                     tracing::warn!("cannot rewind {topic}/{partition} to {start}: {e}");
                 }
                 tracing::info!("{topic}/{partition}: rebuilding state from offset {start} (committed {committed_at})");
+            } else if continuous {
+                tracing::info!("{topic}/{partition}: state kept (read up to the committed offset {committed_at})");
             }
-            let mut map = self
-                .shared
-                .sources
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner);
-            map.partitions.insert(
+            self.shared.lock_sources().partitions.insert(
                 id,
                 PartitionState {
                     committed: committed_at,
@@ -353,11 +407,7 @@ impl KafkaSource {
             };
             read_at.get_or_insert_with(Instant::now);
             let offset = msg.offset();
-            let mut map = self
-                .shared
-                .sources
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner);
+            let mut map = self.shared.lock_sources();
             let id = map.id(msg.topic(), msg.partition());
             let Some(state) = map.partitions.get_mut(&id) else {
                 continue; // not (or no longer) ours
@@ -369,6 +419,9 @@ impl KafkaSource {
                 state.awaiting_seek = false;
             }
             let replay_only = offset < state.committed;
+            if let Some(t) = map.tracked(msg.topic(), msg.partition()) {
+                t.next_seen = offset + 1;
+            }
             drop(map);
             highest.insert(id, offset);
             messages.push(Message {
@@ -414,15 +467,20 @@ impl KafkaSource {
         };
         let mut partitions = Vec::new();
         for el in positions.elements() {
-            let pos = el.offset().to_raw().unwrap_or(-1);
-            let lag = match self.consumer.fetch_watermarks(
-                el.topic(),
-                el.partition(),
-                Duration::from_secs(2),
-            ) {
-                Ok((_, high)) if pos >= 0 => (high - pos).max(0),
-                Ok((low, high)) => (high - low).max(0),
-                Err(_) => -1,
+            // Until the first fetch after an assignment without a seek, the position is unknown:
+            // reading starts at the committed offset then.
+            let pos = el.offset().to_raw().filter(|&p| p >= 0).or_else(|| {
+                let mut map = self.shared.lock_sources();
+                let id = map.id(el.topic(), el.partition());
+                map.partitions.get(&id).map(|s| s.committed)
+            });
+            let marks =
+                self.consumer
+                    .fetch_watermarks(el.topic(), el.partition(), Duration::from_secs(2));
+            let lag = match (marks, pos) {
+                (Ok((_, high)), Some(pos)) => (high - pos).max(0),
+                (Ok((low, high)), None) => (high - low).max(0),
+                (Err(_), _) => -1,
             };
             partitions.push((el.topic().to_string(), el.partition(), lag));
         }
