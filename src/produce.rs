@@ -6,7 +6,7 @@ use crate::decode::{Decoder, Input};
 use crate::record::{DeadLetter, Interner, NameTable, RecordBatch};
 use crate::sources::file;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
+use rdkafka::producer::{BaseRecord, Producer, ThreadedProducer};
 use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
@@ -88,7 +88,7 @@ pub fn produce(
         .iter()
         .map(|f| file::open(f, &mut decoder, &mut sources))
         .collect::<Result<Vec<_>, _>>()?;
-    let producer: ThreadedProducer<DefaultProducerContext> = crate::kafka::client_config(
+    let producer: ThreadedProducer<crate::kafka::LoggingContext> = crate::kafka::client_config(
         &config.kafka,
         &[
             ("linger.ms", "5".into()),
@@ -96,7 +96,7 @@ pub fn produce(
             ("message.timeout.ms", "60000".into()),
         ],
     )
-    .create()
+    .create_with_context(crate::kafka::LoggingContext::default())
     .map_err(ProduceError::Client)?;
 
     let (tx, rx) = crossbeam_channel::bounded::<Input>(4);

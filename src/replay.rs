@@ -130,7 +130,7 @@ pub fn replay_into(
     make_sink: impl FnOnce(Names, Arc<AckTracker>) -> Result<Box<dyn Sink>, ReplayError>,
 ) -> Result<Report, ReplayError> {
     let run = Run::prepare(config, false)?;
-    let mut decoder = run.decoder(config, options.naming);
+    let mut decoder = run.decoder(config, options.naming).with_stop(stop.clone());
     let mut sources = Interner::new(run.names.sources.clone());
     let inputs = files
         .iter()

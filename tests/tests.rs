@@ -2,6 +2,7 @@
 
 mod cli;
 mod fixture;
+mod hostile;
 mod iforest;
 mod kafka;
 mod layers;

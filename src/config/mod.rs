@@ -202,6 +202,10 @@ mod tests {
         for (text, want) in [
             ("[pipeline]\nshards = 0\n", "shards must be positive"),
             (
+                "[kafka]\nbootstrap_servers = \" , \"\n",
+                "kafka.bootstrap_servers must name at least one broker",
+            ),
+            (
                 "[pipeline]\nchannel_capacity = 100000000000\n",
                 "pipeline.channel_capacity must be at most 4096, got 100000000000",
             ),

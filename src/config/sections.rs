@@ -237,5 +237,20 @@ pub(super) fn kafka(k: RawKafka, http: RawHttp) -> Result<KafkaConfig, ConfigErr
     if kafka.group_id.is_empty() {
         return Err(ConfigError::invalid("kafka.group_id must not be empty"));
     }
+    if kafka
+        .bootstrap_servers
+        .split(',')
+        .all(|b| b.trim().is_empty())
+    {
+        return Err(ConfigError::invalid(format!(
+            "kafka.bootstrap_servers must name at least one broker (host:port), got {:?}",
+            kafka.bootstrap_servers
+        )));
+    }
+    if let Some(addr) = kafka.http_listen.filter(|a| !a.ip().is_loopback()) {
+        tracing::info!(
+            "http.listen {addr}: /metrics, /healthz and /readyz are reachable from other hosts"
+        );
+    }
     Ok(kafka)
 }

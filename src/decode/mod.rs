@@ -12,6 +12,7 @@ use crate::record::{
     DeadLetter, Interner, NameTable, Origin, RecordBatch, Schema, Schemas, SourceId, Ticket,
 };
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -93,12 +94,40 @@ struct Pacer {
 }
 
 impl Pacer {
-    /// How long to wait before a record at `ts` is due.
+    /// How long to wait before a record at `ts` is due (`Duration::MAX`: beyond any clock, as
+    /// after a jump of centuries at a slow factor).
     fn wait_for(&mut self, ts: i64) -> Option<Duration> {
         let (t0, w0) = *self.anchor.get_or_insert((ts, Instant::now()));
-        let due = w0 + Duration::from_secs_f64(((ts - t0).max(0) as f64 / 1000.0) / self.factor);
-        due.checked_duration_since(Instant::now())
-            .filter(|d| !d.is_zero())
+        let secs = (ts.saturating_sub(t0).max(0) as f64 / 1000.0) / self.factor;
+        match Duration::try_from_secs_f64(secs)
+            .ok()
+            .and_then(|d| w0.checked_add(d))
+        {
+            Some(due) => due
+                .checked_duration_since(Instant::now())
+                .filter(|d| !d.is_zero()),
+            None => Some(Duration::MAX),
+        }
+    }
+}
+
+/// Sleeps for `wait`, in slices, until it has passed or `stop` is set; false when stopped.
+fn sleep_unless(wait: Duration, stop: Option<&AtomicBool>) -> bool {
+    const SLICE: Duration = Duration::from_millis(50);
+    let Some(stop) = stop else {
+        std::thread::sleep(wait);
+        return true;
+    };
+    let until = Instant::now().checked_add(wait);
+    loop {
+        if stop.load(Ordering::Relaxed) {
+            return false;
+        }
+        let left = until.map_or(SLICE, |u| u.saturating_duration_since(Instant::now()));
+        if left.is_zero() {
+            return true;
+        }
+        std::thread::sleep(left.min(SLICE));
     }
 }
 
@@ -133,6 +162,10 @@ pub struct Decoder {
     naming: SensorNaming,
     batch_rows: usize,
     pacer: Option<Pacer>,
+    /// Set on SIGINT/SIGTERM: a paced wait ends, and the rest of the chunk is not decoded.
+    stop: Option<Arc<AtomicBool>>,
+    /// A paced wait was cut short by `stop`.
+    halted: bool,
     line: u64,
     current: Option<RecordBatch>,
     ticket: Ticket,
@@ -167,6 +200,8 @@ impl Decoder {
                     anchor: None,
                 }),
             },
+            stop: None,
+            halted: false,
             line: 0,
             current: None,
             ticket: 0,
@@ -177,6 +212,12 @@ impl Decoder {
             values: Vec::new(),
             counts: DecodeCounts::default(),
         }
+    }
+
+    /// Ends paced waits (and decoding) when `stop` is set.
+    pub fn with_stop(mut self, stop: Arc<AtomicBool>) -> Decoder {
+        self.stop = Some(stop);
+        self
     }
 
     /// Names the sensors of files without a sensor column as `naming` says.
@@ -266,6 +307,9 @@ impl Decoder {
         }
         let mut lines = data.split(|&b| b == b'\n').peekable();
         while let Some(line) = lines.next() {
+            if self.halted {
+                return true; // stopped during a paced wait: read no further
+            }
             let is_last = lines.peek().is_none();
             self.line += 1;
             let origin = Origin {
@@ -408,7 +452,10 @@ impl Decoder {
             if !self.flush(emit) {
                 return false;
             }
-            std::thread::sleep(wait);
+            if !sleep_unless(wait, self.stop.as_deref()) {
+                self.halted = true;
+                return true;
+            }
         }
         let batch = self.current.get_or_insert_with(|| {
             let mut b = RecordBatch::with_capacity(schema.clone(), 256);

@@ -31,9 +31,18 @@ pub struct DeliveryContext {
     /// Messages the broker refused for good (logged; their records still count as done so the
     /// stream is not blocked forever).
     pub failed: Arc<AtomicU64>,
+    log: crate::kafka::ClientLog,
 }
 
-impl ClientContext for DeliveryContext {}
+impl ClientContext for DeliveryContext {
+    fn log(&self, level: rdkafka::config::RDKafkaLogLevel, fac: &str, message: &str) {
+        self.log.log(level, fac, message);
+    }
+
+    fn error(&self, error: rdkafka::error::KafkaError, reason: &str) {
+        self.log.error(&error, reason);
+    }
+}
 
 impl ProducerContext for DeliveryContext {
     type DeliveryOpaque = usize;
@@ -78,6 +87,7 @@ impl KafkaSink {
         let context = DeliveryContext {
             tracker: tracker.clone(),
             failed: failed.clone(),
+            log: crate::kafka::ClientLog::default(),
         };
         let producer: ThreadedProducer<DeliveryContext> = crate::kafka::client_config(
             kafka,

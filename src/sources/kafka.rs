@@ -122,9 +122,18 @@ impl Shared {
 pub struct VigilContext {
     shared: Arc<Shared>,
     assigned: Mutex<Vec<(String, i32)>>,
+    log: crate::kafka::ClientLog,
 }
 
-impl ClientContext for VigilContext {}
+impl ClientContext for VigilContext {
+    fn log(&self, level: rdkafka::config::RDKafkaLogLevel, fac: &str, message: &str) {
+        self.log.log(level, fac, message);
+    }
+
+    fn error(&self, error: rdkafka::error::KafkaError, reason: &str) {
+        self.log.error(&error, reason);
+    }
+}
 
 impl ConsumerContext for VigilContext {
     fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
@@ -240,6 +249,7 @@ impl KafkaSource {
         let context = VigilContext {
             shared: shared.clone(),
             assigned: Mutex::new(Vec::new()),
+            log: crate::kafka::ClientLog::default(),
         };
         let consumer: BaseConsumer<VigilContext> = client_config(
             kafka,
@@ -401,7 +411,12 @@ impl KafkaSource {
             let msg = match result {
                 Ok(m) => m,
                 Err(e) => {
-                    tracing::warn!("consumer: {e}");
+                    let kind = e.rdkafka_error_code().map(|c| format!("poll {c:?}"));
+                    let kind = kind.as_deref().unwrap_or("poll");
+                    self.consumer
+                        .context()
+                        .log
+                        .warn(kind, &format!("consumer: {e}"));
                     break;
                 }
             };
