@@ -1,13 +1,15 @@
 //! The operations endpoint: `/metrics` (Prometheus text), `/healthz` (alive: not wedged) and
-//! `/readyz` (partitions assigned and the consumer polling). A tiny HTTP/1.1 server on one thread: scrapes
-//! are rare and small, so it needs no framework.
+//! `/readyz` (partitions assigned and the consumer polling). A small HTTP/1.1 server: one thread
+//! accepts, each connection is served on a thread of its own within a whole-request deadline, with
+//! a bound on connections and on the request head; scrapes and probes are small, so it needs no
+//! framework.
 
 use super::{Counters, Telemetry};
 use crate::kafka::ConsumerStatus;
 use std::fmt::Write as _;
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -85,15 +87,50 @@ impl Liveness {
     }
 }
 
-/// Serves until `stop` is set.
+/// Connections served at once; more are answered 503 at once and closed.
+const MAX_CONNECTIONS: usize = 32;
+
+/// Longest a connection may take to send its request (all of it, not per byte).
+const REQUEST_DEADLINE: Duration = Duration::from_secs(2);
+
+/// Largest request head read; a longer one is answered 431.
+const MAX_HEAD: usize = 8192;
+
+/// Serves until `stop` is set: each connection on a thread of its own (at most
+/// [`MAX_CONNECTIONS`]), so that a slow or idle client never holds up a probe or a scrape.
 pub fn serve(listener: TcpListener, state: Arc<HttpState>, stop: Arc<AtomicBool>) {
     if listener.set_nonblocking(true).is_err() {
         return;
     }
+    let open = Arc::new(AtomicUsize::new(0));
     while !stop.load(Ordering::Relaxed) {
         match listener.accept() {
-            Ok((stream, _)) => {
-                let _ = handle(stream, &state);
+            Ok((mut stream, _)) => {
+                if open.load(Ordering::Relaxed) >= MAX_CONNECTIONS {
+                    // Read what has arrived (closing on unread bytes would reset the
+                    // connection before the answer is read), answer, close.
+                    let _ = stream.set_nonblocking(true);
+                    let _ = stream.read(&mut [0u8; 4096]);
+                    let _ = stream.write_all(
+                        b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 5\r\nConnection: close\r\n\r\nbusy\n",
+                    );
+                    let _ = stream.shutdown(std::net::Shutdown::Write);
+                    continue;
+                }
+                open.fetch_add(1, Ordering::Relaxed);
+                let spawned = std::thread::Builder::new()
+                    .name("vigil-http-conn".into())
+                    .stack_size(128 * 1024)
+                    .spawn({
+                        let (state, open) = (state.clone(), open.clone());
+                        move || {
+                            let _ = handle(stream, &state);
+                            open.fetch_sub(1, Ordering::Relaxed);
+                        }
+                    });
+                if spawned.is_err() {
+                    open.fetch_sub(1, Ordering::Relaxed);
+                }
             }
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
                 std::thread::sleep(Duration::from_millis(20))
@@ -105,18 +142,34 @@ pub fn serve(listener: TcpListener, state: Arc<HttpState>, stop: Arc<AtomicBool>
 
 fn handle(mut stream: TcpStream, state: &HttpState) -> std::io::Result<()> {
     stream.set_nonblocking(false)?;
-    stream.set_read_timeout(Some(Duration::from_secs(2)))?;
-    let mut buf = [0u8; 4096];
+    stream.set_write_timeout(Some(REQUEST_DEADLINE))?;
+    let deadline = Instant::now() + REQUEST_DEADLINE;
+    let mut buf = vec![0u8; MAX_HEAD];
     let mut n = 0;
+    let mut complete = false;
     while n < buf.len() {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Ok(()); // too slow: dropped
+        }
+        stream.set_read_timeout(Some(left))?;
         let k = stream.read(&mut buf[n..])?;
         if k == 0 {
             break;
         }
         n += k;
         if buf[..n].windows(4).any(|w| w == b"\r\n\r\n") {
+            complete = true;
             break;
         }
+    }
+    if !complete && n == buf.len() {
+        let body = "request head too large\n";
+        return write!(
+            stream,
+            "HTTP/1.1 431 Request Header Fields Too Large\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        );
     }
     let request = String::from_utf8_lossy(&buf[..n]);
     let mut parts = request.split_whitespace();
@@ -314,5 +367,86 @@ mod liveness_tests {
                 .check(500, 500, false, t0 + Duration::from_secs(s))
                 .is_ok());
         }
+    }
+}
+
+#[cfg(test)]
+mod serve_tests {
+    use super::*;
+    use std::io::{Read, Write};
+
+    fn get(addr: std::net::SocketAddr, path: &str) -> (String, Duration) {
+        let t0 = Instant::now();
+        let mut s = TcpStream::connect(addr).expect("connect");
+        s.set_read_timeout(Some(Duration::from_secs(10)))
+            .expect("timeout");
+        write!(s, "GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").expect("write");
+        let mut out = Vec::new();
+        let _ = s.read_to_end(&mut out); // an overloaded server may reset after its answer
+        (String::from_utf8_lossy(&out).into_owned(), t0.elapsed())
+    }
+
+    #[test]
+    fn slow_and_idle_clients_hold_up_no_probe() {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let state = Arc::new(HttpState::new(
+            Arc::new(Counters::default()),
+            Arc::new(Telemetry::default()),
+            Arc::new(Mutex::new(ConsumerStatus::default())),
+            Duration::from_secs(120),
+        ));
+        let stop = Arc::new(AtomicBool::new(false));
+        let server = {
+            let stop = stop.clone();
+            std::thread::spawn(move || serve(listener, state, stop))
+        };
+        // Twenty idle connections and one trickling a byte every 100 ms.
+        let idle: Vec<TcpStream> = (0..20)
+            .map(|_| TcpStream::connect(addr).expect("connect"))
+            .collect();
+        let trickler = std::thread::spawn(move || {
+            let mut s = TcpStream::connect(addr).expect("connect");
+            for b in b"GET /metrics HTTP/1.1\r\nX-Slow: yes"
+                .iter()
+                .cycle()
+                .take(40)
+            {
+                if s.write_all(&[*b]).is_err() {
+                    break; // dropped at the deadline
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        });
+        std::thread::sleep(Duration::from_millis(200));
+        for path in ["/readyz", "/healthz", "/metrics"] {
+            let (reply, took) = get(addr, path);
+            assert!(reply.starts_with("HTTP/1.1 "), "{path}: {reply}");
+            assert!(took < Duration::from_millis(1500), "{path} took {took:?}");
+        }
+        assert!(get(addr, "/metrics").0.contains("vigil_records_total"));
+        // More connections than the bound: the excess is told so at once.
+        let crowd: Vec<TcpStream> = (0..MAX_CONNECTIONS)
+            .map(|_| TcpStream::connect(addr).expect("connect"))
+            .collect();
+        std::thread::sleep(Duration::from_millis(200));
+        let (reply, took) = get(addr, "/readyz");
+        assert!(reply.starts_with("HTTP/1.1 503"), "{reply}");
+        assert!(reply.ends_with("busy\n"), "{reply}");
+        assert!(took < Duration::from_millis(1500), "{took:?}");
+        drop(crowd);
+        drop(idle);
+        // Past the deadline the idle ones are gone and probes are served again.
+        std::thread::sleep(REQUEST_DEADLINE + Duration::from_millis(300));
+        assert!(get(addr, "/healthz").0.starts_with("HTTP/1.1 200"));
+        // A request head over the limit.
+        let mut s = TcpStream::connect(addr).expect("connect");
+        let _ = s.write_all(&vec![b'a'; MAX_HEAD]);
+        let mut reply = String::new();
+        let _ = s.read_to_string(&mut reply);
+        assert!(reply.starts_with("HTTP/1.1 431"), "{reply}");
+        trickler.join().expect("trickler");
+        stop.store(true, Ordering::Relaxed);
+        server.join().expect("server");
     }
 }
