@@ -339,7 +339,25 @@ fn run_compare(args: CompareArgs) -> Result<(), Failure> {
     print_report(&vigil::compare::table(&rows), &rows)
 }
 
+/// A model's output path must be in an existing directory (a usage error, found before work);
+/// a write that fails after that is a runtime error.
+fn check_model_out(out: &std::path::Path) -> Result<(), Failure> {
+    let dir = out
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(std::path::Path::new("."));
+    if dir.is_dir() {
+        Ok(())
+    } else {
+        Err(usage(anyhow::anyhow!(
+            "cannot write {}: no such directory",
+            out.display()
+        )))
+    }
+}
+
 fn run_train_iforest(args: TrainIforestArgs) -> Result<(), Failure> {
+    check_model_out(&args.out)?;
     let flags = Overrides {
         ignore: args.ignore,
         ..Overrides::default()
@@ -372,7 +390,7 @@ fn run_train_iforest(args: TrainIforestArgs) -> Result<(), Failure> {
     let t = vigil::train::train_iforest(&config, &opts).map_err(usage)?;
     t.model
         .save(&args.out)
-        .map_err(|e| usage(anyhow::anyhow!(e)))?;
+        .map_err(|e| Failure::Runtime(anyhow::anyhow!(e)))?;
     say!(
         "trained {} trees (sample {}) on {} rows of {} features [{}] from {} records ({} incomplete, {} dead letters) in {:.2} s; threshold {:.4} (contamination {}); wrote {}",
         t.model.forest.n_trees(),
@@ -392,6 +410,7 @@ fn run_train_iforest(args: TrainIforestArgs) -> Result<(), Failure> {
 }
 
 fn run_import_iforest(args: ImportIforestArgs) -> Result<(), Failure> {
+    check_model_out(&args.out)?;
     let text = |e: String| usage(anyhow::anyhow!(e));
     let bytes = std::fs::read(&args.onnx)
         .map_err(|e| text(format!("cannot read {}: {e}", args.onnx.display())))?;
@@ -402,7 +421,9 @@ fn run_import_iforest(args: ImportIforestArgs) -> Result<(), Failure> {
     };
     let model = vigil::iforest::onnx::import(&bytes, &args.onnx.display().to_string(), &opts)
         .map_err(|e| text(format!("{}: {e}", args.onnx.display())))?;
-    model.save(&args.out).map_err(text)?;
+    model
+        .save(&args.out)
+        .map_err(|e| Failure::Runtime(anyhow::anyhow!(e)))?;
     say!(
         "imported {} trees (sample {}) over [{}], threshold {:.4}; wrote {}",
         model.forest.n_trees(),

@@ -65,6 +65,19 @@ pub fn train_iforest(config: &Config, opts: &TrainOptions) -> Result<Trained, Tr
         ),
         None => None,
     };
+    if let Some(feats) = &features {
+        if let Some((i, f)) = feats
+            .iter()
+            .enumerate()
+            .find(|(i, f)| feats[..*i].contains(f))
+        {
+            return Err(TrainError::Feature(format!(
+                "feature {f} appears twice in --features (position {})",
+                i + 1
+            )));
+        }
+    }
+    let explicit = features.is_some();
     let mut layouts: HashMap<u32, Layout> = HashMap::new();
     let mut history: HashMap<(u32, u32), Vec<f32>> = HashMap::new();
     let mut wanted: HashMap<u32, bool> = HashMap::new();
@@ -148,6 +161,37 @@ pub fn train_iforest(config: &Config, opts: &TrainOptions) -> Result<Trained, Tr
             rows.len() / f
         )));
     }
+    // A feature that never varies in the training data separates nothing; any reading off its
+    // one value would look anomalous. Named in --features: refused; by default: left out.
+    let constant: Vec<usize> = (0..f)
+        .filter(|&j| {
+            let s = FeatureSummary::of(&rows, f, j);
+            s.min == s.max
+        })
+        .collect();
+    let (features, rows, f) = if constant.is_empty() {
+        (features, rows, f)
+    } else {
+        let names: Vec<String> = constant.iter().map(|&j| features[j].to_string()).collect();
+        if explicit || constant.len() == f {
+            return Err(TrainError::Data(format!(
+                "feature(s) {} never vary in the training data (a model on them alerts on any change); leave them out of --features",
+                names.join(", ")
+            )));
+        }
+        tracing::warn!(
+            "left out feature(s) {}: they never vary in the training data",
+            names.join(", ")
+        );
+        let keep: Vec<usize> = (0..f).filter(|j| !constant.contains(j)).collect();
+        let rows: Vec<f32> = rows
+            .chunks_exact(f)
+            .flat_map(|r| keep.iter().map(move |&j| r[j]))
+            .collect();
+        let features: Vec<Feature> = keep.iter().map(|&j| features[j].clone()).collect();
+        let k = keep.len();
+        (features, rows, k)
+    };
     let forest = train(&rows, f, &opts.params).map_err(|e| TrainError::Data(e.0))?;
     let mut scores = vec![0.0; rows.len() / f];
     // The run's instruction set (VIGIL_ISA, pipeline.isa or the CPU's best), as every command.

@@ -322,6 +322,83 @@ fn train_and_import_write_models_and_refuse_bad_input_with_exit_2() {
         ),
         "not a Vigil model file",
     );
+    // The imported model over a lower size limit.
+    std::fs::write(
+        &cfg,
+        format!("[[detectors]]\nkind = \"iforest\"\nmodel = {o:?}\n"),
+    )
+    .expect("write");
+    let c = cfg.to_str().expect("utf8");
+    assert_usage_error(
+        &vigil(
+            &["replay", "fixtures/pumps.csv", "--config", c],
+            &[("VIGIL_MAX_MODEL_BYTES", "100")],
+        ),
+        "is more than the limit of 100 (VIGIL_MAX_MODEL_BYTES raises it)",
+    );
+    assert_usage_error(
+        &vigil(
+            &[
+                "import",
+                "iforest",
+                "models/iforest/skab_sklearn.onnx",
+                "--out",
+                o,
+            ]
+            .into_iter()
+            .chain(["--sample", "1000000000"])
+            .collect::<Vec<_>>(),
+            &[],
+        ),
+        "sample size must be between 2 and 16777216",
+    );
+    let train_to = |out: &str, input: &str, extra: &[&str]| {
+        let mut args = vec![
+            "train", "iforest", "--input", input, "--out", out, "--trees", "5",
+        ];
+        args.extend_from_slice(extra);
+        vigil(&args, &[])
+    };
+    let train = |input: &str, extra: &[&str]| train_to(o, input, extra);
+    assert_usage_error(
+        &train(
+            "fixtures/pumps.csv",
+            &["--features", "pressure,flow,pressure"],
+        ),
+        "feature pressure appears twice",
+    );
+    // A channel that never varies: refused when named, left out (with a warning) by default.
+    let flat = dir.join("flat.csv");
+    let mut text = String::from("timestamp,p,stuck\n");
+    for i in 0..500 {
+        text.push_str(&format!("{},{}.5,3.0\n", 1_700_000_000 + i, i % 9));
+    }
+    std::fs::write(&flat, text).expect("write");
+    let flat = flat.to_str().expect("utf8");
+    assert_usage_error(
+        &train(flat, &["--features", "p,stuck"]),
+        "stuck never vary in the training data",
+    );
+    let out = train(flat, &[]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains("left out feature(s) stuck"), "{err}");
+    let model = vigil::iforest::model::IForestModel::load(std::path::Path::new(o)).expect("model");
+    let names: Vec<String> = model.features.iter().map(|f| f.to_string()).collect();
+    assert_eq!(names, ["p"]);
+    // Where the model goes: a missing directory is a usage error before training, a failed
+    // write after it a runtime one.
+    assert_usage_error(
+        &train_to("/no/such/dir/m.vigil", flat, &[]),
+        "no such directory",
+    );
+    let out = train_to("/dev/full", flat, &[]);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 #[test]

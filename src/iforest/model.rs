@@ -86,10 +86,32 @@ struct ModelFile {
     trees: Vec<TreeFile>,
 }
 
+/// Largest model file loaded by default: 128 MiB, about 13,000 trees of ψ = 256 (a 100-tree
+/// forest is under 1 MB). `VIGIL_MAX_MODEL_BYTES` sets another limit.
+pub const MAX_MODEL_BYTES: u64 = 128 << 20;
+
+fn max_model_bytes() -> Result<u64, String> {
+    match std::env::var("VIGIL_MAX_MODEL_BYTES") {
+        Err(_) => Ok(MAX_MODEL_BYTES),
+        Ok(v) => v
+            .parse()
+            .map_err(|_| format!("VIGIL_MAX_MODEL_BYTES must be a number of bytes, got {v:?}")),
+    }
+}
+
 impl IForestModel {
     /// Reads and checks a model file. Errors are one line, naming the file.
     pub fn load(path: &Path) -> Result<IForestModel, String> {
         let what = |e: String| format!("model {}: {e}", path.display());
+        let limit = max_model_bytes().map_err(&what)?;
+        let len = std::fs::metadata(path)
+            .map_err(|e| what(e.to_string()))?
+            .len();
+        if len > limit {
+            return Err(what(format!(
+                "{len} bytes is more than the limit of {limit} (VIGIL_MAX_MODEL_BYTES raises it)"
+            )));
+        }
         let bytes = std::fs::read(path).map_err(|e| what(e.to_string()))?;
         let text = String::from_utf8(bytes)
             .map_err(|_| what("not a Vigil model file (not UTF-8 text)".into()))?;

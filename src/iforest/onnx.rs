@@ -298,6 +298,13 @@ pub fn import(bytes: &[u8], source: &str, opts: &ImportOptions) -> Result<IFores
         .iter()
         .map(|s| Feature::parse(s))
         .collect::<Result<Vec<_>, _>>()?;
+    if let Some(f) = features
+        .iter()
+        .enumerate()
+        .find_map(|(i, f)| features[..i].contains(f).then_some(f))
+    {
+        return Err(format!("feature {f} appears twice"));
+    }
     let mut trees = Vec::with_capacity(by_tree.len());
     for (&t, ids) in &by_tree {
         let mut pointed = std::collections::HashSet::new();

@@ -141,6 +141,10 @@ pub(crate) fn unpack_heap_node(node: u64) -> (f32, u32) {
 /// Heap padding after each tree, so that loading 8 nodes of any of its first levels stays inside.
 const HEAP_PAD: usize = 8;
 
+/// Largest ψ (rows each tree is grown on): far beyond any useful forest, small enough that the
+/// path-length normalisation stays exact.
+pub const MAX_SAMPLE: usize = 1 << 24;
+
 /// Most nodes a forest may have (node indices stay far below `i32::MAX` for gathers).
 pub const MAX_NODES: usize = 1 << 28;
 
@@ -161,8 +165,10 @@ impl Forest {
         if trees.is_empty() {
             return err("a forest needs at least one tree".into());
         }
-        if sample_size < 2 {
-            return err(format!("sample size must be at least 2, got {sample_size}"));
+        if !(2..=MAX_SAMPLE).contains(&sample_size) {
+            return err(format!(
+                "sample size must be between 2 and {MAX_SAMPLE}, got {sample_size}"
+            ));
         }
         let total: usize = trees.iter().map(|t| t.len() + 1).sum();
         if total > MAX_NODES {
