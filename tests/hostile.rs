@@ -44,6 +44,17 @@ fn exits_within(child: &mut Child, limit: Duration) -> Option<(ExitStatus, Durat
     None
 }
 
+/// Waits (at most a minute) for `child`, whose stderr is piped, to exit: its status and stderr.
+fn exit_and_stderr(mut child: Child, what: &str) -> (ExitStatus, String) {
+    use std::io::Read;
+    let (status, _) = exits_within(&mut child, Duration::from_secs(60)).expect(what);
+    let mut err = String::new();
+    if let Some(mut pipe) = child.stderr.take() {
+        pipe.read_to_string(&mut err).expect("stderr");
+    }
+    (status, err)
+}
+
 #[test]
 fn an_output_that_is_an_input_is_refused_and_the_recording_kept() {
     let dir = temp_dir("hostile-same");
@@ -213,16 +224,7 @@ fn a_recording_cut_short_while_it_is_read_is_exit_1() {
         .expect("spawn");
     std::thread::sleep(Duration::from_secs(1));
     std::fs::File::create(&path).expect("truncate");
-    let (status, _) =
-        exits_within(&mut child, Duration::from_secs(60)).expect("replay ends after the cut");
-    let mut err = String::new();
-    use std::io::Read;
-    child
-        .stderr
-        .take()
-        .expect("stderr")
-        .read_to_string(&mut err)
-        .expect("stderr");
+    let (status, err) = exit_and_stderr(child, "replay ends after the cut");
     assert_eq!(status.code(), Some(1), "{err}");
     assert!(err.contains("shrank while it was read"), "{err}");
 }
@@ -242,15 +244,7 @@ fn an_unreachable_broker_is_a_few_clear_lines_not_a_flood() {
         .expect("spawn");
     std::thread::sleep(Duration::from_secs(5));
     signal(&child, "-TERM");
-    exits_within(&mut child, Duration::from_secs(60)).expect("exits after SIGTERM");
-    let mut err = String::new();
-    use std::io::Read;
-    child
-        .stderr
-        .take()
-        .expect("stderr")
-        .read_to_string(&mut err)
-        .expect("stderr");
+    let (_, err) = exit_and_stderr(child, "exits after SIGTERM");
     let complaints = err
         .lines()
         .take_while(|l| !l.contains("stopping"))
