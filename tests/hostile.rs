@@ -209,7 +209,7 @@ fn a_recording_cut_short_while_it_is_read_is_exit_1() {
     }
     std::fs::write(&path, text).expect("write");
     // Paced at 100,000 records/s: reading takes ten seconds, the file is emptied after one.
-    let mut child = vigil()
+    let child = vigil()
         .args([
             "replay",
             "--quiet",
@@ -236,7 +236,7 @@ fn an_unreachable_broker_is_a_few_clear_lines_not_a_flood() {
         .local_addr()
         .expect("addr")
         .port();
-    let mut child = vigil()
+    let child = vigil()
         .args(["score", "--topic", "x", "--http-listen", "off"])
         .args(["--bootstrap-servers", &format!("127.0.0.1:{port}")])
         .stderr(Stdio::piped())
