@@ -342,11 +342,7 @@ fn run_compare(args: CompareArgs) -> Result<(), Failure> {
 /// A model's output path must be in an existing directory (a usage error, found before work);
 /// a write that fails after that is a runtime error.
 fn check_model_out(out: &std::path::Path) -> Result<(), Failure> {
-    let dir = out
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(std::path::Path::new("."));
-    if dir.is_dir() {
+    if vigil::sinks::file::in_existing_dir(out) {
         Ok(())
     } else {
         Err(usage(anyhow::anyhow!(

@@ -106,11 +106,7 @@ fn check_outputs(config: &Config, files: &[PathBuf]) -> Result<(), ReplayError> 
         }
     }
     if let Some(metrics) = &out.metrics {
-        let dir = metrics
-            .parent()
-            .filter(|p| !p.as_os_str().is_empty())
-            .unwrap_or(Path::new("."));
-        if !dir.is_dir() {
+        if !crate::sinks::file::in_existing_dir(metrics) {
             return Err(ReplayError::Output {
                 path: metrics.clone(),
                 source: std::io::Error::new(std::io::ErrorKind::NotFound, "no such directory"),

@@ -10,6 +10,14 @@ use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+/// Whether the directory `path` would be created in exists (so that a file there can be made).
+pub fn in_existing_dir(path: &Path) -> bool {
+    path.parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."))
+        .is_dir()
+}
+
 /// Alerts to a file or stdout; dead letters to a file opened on the first one.
 pub struct FileSink {
     alerts: BufWriter<Box<dyn Write + Send>>,
@@ -55,11 +63,7 @@ impl FileSink {
                 Box::new(File::from(fd))
             }
         };
-        let dir = dead_letter
-            .parent()
-            .filter(|p| !p.as_os_str().is_empty())
-            .unwrap_or(Path::new("."));
-        if !dir.is_dir() {
+        if !in_existing_dir(dead_letter) {
             return Err((
                 dead_letter.to_path_buf(),
                 io::Error::new(io::ErrorKind::NotFound, "no such directory"),

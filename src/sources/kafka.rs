@@ -76,20 +76,32 @@ impl SourceMap {
             .find(|t| t.partition == partition && t.topic == topic)
     }
 
+    /// What is tracked of a partition, made (with its first source id) on first sight.
+    fn entry(&mut self, topic: &str, partition: i32) -> &mut Tracked {
+        let i = match self
+            .current
+            .iter()
+            .position(|t| t.partition == partition && t.topic == topic)
+        {
+            Some(i) => i,
+            None => {
+                let id = self.interner.intern(&format!("{topic}/{partition}"));
+                self.record(id, topic, partition);
+                self.current.push(Tracked {
+                    topic: topic.to_string(),
+                    partition,
+                    id,
+                    next_seen: -1,
+                });
+                self.current.len() - 1
+            }
+        };
+        &mut self.current[i]
+    }
+
     /// The current source id of a partition.
     fn id(&mut self, topic: &str, partition: i32) -> SourceId {
-        if let Some(t) = self.tracked(topic, partition) {
-            return t.id;
-        }
-        let id = self.interner.intern(&format!("{topic}/{partition}"));
-        self.record(id, topic, partition);
-        self.current.push(Tracked {
-            topic: topic.to_string(),
-            partition,
-            id,
-            next_seen: -1,
-        });
-        id
+        self.entry(topic, partition).id
     }
 
     /// A new source id for a partition (same name): its sensors' state starts over.
@@ -423,8 +435,19 @@ impl KafkaSource {
             read_at.get_or_insert_with(Instant::now);
             let offset = msg.offset();
             let mut map = self.shared.lock_sources();
-            let id = map.id(msg.topic(), msg.partition());
-            let Some(state) = map.partitions.get_mut(&id) else {
+            let SourceMap {
+                current,
+                partitions,
+                ..
+            } = &mut *map;
+            let Some(tracked) = current
+                .iter_mut()
+                .find(|t| t.partition == msg.partition() && t.topic == msg.topic())
+            else {
+                continue; // never assigned here
+            };
+            let id = tracked.id;
+            let Some(state) = partitions.get_mut(&id) else {
                 continue; // not (or no longer) ours
             };
             if state.awaiting_seek {
@@ -434,9 +457,7 @@ impl KafkaSource {
                 state.awaiting_seek = false;
             }
             let replay_only = offset < state.committed;
-            if let Some(t) = map.tracked(msg.topic(), msg.partition()) {
-                t.next_seen = offset + 1;
-            }
+            tracked.next_seen = offset + 1;
             drop(map);
             highest.insert(id, offset);
             messages.push(Message {
