@@ -2,6 +2,9 @@
 //! gives a record or a dead letter with a reason, never both, never a crash.
 #![no_main]
 
+#[path = "common/mod.rs"]
+mod common;
+
 use libfuzzer_sys::fuzz_target;
 use std::sync::Arc;
 use std::time::Instant;
@@ -17,10 +20,7 @@ fuzz_target!(|data: &[u8]| {
     let mut dead = Vec::new();
     let mut rows = 0;
     let mut check = |b: vigil::record::RecordBatch| {
-        let width = b.schema.width();
-        assert_eq!(b.ts.len(), b.sensors.len());
-        assert_eq!(b.values.len(), b.sensors.len() * width);
-        rows += b.sensors.len();
+        rows += common::batch_rows(&b);
         true
     };
     let origin = Origin {

@@ -1,5 +1,5 @@
-//! The Vigil isolation-forest model file loader: any text gives a model or an error; a model that
-//! loads scores a row without a crash and writes itself back in a form that loads again.
+//! The Vigil isolation-forest model file loader: any text gives a model or an error, never a crash,
+//! and a model that loads writes itself back in a form that loads again.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
