@@ -86,7 +86,7 @@ pub fn produce(
     let mut sources = Interner::new(Arc::new(NameTable::default()));
     let inputs = files
         .iter()
-        .map(|f| file::open(f, &mut decoder, &mut sources))
+        .map(|f| file::open(f, &mut decoder, &mut sources, &AtomicBool::new(false)))
         .collect::<Result<Vec<_>, _>>()?;
     let producer: ThreadedProducer<crate::kafka::LoggingContext> = crate::kafka::client_config(
         &config.kafka,

@@ -48,10 +48,10 @@ impl ReplayError {
     pub fn is_usage(&self) -> bool {
         matches!(
             self,
-            ReplayError::Input(_)
-                | ReplayError::Output { .. }
-                | ReplayError::OutputIsInput { .. }
-                | ReplayError::Load(_)
+            ReplayError::Input(e) if !matches!(e, InputError::Stopped { .. })
+        ) || matches!(
+            self,
+            ReplayError::Output { .. } | ReplayError::OutputIsInput { .. } | ReplayError::Load(_)
         )
     }
 }
@@ -130,7 +130,7 @@ pub fn replay_into(
     let mut sources = Interner::new(run.names.sources.clone());
     let inputs = files
         .iter()
-        .map(|f| file::open(f, &mut decoder, &mut sources))
+        .map(|f| file::open(f, &mut decoder, &mut sources, &stop))
         .collect::<Result<Vec<_>, _>>()
         .map_err(ReplayError::Input)?;
     let total_bytes: u64 = inputs.iter().map(|i| i.len).sum();

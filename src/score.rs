@@ -77,8 +77,10 @@ fn mtimes(files: &[std::path::PathBuf]) -> Vec<Option<std::time::SystemTime>> {
 /// Watches the configuration (and the models it names) and SIGHUP; on a change, loads and checks
 /// the new detectors here, off the hot path, and hands them to the shards, which swap them in
 /// between batches. A configuration or model that fails to load leaves the running detectors in
-/// place and is reported. Only `[[detectors]]`, `[alerts]` and `[onnx]` are re-read.
+/// place and is reported with its reason. Only `[[detectors]]`, `[alerts]` and `[onnx]` are
+/// re-read; a change to any other section is named in a warning: it takes effect on restart.
 fn watch(
+    started_with: &Config,
     reload: &Reload,
     running: &pipeline::Running,
     mut current: Vec<LoadedDetector>,
@@ -102,12 +104,22 @@ fn watch(
         }
         seen = now;
         let result = crate::config::load(Some(&reload.config), &reload.overrides)
-            .map_err(|e| e.to_string())
+            .map_err(|e| format!("{:#}", anyhow::Error::new(e)))
             .and_then(|new| {
-                let detectors = crate::detectors::load(&new).map_err(|e| e.to_string())?;
+                let restart = needs_restart(started_with, &new);
+                if !restart.is_empty() {
+                    tracing::warn!(
+                        "{}: the changes to {} take effect only when vigil restarts; the running \
+                         ones stay",
+                        reload.config.display(),
+                        restart.join(", ")
+                    );
+                }
+                let detectors = crate::detectors::load(&new)
+                    .map_err(|e| format!("{:#}", anyhow::Error::new(e)))?;
                 running
                     .reconfigure(&current, &detectors, new.pipeline.isa(), sensor_names)
-                    .map_err(|e| e.to_string())?;
+                    .map_err(|e| format!("{:#}", anyhow::Error::new(e)))?;
                 Ok(detectors)
             });
         match result {
@@ -131,6 +143,21 @@ fn watch(
             }
         }
     }
+}
+
+/// The sections a reload does not apply that differ between `old` and `new`.
+fn needs_restart(old: &Config, new: &Config) -> Vec<&'static str> {
+    let differs =
+        |a: &dyn std::fmt::Debug, b: &dyn std::fmt::Debug| format!("{a:?}") != format!("{b:?}");
+    [
+        ("[input]", differs(&old.input, &new.input)),
+        ("[pipeline]", differs(&old.pipeline, &new.pipeline)),
+        ("[output]", differs(&old.output, &new.output)),
+        ("[kafka]", differs(&old.kafka, &new.kafka)),
+    ]
+    .into_iter()
+    .filter_map(|(name, changed)| changed.then_some(name))
+    .collect()
 }
 
 fn describe(d: &[LoadedDetector]) -> String {
@@ -231,7 +258,7 @@ pub fn score(
         if let Some(reload) = &reload {
             let (running, counters, names) = (&running, &counters, &names.sensors);
             let (current, stopped) = (run.detectors.clone(), &watching);
-            scope.spawn(move || watch(reload, running, current, names, counters, stopped));
+            scope.spawn(move || watch(config, reload, running, current, names, counters, stopped));
         }
         while !stop.load(Ordering::Relaxed) {
             std::thread::sleep(Duration::from_millis(50));

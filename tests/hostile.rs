@@ -1,5 +1,5 @@
 //! What an adversarial run of the binary found, each kept fixed: outputs over inputs, signals during
-//! paced gaps, closed or full standard streams, files that shrink under the reader.
+//! paced gaps, closed or full standard streams, files that shrink under the reader, FIFOs.
 
 use crate::{read_jsonl, root, temp_dir};
 use std::path::Path;
@@ -260,4 +260,89 @@ fn an_unreachable_broker_is_a_few_clear_lines_not_a_flood() {
         .expect("run");
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     assert!(stderr(&out).contains("must name at least one broker"));
+}
+
+#[test]
+fn a_fifo_is_replayed_like_a_file_and_a_signal_ends_any_wait_on_its_writer() {
+    use std::io::Write;
+    let dir = temp_dir("hostile-fifo");
+    let fifo = dir.join("sensors.csv");
+    let make = Command::new("mkfifo").arg(&fifo).status().expect("mkfifo");
+    assert!(make.success());
+    let replay = |alerts: &Path, metrics: &Path| {
+        vigil()
+            .args(["replay", "--quiet", "--alerts"])
+            .arg(alerts)
+            .arg("--metrics-out")
+            .arg(metrics)
+            .arg(&fifo)
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn")
+    };
+    let (alerts, metrics) = (dir.join("alerts.jsonl"), dir.join("metrics.json"));
+    let records = |metrics: &Path| -> serde_json::Value {
+        serde_json::from_slice::<serde_json::Value>(&std::fs::read(metrics).expect("metrics"))
+            .expect("JSON")["records"]
+            .clone()
+    };
+
+    // No writer ever comes: SIGTERM ends the wait at once, with a line that says why.
+    let mut child = replay(&alerts, &metrics);
+    std::thread::sleep(Duration::from_millis(700));
+    signal(&child, "-TERM");
+    let (status, took) = exits_within(&mut child, Duration::from_secs(10))
+        .expect("no exit within 10 s of SIGTERM while waiting for a writer");
+    assert!(took < Duration::from_secs(2), "{took:?}");
+    let (_, err) = exit_and_stderr(child, "exited");
+    assert_eq!(status.code(), Some(1), "{err}");
+    assert!(err.contains("waiting for a writer"), "{err}");
+
+    // The whole recording through the FIFO: the same alerts as from the file.
+    let child = replay(&alerts, &metrics);
+    std::fs::write(&fifo, std::fs::read(fixture()).expect("fixture")).expect("write the FIFO");
+    let (status, err) = exit_and_stderr(child, "the FIFO's replay");
+    assert!(status.success(), "{err}");
+    let from_file = dir.join("file-alerts.jsonl");
+    let out = vigil()
+        .args(["replay", "--quiet", "--alerts"])
+        .arg(&from_file)
+        .arg(fixture())
+        .output()
+        .expect("replay the file");
+    assert!(out.status.success(), "{}", stderr(&out));
+    let key = |a: &serde_json::Value| {
+        format!(
+            "{} {} {} {} {}",
+            a["sensor"], a["channel"], a["event"], a["ts"], a["line"]
+        )
+    };
+    let (fifo_alerts, file_alerts) = (read_jsonl(&alerts), read_jsonl(&from_file));
+    assert!(fifo_alerts.len() >= 4);
+    // The same alerts; shards interleave in an order that depends on where reads were cut.
+    let sorted = |alerts: &[serde_json::Value]| {
+        let mut keys = alerts.iter().map(key).collect::<Vec<_>>();
+        keys.sort();
+        keys
+    };
+    assert_eq!(sorted(&fifo_alerts), sorted(&file_alerts));
+
+    // A writer that sends a few rows and then goes quiet: SIGTERM drains what came and exits 0.
+    let mut child = replay(&alerts, &metrics);
+    let mut writer = std::fs::OpenOptions::new()
+        .write(true)
+        .open(&fifo)
+        .expect("open the FIFO");
+    writer
+        .write_all(b"timestamp,sensor,p\n1700000000,s1,1.5\n1700000001,s1,1.6\n")
+        .expect("write");
+    writer.flush().expect("flush");
+    std::thread::sleep(Duration::from_millis(700));
+    signal(&child, "-TERM");
+    let (status, took) = exits_within(&mut child, Duration::from_secs(10))
+        .expect("no exit within 10 s of SIGTERM while the writer is quiet");
+    assert!(status.success(), "{status}");
+    assert!(took < Duration::from_secs(2), "{took:?}");
+    assert_eq!(records(&metrics), 2);
+    drop(writer);
 }

@@ -675,9 +675,35 @@ fn a_hot_swap_scores_every_record_once_and_shadow_alerts_stay_off_the_serving_to
     scorer.wait_until(30, "the refusal", |m| {
         m.get("vigil_model_reload_failures_total") == Some(&1.0)
     });
+    // A valid configuration that also changes a section a reload cannot apply: the detectors are
+    // swapped in and the log names what waits for a restart.
+    std::fs::write(
+        &cfg,
+        format!(
+            "[pipeline]\nchannel_capacity = 64\n{}",
+            config("shadow", "serving")
+        ),
+    )
+    .expect("config");
+    scorer.wait_until(30, "the second reload", |m| {
+        m.get("vigil_model_reloads_total") == Some(&2.0)
+    });
     let (status, log) = scorer.terminate();
     assert!(status.success(), "{log}");
     assert!(log.contains("the running detectors stay"), "{log}");
+    assert!(
+        log.contains("half_life"),
+        "the refusal names its reason: {log}"
+    );
+    assert!(
+        log.contains("[pipeline] take effect only when vigil restarts"),
+        "{log}"
+    );
+    assert_eq!(
+        log.matches("take effect only when").count(),
+        1,
+        "only the last reload changed a section it cannot apply: {log}"
+    );
 
     let serving = broker.alerts(1, Duration::from_secs(10));
     assert!(!serving.is_empty());

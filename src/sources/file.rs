@@ -4,7 +4,7 @@ use crate::decode::{Chunk, Decoder, FileSpec, Format, Input, MAX_RECORD_BYTES};
 use crate::record::Interner;
 use crossbeam_channel::Sender;
 use std::fs::File;
-use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom};
+use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -22,6 +22,8 @@ pub enum InputError {
     Header { path: PathBuf, reason: String },
     #[error("{path} shrank while it was read: {read} of its {len} bytes read; the rest is lost")]
     Shrank { path: PathBuf, read: u64, len: u64 },
+    #[error("stopped while waiting for a writer to send {path} its first line")]
+    Stopped { path: PathBuf },
 }
 
 /// Whether `a` and `b` are the same file (the same inode, through any links). False when either
@@ -38,23 +40,103 @@ pub fn same_file(a: &Path, b: &Path) -> bool {
 #[derive(Debug)]
 pub struct FileInput {
     pub spec: Arc<FileSpec>,
+    /// The size when opened (0 for a FIFO or pipe, whose length is unknown).
     pub len: u64,
-    file: File,
+    file: Stream,
+    /// Bytes already read (to see the header), to be sent before the rest.
+    pending: Vec<u8>,
+}
+
+/// Where a file's bytes come from: a regular file, read in whole chunks, or a FIFO (or pipe),
+/// opened without blocking and waited on in short polls so that a stop request is seen even
+/// while no writer has opened it or the writer is quiet.
+#[derive(Debug)]
+enum Stream {
+    File(File),
+    Fifo(File),
+}
+
+impl Stream {
+    fn open(path: &Path) -> io::Result<Stream> {
+        use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
+        // stat does not block on a FIFO; open(O_RDONLY) would, until a writer came.
+        if std::fs::metadata(path)?.file_type().is_fifo() {
+            let file = std::fs::OpenOptions::new()
+                .read(true)
+                .custom_flags(libc::O_NONBLOCK)
+                .open(path)?;
+            Ok(Stream::Fifo(file))
+        } else {
+            Ok(Stream::File(File::open(path)?))
+        }
+    }
+
+    fn file(&self) -> &File {
+        match self {
+            Stream::File(f) | Stream::Fifo(f) => f,
+        }
+    }
+
+    /// Reads into `buf`: a regular file fills it (short only at its end); a FIFO returns what
+    /// has arrived once anything has. `Ok(None)` when `stop` was set while waiting; `Ok(Some(0))`
+    /// at the end (for a FIFO: its writers have opened it and all closed it).
+    fn read(&mut self, buf: &mut [u8], stop: &AtomicBool) -> io::Result<Option<usize>> {
+        use std::os::fd::AsRawFd;
+        let file = match self {
+            Stream::File(file) => return read_full(file, buf).map(Some),
+            Stream::Fifo(file) => file,
+        };
+        loop {
+            if stop.load(Ordering::Relaxed) {
+                return Ok(None);
+            }
+            // Before any writer has opened the FIFO, read() would say end-of-file and poll()
+            // reports nothing: wait for data or for a writer's close (POLLHUP) first.
+            let mut fd = libc::pollfd {
+                fd: file.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            };
+            // SAFETY: one valid pollfd, for the duration of the call.
+            let ready = unsafe { libc::poll(&mut fd, 1, 100) };
+            if ready < 0 {
+                let e = io::Error::last_os_error();
+                if e.kind() == io::ErrorKind::Interrupted {
+                    continue;
+                }
+                return Err(e);
+            }
+            if ready == 0 {
+                continue;
+            }
+            match file.read(buf) {
+                Ok(n) => return Ok(Some(n)),
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::Interrupted | io::ErrorKind::WouldBlock
+                    ) => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
 }
 
 /// Opens `path`, tells CSV from JSON lines and reads a CSV header, so that a missing file or a
-/// header without a timestamp column is an error before anything runs.
+/// header without a timestamp column is an error before anything runs. A FIFO is waited on until
+/// a writer sends its first line, or until `stop` is set ([`InputError::Stopped`]).
 pub fn open(
     path: &Path,
     decoder: &mut Decoder,
     sources: &mut Interner,
+    stop: &AtomicBool,
 ) -> Result<FileInput, InputError> {
     let open_err = |source| InputError::Open {
         path: path.to_path_buf(),
         source,
     };
-    let mut file = File::open(path).map_err(open_err)?;
-    let meta = file.metadata().map_err(open_err)?;
+    let mut file = Stream::open(path).map_err(open_err)?;
+    let meta = file.file().metadata().map_err(open_err)?;
     if meta.is_dir() {
         return Err(open_err(io::Error::other("is a directory")));
     }
@@ -62,19 +144,33 @@ pub fn open(
         path: path.to_path_buf(),
         reason,
     };
-    let mut first = Vec::new();
-    // The clone shares the file position: rewind after peeking at the first line.
-    BufReader::new(file.try_clone().map_err(open_err)?)
-        .take(MAX_RECORD_BYTES as u64)
-        .read_until(b'\n', &mut first)
-        .map_err(open_err)?;
-    file.seek(SeekFrom::Start(0)).map_err(open_err)?;
+    // Read up to the end of the first line and keep every byte read: a FIFO cannot rewind.
+    let mut pending = Vec::new();
+    let mut buf = vec![0; 64 * 1024];
+    let first_end = loop {
+        if let Some(p) = pending.iter().position(|&b| b == b'\n') {
+            break p;
+        }
+        if pending.len() >= MAX_RECORD_BYTES {
+            break MAX_RECORD_BYTES;
+        }
+        match file.read(&mut buf, stop).map_err(open_err)? {
+            None => {
+                return Err(InputError::Stopped {
+                    path: path.to_path_buf(),
+                })
+            }
+            Some(0) => break pending.len(),
+            Some(n) => pending.extend_from_slice(&buf[..n]),
+        }
+    };
+    let first = &pending[..first_end];
     let ext = path
         .extension()
         .and_then(|e| e.to_str())
         .unwrap_or("")
         .to_ascii_lowercase();
-    let first_text = String::from_utf8_lossy(&first);
+    let first_text = String::from_utf8_lossy(first);
     let first_text = first_text.trim_end_matches(['\n', '\r']);
     let format = if matches!(ext.as_str(), "jsonl" | "ndjson" | "json")
         || first_text.trim_start().starts_with('{')
@@ -95,8 +191,9 @@ pub fn open(
             path: path.to_path_buf(),
             format,
         }),
-        len: meta.len(),
+        len: if meta.is_file() { meta.len() } else { 0 },
         file,
+        pending,
     })
 }
 
@@ -114,10 +211,11 @@ pub fn read(
             path: path.clone(),
             source,
         };
-        let mut carry: Vec<u8> = Vec::new();
+        let mut carry: Vec<u8> = std::mem::take(&mut input.pending);
         let mut first = true;
         let mut skipping = false;
-        let mut total = 0u64;
+        let mut total = carry.len() as u64;
+        bytes_read.fetch_add(total, Ordering::Relaxed);
         loop {
             if stop.load(Ordering::Relaxed) {
                 return Ok(());
@@ -125,11 +223,13 @@ pub fn read(
             let mut data = std::mem::take(&mut carry);
             let old = data.len();
             data.resize(old + CHUNK_BYTES, 0);
-            let n = read_full(&mut input.file, &mut data[old..]).map_err(err)?;
+            // Stopped while a FIFO's writer was quiet: the whole lines in hand are still sent.
+            let read = input.file.read(&mut data[old..], stop).map_err(err)?;
+            let (n, stopped) = (read.unwrap_or(0), read.is_none());
             data.truncate(old + n);
             bytes_read.fetch_add(n as u64, Ordering::Relaxed);
             total += n as u64;
-            let eof = n == 0;
+            let eof = n == 0 && !stopped;
             if eof && total < input.len {
                 // Truncated under us (a log rotation, a copy over it): what was sent is scored,
                 // the caller says what is lost.
@@ -181,6 +281,9 @@ pub fn read(
                     return Ok(());
                 }
             }
+            if stopped {
+                return Ok(());
+            }
             if eof {
                 break;
             }
@@ -217,7 +320,7 @@ pub fn decode_files(
     let mut sources = Interner::new(Arc::new(crate::record::NameTable::default()));
     let files = paths
         .iter()
-        .map(|p| open(p, &mut decoder, &mut sources))
+        .map(|p| open(p, &mut decoder, &mut sources, &AtomicBool::new(false)))
         .collect::<Result<Vec<_>, _>>()?;
     let (tx, rx) = crossbeam_channel::bounded::<Input>(4);
     std::thread::scope(|s| {
