@@ -38,12 +38,15 @@ pub enum ScoreError {
     },
     #[error(transparent)]
     Pipeline(#[from] PipelineError),
+    /// Exactly-once mode: a transaction could not be started or committed.
+    #[error("{0}")]
+    Transaction(String),
 }
 
 impl ScoreError {
     /// Whether it is the user's to fix before anything ran (exit code 2).
     pub fn is_usage(&self) -> bool {
-        !matches!(self, ScoreError::Pipeline(_))
+        !matches!(self, ScoreError::Pipeline(_) | ScoreError::Transaction(_))
     }
 }
 
@@ -188,9 +191,14 @@ pub fn score(
     );
     let decoder = run.decoder(config, SensorNaming::default());
     let (sink, failed) =
-        KafkaSink::new(k, names.clone(), tracker.clone()).map_err(|error| ScoreError::Client {
-            client: "producer",
-            error,
+        KafkaSink::new(k, names.clone(), tracker.clone()).map_err(|error| match error {
+            rdkafka::error::KafkaError::Transaction(e) => ScoreError::Transaction(format!(
+                "cannot start the producer's transactions (is the broker reachable?): {e}"
+            )),
+            error => ScoreError::Client {
+                client: "producer",
+                error,
+            },
         })?;
     let status = Arc::new(Mutex::new(ConsumerStatus::default()));
     let source = KafkaSource::new(
@@ -198,6 +206,7 @@ pub fn score(
         Interner::new(names.sources.clone()),
         tracker.clone(),
         status.clone(),
+        sink.transactions(),
     )
     .map_err(|error| ScoreError::Client {
         client: "consumer",
@@ -268,13 +277,16 @@ pub fn score(
     tracing::info!("stopping: draining the pipeline");
     let finished = running.finish();
     let _ = drained_tx.send(());
-    let _ = source.join();
+    let consumed = source
+        .join()
+        .unwrap_or_else(|_| Err("the consumer thread panicked".into()));
     done.store(true, Ordering::Relaxed);
     let _ = logger.join();
     if let Some(s) = server {
         let _ = s.join();
     }
     let finished = finished?;
+    consumed.map_err(ScoreError::Transaction)?;
     let failed = failed.load(Ordering::Relaxed);
     if failed > 0 {
         tracing::error!("{failed} messages could not be delivered");

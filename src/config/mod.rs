@@ -18,7 +18,7 @@ pub use detectors::{zscore_params, DetectorSpec, PcaSpec, SpecKind, DEFAULT_ZSCO
 pub use overlay::{load, Overrides};
 pub use policy::{PolicyBase, PolicyConfig, DEFAULT_POLICY, LIKELIHOOD_POLICY, SEQUENCE_POLICY};
 pub use raw::RawConfig;
-pub use sections::{InputConfig, KafkaConfig, OutputConfig, PipelineConfig, Speed};
+pub use sections::{Delivery, InputConfig, KafkaConfig, OutputConfig, PipelineConfig, Speed};
 
 use raw::RawPolicy;
 use std::path::PathBuf;
@@ -98,6 +98,23 @@ impl Config {
             output: sections::output(raw.output),
             kafka: sections::kafka(raw.kafka, raw.http)?,
         })
+    }
+}
+
+/// This host's name (`localhost` when it cannot be read): names an instance by default.
+pub(crate) fn hostname() -> String {
+    let mut buf = [0u8; 256];
+    // SAFETY: the buffer is valid for its length; gethostname NUL-terminates within it or fails.
+    let ok = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) } == 0;
+    let name = std::ffi::CStr::from_bytes_until_nul(&buf)
+        .ok()
+        .filter(|_| ok)
+        .map(|c| c.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    if name.is_empty() {
+        "localhost".into()
+    } else {
+        name
     }
 }
 

@@ -34,6 +34,7 @@ fn apply_env(raw: &mut RawConfig, var: impl Fn(&str) -> Option<String>) {
     }
     k.alert_topic = var("VIGIL_ALERT_TOPIC").or(k.alert_topic.take());
     k.dead_letter_topic = var("VIGIL_DEAD_LETTER_TOPIC").or(k.dead_letter_topic.take());
+    k.transactional_id = var("VIGIL_TRANSACTIONAL_ID").or(k.transactional_id.take());
     raw.http.listen = var("VIGIL_HTTP_LISTEN").or(raw.http.listen.take());
 }
 

@@ -74,6 +74,17 @@ pub struct RawKafka {
     /// How long shutdown waits for the broker to acknowledge what is in flight, in seconds.
     /// Default 30.
     pub shutdown_timeout_s: Option<u64>,
+    /// `at-least-once` (the default: a crash may publish an alert twice) or `exactly-once`: each
+    /// stretch of alerts, dead letters and input offsets is one Kafka transaction, so a
+    /// `read_committed` reader sees every alert once across crashes.
+    pub delivery: Option<String>,
+    /// The producer's `transactional.id` in `exactly-once` mode (`VIGIL_TRANSACTIONAL_ID`): stable
+    /// across restarts of one instance, distinct between instances. Default
+    /// `vigil-<group_id>-<hostname>`.
+    pub transactional_id: Option<String>,
+    /// How often, in milliseconds, `exactly-once` mode commits a transaction (alerts become
+    /// visible to `read_committed` readers then). Default 100.
+    pub transaction_interval_ms: Option<u64>,
     /// Raw librdkafka properties for both the consumer and the producer (TLS, SASL, tuning), e.g.
     /// `"security.protocol" = "SASL_SSL"`. They override Vigil's own settings.
     #[serde(default)]

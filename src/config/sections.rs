@@ -91,6 +91,19 @@ pub struct KafkaConfig {
     pub log_interval: Duration,
     /// `http.stall_s`: how long records may wait with none finished before `/healthz` fails.
     pub stall: Duration,
+    pub delivery: Delivery,
+}
+
+/// `kafka.delivery`: what a crash can do to the alert topic.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Delivery {
+    /// Offsets are committed after the alerts are acknowledged: a crash may publish some twice.
+    AtLeastOnce,
+    /// Alerts, dead letters and offsets commit together in one transaction every `interval`.
+    ExactlyOnce {
+        transactional_id: String,
+        interval: Duration,
+    },
 }
 
 pub(super) fn positive<T: PartialOrd + Default + std::fmt::Display>(
@@ -233,7 +246,34 @@ pub(super) fn kafka(k: RawKafka, http: RawHttp) -> Result<KafkaConfig, ConfigErr
             http.log_interval_s.unwrap_or(10),
         )?),
         stall: Duration::from_secs(positive("http.stall_s", http.stall_s.unwrap_or(120))?),
+        delivery: Delivery::AtLeastOnce,
     };
+    let delivery = match k.delivery.as_deref() {
+        None | Some("at-least-once") => Delivery::AtLeastOnce,
+        Some("exactly-once") => {
+            let id = k.transactional_id.unwrap_or_else(|| {
+                format!("vigil-{}-{}", kafka.group_id, crate::config::hostname())
+            });
+            if id.is_empty() {
+                return Err(ConfigError::invalid(
+                    "kafka.transactional_id must not be empty",
+                ));
+            }
+            Delivery::ExactlyOnce {
+                transactional_id: id,
+                interval: Duration::from_millis(positive(
+                    "kafka.transaction_interval_ms",
+                    k.transaction_interval_ms.unwrap_or(100),
+                )?),
+            }
+        }
+        Some(other) => {
+            return Err(ConfigError::invalid(format!(
+                "kafka.delivery must be \"at-least-once\" or \"exactly-once\", got {other:?}"
+            )))
+        }
+    };
+    let kafka = KafkaConfig { delivery, ..kafka };
     if kafka.group_id.is_empty() {
         return Err(ConfigError::invalid("kafka.group_id must not be empty"));
     }

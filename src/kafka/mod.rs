@@ -2,6 +2,8 @@
 //! the producers (`sinks::kafka`, `vigil produce`), and the consumer's status that the operations
 //! endpoint and the periodic log show.
 
+pub mod transactions;
+
 use crate::config::KafkaConfig;
 use rdkafka::config::{ClientConfig, RDKafkaLogLevel};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
@@ -18,6 +20,8 @@ pub struct ConsumerStatus {
     pub last_poll: Option<Instant>,
     /// Records re-read to rebuild state since start.
     pub rewound: u64,
+    /// Transactions committed (exactly-once mode).
+    pub transactions: u64,
 }
 
 /// The librdkafka settings shared by Vigil's consumer and producer, then the user's properties.

@@ -8,9 +8,10 @@
 
 use super::alert_json;
 use crate::ack::{AckTracker, Completion};
-use crate::config::KafkaConfig;
+use crate::config::{Delivery, KafkaConfig};
 use crate::contract::Alert;
 use crate::contract::{Names, Sink};
+use crate::kafka::transactions::{self, Transactions};
 use crate::record::DeadLetter;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, OwnedHeaders};
@@ -58,7 +59,12 @@ impl ProducerContext for DeliveryContext {
 
 /// The Kafka sink.
 pub struct KafkaSink {
-    producer: ThreadedProducer<DeliveryContext>,
+    producer: Arc<ThreadedProducer<DeliveryContext>>,
+    /// In exactly-once mode: the transactions the source commits.
+    transactions: Option<Arc<Transactions>>,
+    /// In exactly-once mode: alerts already on the alert topic, not to be produced again
+    /// ([`crate::kafka::transactions::published_tail`]); emptied as they are met.
+    published: std::collections::HashSet<String>,
     alert_topic: String,
     shadow_alert_topic: String,
     dead_topic: String,
@@ -77,7 +83,8 @@ impl std::fmt::Debug for KafkaSink {
 }
 
 impl KafkaSink {
-    /// Creates the producer (idempotent, acks=all, retrying until delivered).
+    /// Creates the producer (idempotent, acks=all, retrying until delivered); in exactly-once
+    /// mode it is transactional, and its first transaction is open.
     pub fn new(
         kafka: &KafkaConfig,
         names: Names,
@@ -89,25 +96,49 @@ impl KafkaSink {
             failed: failed.clone(),
             log: crate::kafka::ClientLog::default(),
         };
-        let producer: ThreadedProducer<DeliveryContext> = crate::kafka::client_config(
-            kafka,
-            &[
-                ("acks", "all".into()),
-                ("enable.idempotence", "true".into()),
-                // Retry while the broker is away: a record's offset is not committed until its
-                // alerts are delivered, so waiting is the at-least-once behaviour.
-                ("message.timeout.ms", "0".into()),
-                (
-                    "queue.buffering.max.messages",
-                    kafka.producer_queue.to_string(),
-                ),
-                ("linger.ms", "1".into()),
-            ],
-        )
-        .create_with_context(context)?;
+        let mut own = vec![
+            ("acks", "all".into()),
+            ("enable.idempotence", "true".into()),
+            (
+                "queue.buffering.max.messages",
+                kafka.producer_queue.to_string(),
+            ),
+            ("linger.ms", "1".into()),
+        ];
+        match &kafka.delivery {
+            // Retry while the broker is away: a record's offset is not committed until its
+            // alerts are delivered, so waiting is the at-least-once behaviour.
+            Delivery::AtLeastOnce => own.push(("message.timeout.ms", "0".into())),
+            // A transaction cannot wait forever: its messages time out with it, the commit
+            // fails and the process ends, to start over from the last committed transaction.
+            Delivery::ExactlyOnce {
+                transactional_id, ..
+            } => own.extend([
+                ("transactional.id", transactional_id.clone()),
+                ("transaction.timeout.ms", "60000".into()),
+                ("message.timeout.ms", "60000".into()),
+            ]),
+        }
+        let producer: ThreadedProducer<DeliveryContext> =
+            crate::kafka::client_config(kafka, &own).create_with_context(context)?;
+        let producer = Arc::new(producer);
+        let (transactions, published) = match &kafka.delivery {
+            Delivery::AtLeastOnce => (None, Default::default()),
+            Delivery::ExactlyOnce {
+                transactional_id,
+                interval,
+            } => {
+                let txn =
+                    Transactions::start(producer.clone(), transactional_id.clone(), *interval)?;
+                let published = transactions::published_tail(kafka, &kafka.alert_topic)?;
+                (Some(Arc::new(txn)), published)
+            }
+        };
         Ok((
             KafkaSink {
                 producer,
+                transactions,
+                published,
                 alert_topic: kafka.alert_topic.clone(),
                 shadow_alert_topic: kafka.shadow_alert_topic.clone(),
                 dead_topic: kafka.dead_letter_topic.clone(),
@@ -118,6 +149,11 @@ impl KafkaSink {
             },
             failed,
         ))
+    }
+
+    /// The transactions the source commits (exactly-once mode only).
+    pub fn transactions(&self) -> Option<Arc<Transactions>> {
+        self.transactions.clone()
     }
 
     /// Sends one record, waiting while the producer queue is full.
@@ -146,6 +182,21 @@ impl Sink for KafkaSink {
             self.buf.clear();
             alert_json(a, &self.names, &mut self.buf);
             let key = self.names.sensors.get(a.sensor);
+            if !self.published.is_empty() && !a.shadow {
+                let key = serde_json::from_slice(&self.buf)
+                    .ok()
+                    .as_ref()
+                    .and_then(transactions::alert_key);
+                if key.is_some_and(|k| self.published.remove(&k)) {
+                    tracing::info!(
+                        "not publishing again an alert already on {}: {}",
+                        self.alert_topic,
+                        String::from_utf8_lossy(&self.buf)
+                    );
+                    self.tracker.acknowledge(group as u64);
+                    continue;
+                }
+            }
             let payload = std::mem::take(&mut self.buf);
             // Shadow alerts never reach the serving topic.
             let topic = if a.shadow {

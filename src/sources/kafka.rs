@@ -3,7 +3,9 @@
 //! Offsets are stored (`enable.auto.offset.store=false`) only when the [`AckTracker`] says every
 //! record up to them has been scored and its alerts acknowledged; librdkafka commits stored
 //! offsets every second, on revocation (before another member takes the partition) and at
-//! shutdown. Delivery is at least once.
+//! shutdown. Delivery is at least once; in exactly-once mode the offsets are committed inside the
+//! producer's transactions instead, at barriers where nothing is in flight
+//! ([`crate::kafka::transactions`]).
 //!
 //! When a partition is assigned, the source re-reads up to `rewind` records before the committed
 //! offset, marked replay-only: the detectors rebuild their statistics from them, and alerts from
@@ -12,6 +14,7 @@
 use crate::ack::AckTracker;
 use crate::config::KafkaConfig;
 use crate::decode::{Input, Message, MessageBatch};
+use crate::kafka::transactions::Transactions;
 use crate::kafka::{client_config, ConsumerStatus};
 use crate::record::{Interner, Origin, SourceId, Ticket};
 use crossbeam_channel::{Receiver, SendTimeoutError, Sender};
@@ -38,6 +41,10 @@ struct Shared {
     sources: Mutex<SourceMap>,
     status: Arc<Mutex<ConsumerStatus>>,
     rewind: u64,
+    /// Exactly-once mode: the producer's transactions, committed here.
+    txn: Option<Arc<Transactions>>,
+    /// Why the consumer must stop (a transaction failed), set where it happened.
+    failure: Mutex<Option<String>>,
 }
 
 #[derive(Debug)]
@@ -127,6 +134,21 @@ impl Shared {
     fn lock_sources(&self) -> std::sync::MutexGuard<'_, SourceMap> {
         self.sources.lock().unwrap_or_else(PoisonError::into_inner)
     }
+
+    fn fail(&self, why: String) {
+        tracing::error!("{why}");
+        self.failure
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get_or_insert(why);
+    }
+
+    fn failed(&self) -> bool {
+        self.failure
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .is_some()
+    }
 }
 
 /// The consumer's context: rebalance callbacks commit before revocation and plan the rewind.
@@ -157,16 +179,23 @@ impl ConsumerContext for VigilContext {
                     .map(|el| map.id(el.topic(), el.partition()))
                     .collect()
             };
-            // Let what is in flight finish, so that the commit covers every record read: if the
-            // partitions come back, the state their sensors reached is still exact.
-            let deadline = Instant::now() + REVOKE_DRAIN;
-            while self.shared.tracker.in_flight_on(&ids) > 0 && Instant::now() < deadline {
-                std::thread::sleep(Duration::from_millis(5));
-            }
-            // Commit what is done before another member takes these partitions.
-            store_done(consumer, &self.shared);
-            if let Err(e) = consumer.commit_consumer_state(CommitMode::Sync) {
-                tracing::debug!("commit before revocation: {e}");
+            if let Some(txn) = &self.shared.txn {
+                // The whole pipeline drains (a transaction commits all partitions at once).
+                if let Err(why) = commit_barrier(consumer, &self.shared, txn, REVOKE_DRAIN) {
+                    self.shared.fail(format!("before revocation: {why}"));
+                }
+            } else {
+                // Let what is in flight finish, so that the commit covers every record read: if
+                // the partitions come back, the state their sensors reached is still exact.
+                let deadline = Instant::now() + REVOKE_DRAIN;
+                while self.shared.tracker.in_flight_on(&ids) > 0 && Instant::now() < deadline {
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+                // Commit what is done before another member takes these partitions.
+                store_done(consumer, &self.shared);
+                if let Err(e) = consumer.commit_consumer_state(CommitMode::Sync) {
+                    tracing::debug!("commit before revocation: {e}");
+                }
             }
             let mut map = self.shared.lock_sources();
             for id in ids {
@@ -197,14 +226,69 @@ impl ConsumerContext for VigilContext {
     }
 }
 
-/// Stores every offset the tracker says is done (forward only).
+/// Stores every offset the tracker says is done (forward only), for the periodic commit. In
+/// exactly-once mode offsets go with the transactions instead ([`commit_barrier`]).
 fn store_done(consumer: &BaseConsumer<VigilContext>, shared: &Shared) {
-    let done = shared.tracker.take_committable();
-    if done.is_empty() {
+    if shared.txn.is_some() {
         return;
     }
-    let mut map = shared.lock_sources();
+    let tpl = done_offsets(shared);
+    if tpl.count() > 0 {
+        if let Err(e) = consumer.store_offsets(&tpl) {
+            tracing::debug!("store offsets: {e}");
+        }
+    }
+}
+
+/// Exactly-once: waits (at most `wait`) until nothing is in flight, so that the open transaction
+/// holds exactly what derives from the records read so far, then commits it with their offsets.
+fn commit_barrier(
+    consumer: &BaseConsumer<VigilContext>,
+    shared: &Shared,
+    txn: &Transactions,
+    wait: Duration,
+) -> Result<(), String> {
+    let deadline = Instant::now() + wait;
+    while shared.tracker.in_flight() > 0 {
+        if Instant::now() >= deadline {
+            return Err(format!(
+                "records still in flight after {} s: cannot commit the transaction",
+                wait.as_secs_f64()
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let tpl = done_offsets(shared);
+    if tpl.count() == 0 {
+        return Ok(()); // nothing new: the transaction stays open
+    }
+    let group = consumer
+        .group_metadata()
+        .ok_or("the consumer has no group metadata to commit with")?;
+    txn.commit(&tpl, &group).map_err(|e| {
+        format!(
+            "transaction of {:?} failed: {e}; exiting, a restart resumes from the last committed \
+             transaction",
+            txn.id()
+        )
+    })?;
+    shared
+        .status
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .transactions = txn.committed();
+    Ok(())
+}
+
+/// The offsets the tracker says are done since the last call, forward only, on partitions
+/// assigned here.
+fn done_offsets(shared: &Shared) -> TopicPartitionList {
     let mut tpl = TopicPartitionList::new();
+    let done = shared.tracker.take_committable();
+    if done.is_empty() {
+        return tpl;
+    }
+    let mut map = shared.lock_sources();
     for (id, next) in done {
         let Some((topic, partition)) = map.by_id.get(id as usize).cloned() else {
             continue;
@@ -216,11 +300,7 @@ fn store_done(consumer: &BaseConsumer<VigilContext>, shared: &Shared) {
             let _ = tpl.add_partition_offset(&topic, partition, Offset::Offset(next));
         }
     }
-    if tpl.count() > 0 {
-        if let Err(e) = consumer.store_offsets(&tpl) {
-            tracing::debug!("store offsets: {e}");
-        }
-    }
+    tpl
 }
 
 /// A consumer-group member feeding the pipeline.
@@ -239,12 +319,14 @@ impl std::fmt::Debug for KafkaSource {
 }
 
 impl KafkaSource {
-    /// Creates the consumer and subscribes. Fails on a bad property or topic list.
+    /// Creates the consumer and subscribes. Fails on a bad property or topic list. With `txn`
+    /// (exactly-once mode), offsets are committed in its transactions, not by the consumer.
     pub fn new(
         kafka: &KafkaConfig,
         sources: Interner,
         tracker: Arc<AckTracker>,
         status: Arc<Mutex<ConsumerStatus>>,
+        txn: Option<Arc<Transactions>>,
     ) -> KafkaResult<KafkaSource> {
         let shared = Arc::new(Shared {
             tracker,
@@ -257,6 +339,8 @@ impl KafkaSource {
             }),
             status,
             rewind: kafka.rewind,
+            txn,
+            failure: Mutex::new(None),
         });
         let context = VigilContext {
             shared: shared.clone(),
@@ -267,7 +351,9 @@ impl KafkaSource {
             kafka,
             &[
                 ("group.id", kafka.group_id.clone()),
-                ("enable.auto.commit", "true".into()),
+                ("enable.auto.commit", shared.txn.is_none().to_string()),
+                // Records of producers' open or aborted transactions are never scored.
+                ("isolation.level", "read_committed".into()),
                 ("auto.commit.interval.ms", "1000".into()),
                 ("enable.auto.offset.store", "false".into()),
                 ("auto.offset.reset", "earliest".into()),
@@ -293,11 +379,31 @@ impl KafkaSource {
     }
 
     /// Polls until `stop`, sending batches to `out`. Then waits for `drained` (the pipeline has
-    /// finished and the sink has flushed) and commits what is done.
-    pub fn run(mut self, out: Sender<Input>, stop: &AtomicBool, drained: Receiver<()>) {
+    /// finished and the sink has flushed) and commits what is done. An error when a transaction
+    /// failed (the stop flag is set then too).
+    pub fn run(
+        mut self,
+        out: Sender<Input>,
+        stop: &AtomicBool,
+        drained: Receiver<()>,
+    ) -> Result<(), String> {
         let mut last_store = Instant::now();
+        let mut last_commit = Instant::now();
         let mut last_lag = Instant::now() - Duration::from_secs(60);
         while !stop.load(Ordering::Relaxed) {
+            if let Some(txn) = self.shared.txn.clone() {
+                if last_commit.elapsed() >= txn.interval {
+                    let wait = Duration::from_secs(60);
+                    if let Err(why) = commit_barrier(&self.consumer, &self.shared, &txn, wait) {
+                        self.shared.fail(why);
+                    }
+                    last_commit = Instant::now();
+                }
+            }
+            if self.shared.failed() {
+                stop.store(true, Ordering::Relaxed);
+                break;
+            }
             self.plan_rewinds();
             if let Some(batch) = self.poll_batch() {
                 let mut input = Input::Messages(batch);
@@ -329,11 +435,31 @@ impl KafkaSource {
         drop(out);
         // Everything in flight finishes first; then the final offsets are committed.
         let _ = drained.recv_timeout(Duration::from_secs(600));
+        if let Some(why) = self
+            .shared
+            .failure
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+        {
+            return Err(why);
+        }
+        if let Some(txn) = self.shared.txn.clone() {
+            // What did not finish is aborted: it is read again from the committed offsets.
+            let result = commit_barrier(&self.consumer, &self.shared, &txn, Duration::ZERO);
+            if result.is_err() {
+                txn.abort();
+            } else {
+                tracing::info!("offsets committed ({} transactions)", txn.committed());
+            }
+            return result;
+        }
         store_done(&self.consumer, &self.shared);
         match self.consumer.commit_consumer_state(CommitMode::Sync) {
             Ok(()) => tracing::info!("offsets committed"),
             Err(e) => tracing::debug!("final commit: {e}"),
         }
+        Ok(())
     }
 
     /// For newly assigned partitions: find the committed offset and seek back `rewind` records.

@@ -291,6 +291,7 @@ pub fn metrics(state: &HttpState) -> String {
     {
         let s = state.status.lock().unwrap_or_else(PoisonError::into_inner);
         let _ = writeln!(out, "# HELP vigil_records_rewound_total Records re-read to rebuild state.\n# TYPE vigil_records_rewound_total counter\nvigil_records_rewound_total {}", s.rewound);
+        let _ = writeln!(out, "# HELP vigil_transactions_committed_total Transactions of alerts and offsets committed (exactly-once mode).\n# TYPE vigil_transactions_committed_total counter\nvigil_transactions_committed_total {}", s.transactions);
         let _ = writeln!(out, "# HELP vigil_assigned_partitions Partitions this instance consumes.\n# TYPE vigil_assigned_partitions gauge\nvigil_assigned_partitions {}", s.partitions.len());
         let _ = writeln!(out, "# HELP vigil_consumer_lag Records behind the high watermark.\n# TYPE vigil_consumer_lag gauge");
         for (topic, partition, lag) in &s.partitions {
