@@ -9,7 +9,9 @@
 //!    acknowledged) from its `/metrics` (target: p99 <= 2 ms).
 //!
 //! `VIGIL_BENCH_COPIES` sets how many copies of the 64,800-record fixture to load (default 8);
-//! `VIGIL_BENCH_DETECTOR` a detector kind to run instead of the default (e.g. `zscore`).
+//! `VIGIL_BENCH_DETECTOR` a detector kind to run instead of the default (e.g. `zscore`);
+//! `VIGIL_BENCH_DELIVERY=exactly-once` runs the scorer with transactions (its alerts become visible
+//! at each commit, every `kafka.transaction_interval_ms`, which end-to-end latency does not count).
 
 #[path = "../tests/support/mod.rs"]
 mod support;
@@ -105,10 +107,12 @@ fn main() {
         Ok(kind) if !kind.is_empty() => format!("[[detectors]]\nkind = \"{kind}\"\n"),
         _ => String::new(),
     };
+    let delivery = std::env::var("VIGIL_BENCH_DELIVERY").unwrap_or_else(|_| "at-least-once".into());
+    println!("delivery {delivery}");
     std::fs::write(
         &config,
         format!(
-            "[pipeline]\nlinger_ms = 0\n[kafka]\nrewind = 0\n[http]\nlog_interval_s = 3600\n{detector}"
+            "[pipeline]\nlinger_ms = 0\n[kafka]\nrewind = 0\ndelivery = \"{delivery}\"\n[http]\nlog_interval_s = 3600\n{detector}"
         ),
     )
     .expect("config");

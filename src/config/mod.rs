@@ -217,6 +217,14 @@ mod tests {
             assert!(!err.contains('\n'), "{err}");
         }
         for (text, want) in [
+            (
+                "[kafka]\ndelivery = \"exactly-twice\"\n",
+                "kafka.delivery must be \"at-least-once\" or \"exactly-once\"",
+            ),
+            (
+                "[kafka]\ndelivery = \"exactly-once\"\ntransaction_interval_ms = 0\n",
+                "kafka.transaction_interval_ms must be positive",
+            ),
             ("[pipeline]\nshards = 0\n", "shards must be positive"),
             (
                 "[kafka]\nbootstrap_servers = \" , \"\n",
@@ -277,6 +285,31 @@ mod tests {
             let err = Config::validate(raw).expect_err(text).to_string();
             assert!(err.contains(want), "{err}");
         }
+    }
+
+    #[test]
+    fn exactly_once_names_its_producer_after_the_group_and_host_unless_told() {
+        let raw = RawConfig::from_toml("[kafka]\ndelivery = \"exactly-once\"\ngroup_id = \"g\"\n")
+            .expect("parses");
+        let c = Config::validate(raw).expect("valid");
+        assert_eq!(
+            c.kafka.delivery,
+            sections::Delivery::ExactlyOnce {
+                transactional_id: format!("vigil-g-{}", hostname()),
+                interval: std::time::Duration::from_millis(100),
+            }
+        );
+        let raw = RawConfig::from_toml(
+            "[kafka]\ndelivery = \"exactly-once\"\ntransactional_id = \"pod-0\"\n",
+        )
+        .expect("parses");
+        let c = Config::validate(raw).expect("valid");
+        assert!(matches!(
+            c.kafka.delivery,
+            sections::Delivery::ExactlyOnce { ref transactional_id, .. } if transactional_id == "pod-0"
+        ));
+        let c = Config::validate(RawConfig::default()).expect("valid");
+        assert_eq!(c.kafka.delivery, sections::Delivery::AtLeastOnce);
     }
 
     #[test]
