@@ -614,6 +614,140 @@ fn exactly_once_alerts_survive_three_kills_with_no_duplicate_and_none_missing() 
     assert!(transactions > 0.0, "no transaction was committed");
 }
 
+/// A line of `/proc/PID/status` in kB (`VmRSS`, `VmHWM`).
+fn status_kb(pid: u32, field: &str) -> Option<u64> {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()?
+        .lines()
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))?
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()
+}
+
+/// Two million records produced as fast as the broker takes them while one scorer consumes: lag
+/// rises and falls, every record is scored once and none dropped, and the scorer's peak RSS stays
+/// under the bound the README derives from the configured queues (a small configuration here, so
+/// that the bound is tight enough to mean something).
+#[test]
+fn overload_keeps_memory_under_the_queue_bound_and_scores_every_record() {
+    let Some((_serial, broker)) = setup() else {
+        return;
+    };
+    let dir = temp_dir("kafka-overload");
+    let cfg = dir.join("overload.toml");
+    let (capacity, shards, batch, producer_queue, prefetch_kb) =
+        (8u64, 2u64, 1024u64, 10_000u64, 16_384u64);
+    std::fs::write(
+        &cfg,
+        format!(
+            "[pipeline]\nchannel_capacity = {capacity}\nshards = {shards}\nbatch_size = {batch}\n\
+             [kafka]\nproducer_queue = {producer_queue}\n\
+             [kafka.properties]\n\"queued.max.messages.kbytes\" = \"{prefetch_kb}\"\n\
+             \"fetch.max.bytes\" = \"{}\"\n",
+            prefetch_kb * 1024
+        ),
+    )
+    .expect("config");
+    let cfg = cfg.to_str().expect("utf8");
+    let scorer = Scorer::start_with(&broker, "g-overload", &dir, "overload", &["--config", cfg]);
+    scorer.wait_until(60, "partitions assigned", |m| {
+        m.get("vigil_assigned_partitions") == Some(&4.0)
+    });
+    let pid = scorer.child.id();
+    let base_kb = status_kb(pid, "VmRSS").expect("VmRSS");
+    let copies = 31; // 31 × 64,800 = 2,008,800 records
+    let fixture = root().join("fixtures/pumps.csv");
+    let files: Vec<&str> = (0..copies)
+        .map(|_| fixture.to_str().expect("utf8"))
+        .collect();
+    let mut feeder = vigil()
+        .arg("produce")
+        .args(&files)
+        .args(["--topic", "sensors", "--bootstrap-servers", &broker.addr])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("produce");
+    let n = 64_800.0 * copies as f64;
+    // The backlog from the broker's side: records on the topic not yet scored.
+    let marks: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", &broker.addr)
+        .create()
+        .expect("watermark reader");
+    let on_topic = || -> f64 {
+        (0..4)
+            .filter_map(|p| {
+                marks
+                    .fetch_watermarks("sensors", p, Duration::from_secs(2))
+                    .ok()
+            })
+            .map(|(_, high)| high as f64)
+            .sum()
+    };
+    let (mut max_lag, mut max_rss) = (0.0f64, 0u64);
+    let started = Instant::now();
+    let mut fed = None;
+    loop {
+        let m = scorer.metrics();
+        let done = m.get("vigil_records_done_total").copied().unwrap_or(0.0);
+        max_lag = max_lag.max(on_topic() - done);
+        max_rss = max_rss.max(status_kb(pid, "VmRSS").unwrap_or(0));
+        if fed.is_none() {
+            if let Ok(Some(status)) = feeder.try_wait() {
+                assert!(status.success(), "vigil produce failed");
+                fed = Some(started.elapsed());
+            }
+        }
+        if fed.is_some() && m.get("vigil_records_done_total") == Some(&n) && caught_up(&m) {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(240),
+            "not caught up in 4 minutes: {m:?}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let took = started.elapsed();
+    let _ = feeder.wait();
+    let hwm = status_kb(pid, "VmHWM").expect("VmHWM");
+    let m = scorer.metrics();
+    assert_eq!(
+        m.get("vigil_records_total"),
+        Some(&n),
+        "every record decoded once"
+    );
+    assert_eq!(m.get("vigil_dead_letters_total"), Some(&0.0));
+    // The README's bound: the idle process, plus librdkafka's prefetch (queued.max.messages.kbytes
+    // and one fetch.max.bytes response), plus the pipeline's channels (input: capacity polls of
+    // up to 4096 messages of at most 1 KiB each with their bookkeeping; batches: capacity × (2 +
+    // shards) batches of batch_size records of at most 512 bytes), plus the producer's queue
+    // (producer_queue alerts of at most 2 KiB).
+    let bound_kb = base_kb
+        + 2 * prefetch_kb
+        + capacity * 4096 * 1024 / 1024
+        + capacity * (2 + shards) * batch * 512 / 1024
+        + producer_queue * 2;
+    eprintln!(
+        "overload: {n} records fed in {:.1} s, all scored in {:.1} s; lag peaked at {max_lag}; \
+         RSS idle {base_kb} kB, peak {hwm} kB (sampled {max_rss} kB), bound {bound_kb} kB",
+        fed.unwrap_or_default().as_secs_f64(),
+        took.as_secs_f64()
+    );
+    assert!(
+        max_lag > 20_000.0,
+        "the scorer was never behind: lag peaked at {max_lag}"
+    );
+    assert!(
+        hwm <= bound_kb,
+        "peak RSS {hwm} kB over the bound {bound_kb} kB"
+    );
+    let (status, log) = scorer.terminate();
+    assert!(status.success(), "{log}");
+}
+
 #[test]
 fn score_refuses_a_config_it_cannot_run_with_exit_2() {
     for (args, needle) in [
