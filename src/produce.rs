@@ -21,6 +21,9 @@ pub enum ProduceError {
     /// librdkafka refused the settings.
     #[error("cannot create the Kafka producer: {0}")]
     Client(rdkafka::error::KafkaError),
+    /// TLS or SASL refused.
+    #[error("{0}")]
+    Security(String),
     #[error("producing to {topic} failed: {message}")]
     Send { topic: String, message: String },
     #[error("the broker did not acknowledge everything: {0}")]
@@ -30,7 +33,10 @@ pub enum ProduceError {
 impl ProduceError {
     /// Whether it is the user's to fix before anything ran (exit code 2).
     pub fn is_usage(&self) -> bool {
-        matches!(self, ProduceError::Input(_) | ProduceError::Client(_))
+        matches!(
+            self,
+            ProduceError::Input(_) | ProduceError::Client(_) | ProduceError::Security(_)
+        )
     }
 }
 
@@ -88,6 +94,7 @@ pub fn produce(
         .iter()
         .map(|f| file::open(f, &mut decoder, &mut sources, &AtomicBool::new(false)))
         .collect::<Result<Vec<_>, _>>()?;
+    crate::kafka::check_security(&config.kafka).map_err(ProduceError::Security)?;
     let producer: ThreadedProducer<crate::kafka::LoggingContext> = crate::kafka::client_config(
         &config.kafka,
         &[

@@ -38,6 +38,9 @@ pub enum ScoreError {
     },
     #[error(transparent)]
     Pipeline(#[from] PipelineError),
+    /// TLS or SASL refused: a configuration error (exit 2).
+    #[error("{0}")]
+    Security(String),
     /// Exactly-once mode: a transaction could not be started or committed.
     #[error("{0}")]
     Transaction(String),
@@ -183,6 +186,7 @@ pub fn score(
         return Err(ScoreError::NoTopics);
     }
     let run = Run::prepare(config, true)?;
+    crate::kafka::check_security(k).map_err(ScoreError::Security)?;
     let (names, tracker, telemetry, counters) = (
         run.names.clone(),
         run.tracker.clone(),

@@ -11,6 +11,7 @@ mod onnx;
 mod pca;
 mod replay;
 mod support;
+mod tls;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};

@@ -18,7 +18,9 @@ pub use detectors::{zscore_params, DetectorSpec, PcaSpec, SpecKind, DEFAULT_ZSCO
 pub use overlay::{load, Overrides};
 pub use policy::{PolicyBase, PolicyConfig, DEFAULT_POLICY, LIKELIHOOD_POLICY, SEQUENCE_POLICY};
 pub use raw::RawConfig;
-pub use sections::{Delivery, InputConfig, KafkaConfig, OutputConfig, PipelineConfig, Speed};
+pub use sections::{
+    Delivery, InputConfig, KafkaConfig, OutputConfig, PipelineConfig, Properties, Speed,
+};
 
 use raw::RawPolicy;
 use std::path::PathBuf;
@@ -310,6 +312,44 @@ mod tests {
         ));
         let c = Config::validate(RawConfig::default()).expect("valid");
         assert_eq!(c.kafka.delivery, sections::Delivery::AtLeastOnce);
+    }
+
+    #[test]
+    fn kafka_properties_read_secrets_from_the_environment_or_a_file_and_never_show_them() {
+        let dir = std::env::temp_dir().join(format!("vigil-secret-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let file = dir.join("password");
+        std::fs::write(&file, "s3cr3t-from-file\n").expect("secret");
+        // Set once, read by this test only.
+        std::env::set_var("VIGIL_TEST_ONLY_SECRET", "s3cr3t-from-env");
+        let text = format!(
+            "[kafka.properties]\n\"sasl.password\" = \"${{file:{}}}\"\n\"sasl.username\" = \"${{env:VIGIL_TEST_ONLY_SECRET}}\"\n\"client.id\" = \"plain\"\n",
+            file.display()
+        );
+        let c = Config::validate(RawConfig::from_toml(&text).expect("parses")).expect("valid");
+        let p = &c.kafka.properties.0;
+        assert!(p.contains(&("sasl.password".into(), "s3cr3t-from-file".into())));
+        assert!(p.contains(&("sasl.username".into(), "s3cr3t-from-env".into())));
+        assert!(p.contains(&("client.id".into(), "plain".into())));
+        let shown = format!("{c:?}");
+        assert!(!shown.contains("s3cr3t"), "{shown}");
+        assert!(shown.contains("sasl.password"));
+        for (text, want) in [
+            (
+                "[kafka.properties]\n\"sasl.password\" = \"${env:VIGIL_TEST_UNSET_SECRET}\"\n",
+                "kafka.properties.sasl.password: the environment variable VIGIL_TEST_UNSET_SECRET is not set",
+            ),
+            (
+                "[kafka.properties]\n\"sasl.password\" = \"${file:/nonexistent/secret}\"\n",
+                "kafka.properties.sasl.password: cannot read /nonexistent/secret",
+            ),
+        ] {
+            let err = Config::validate(RawConfig::from_toml(text).expect("parses"))
+                .expect_err(text)
+                .to_string();
+            assert!(err.contains(want), "{err}");
+        }
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

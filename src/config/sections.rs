@@ -86,12 +86,58 @@ pub struct KafkaConfig {
     pub rewind: u64,
     pub producer_queue: u32,
     pub shutdown_timeout: Duration,
-    pub properties: Vec<(String, String)>,
+    pub properties: Properties,
     pub http_listen: Option<std::net::SocketAddr>,
     pub log_interval: Duration,
     /// `http.stall_s`: how long records may wait with none finished before `/healthz` fails.
     pub stall: Duration,
     pub delivery: Delivery,
+}
+
+/// `[kafka.properties]`, with `${env:NAME}` and `${file:PATH}` values resolved. Its `Debug` shows
+/// the keys only: values may be secrets and must never reach a log.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct Properties(pub Vec<(String, String)>);
+
+impl std::fmt::Debug for Properties {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list()
+            .entries(self.0.iter().map(|(k, _)| k))
+            .finish()
+    }
+}
+
+impl Properties {
+    /// Resolves each value: `${env:NAME}` is the environment variable NAME, `${file:PATH}` the
+    /// contents of the file PATH without its trailing newline (a mounted Kubernetes secret), any
+    /// other value itself.
+    fn resolve(raw: std::collections::BTreeMap<String, String>) -> Result<Properties, ConfigError> {
+        let mut out = Vec::with_capacity(raw.len());
+        for (key, value) in raw {
+            let value = match value
+                .strip_prefix("${")
+                .and_then(|v| v.strip_suffix('}'))
+                .and_then(|v| v.split_once(':'))
+            {
+                Some(("env", name)) => std::env::var(name).map_err(|_| {
+                    ConfigError::invalid(format!(
+                        "kafka.properties.{key}: the environment variable {name} is not set"
+                    ))
+                })?,
+                Some(("file", path)) => std::fs::read_to_string(path)
+                    .map_err(|e| {
+                        ConfigError::invalid(format!(
+                            "kafka.properties.{key}: cannot read {path}: {e}"
+                        ))
+                    })?
+                    .trim_end_matches(['\n', '\r'])
+                    .to_string(),
+                _ => value,
+            };
+            out.push((key, value));
+        }
+        Ok(Properties(out))
+    }
 }
 
 /// `kafka.delivery`: what a crash can do to the alert topic.
@@ -239,7 +285,7 @@ pub(super) fn kafka(k: RawKafka, http: RawHttp) -> Result<KafkaConfig, ConfigErr
         rewind: k.rewind.unwrap_or(2000),
         producer_queue: positive("kafka.producer_queue", k.producer_queue.unwrap_or(100_000))?,
         shutdown_timeout: Duration::from_secs(k.shutdown_timeout_s.unwrap_or(30)),
-        properties: k.properties.into_iter().collect(),
+        properties: Properties::resolve(k.properties)?,
         http_listen,
         log_interval: Duration::from_secs(positive(
             "http.log_interval_s",

@@ -31,7 +31,7 @@ pub fn client_config(kafka: &KafkaConfig, own: &[(&str, String)]) -> ClientConfi
     for (k, v) in own {
         c.set(*k, v);
     }
-    for (k, v) in &kafka.properties {
+    for (k, v) in &kafka.properties.0 {
         c.set(k, v);
     }
     c
@@ -46,6 +46,8 @@ const LOG_EVERY: Duration = Duration::from_secs(30);
 #[derive(Debug, Default)]
 pub struct ClientLog {
     kinds: Mutex<HashMap<String, Kind>>,
+    /// The first refusal of the connection's security (TLS or SASL) reported, if any.
+    security: Mutex<Option<String>>,
 }
 
 #[derive(Debug)]
@@ -134,6 +136,19 @@ impl ClientLog {
 
     /// A librdkafka global error.
     pub fn error(&self, error: &KafkaError, reason: &str) {
+        if matches!(
+            error.rdkafka_error_code(),
+            Some(
+                RDKafkaErrorCode::SSL
+                    | RDKafkaErrorCode::Authentication
+                    | RDKafkaErrorCode::SaslAuthenticationFailed
+            )
+        ) {
+            self.security
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .get_or_insert_with(|| reason.to_string());
+        }
         let kind = match error.rdkafka_error_code() {
             Some(code) => format!("{code:?}"),
             None => error.to_string(),
@@ -151,6 +166,46 @@ impl ClientLog {
             tracing::error!("{error}: {reason}{}", Self::suffix(held, lasting));
         }
     }
+}
+
+/// How long [`check_security`] waits for the cluster's first answer.
+pub const SECURITY_CHECK: Duration = Duration::from_secs(10);
+
+/// Connects to the cluster once before anything runs (at most [`SECURITY_CHECK`]): an error when
+/// the connection's security is refused (a CA that does not sign the broker's certificate, an
+/// expired one, a host name it does not name, SASL credentials the broker rejects). These are
+/// configuration errors, never retried, and never a reason to fall back to plaintext. A broker
+/// that does not answer at all is not an error here: the scorer waits for it.
+pub fn check_security(kafka: &KafkaConfig) -> Result<(), String> {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    let consumer: BaseConsumer<LoggingContext> = client_config(kafka, &[])
+        .create_with_context(LoggingContext::default())
+        .map_err(|e| e.to_string())?;
+    let deadline = Instant::now() + SECURITY_CHECK;
+    while Instant::now() < deadline {
+        if consumer
+            .fetch_metadata(None, Duration::from_millis(500))
+            .is_ok()
+        {
+            return Ok(());
+        }
+        // Errors reach the context only when the client's queue is served.
+        let _ = consumer.poll(Duration::from_millis(100));
+        let refused = consumer
+            .context()
+            .log
+            .security
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        if let Some(reason) = refused {
+            return Err(format!(
+                "the Kafka cluster at {} refused the connection's security: {reason}",
+                kafka.bootstrap_servers
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// A client context that only logs (through [`ClientLog`]): for `vigil produce`.
@@ -174,3 +229,5 @@ impl rdkafka::producer::ProducerContext for LoggingContext {
 
     fn delivery(&self, _: &rdkafka::producer::DeliveryResult<'_>, _: ()) {}
 }
+
+impl rdkafka::consumer::ConsumerContext for LoggingContext {}

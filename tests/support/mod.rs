@@ -30,6 +30,8 @@ pub enum Tool {
     Tansu,
     /// The ONNX Runtime 1.31.1 shared library (`.ci/install-onnxruntime`).
     OnnxRuntime,
+    /// Debian's `stunnel4` (TLS in front of tansu) and `openssl` (test certificates).
+    Stunnel,
 }
 
 impl Tool {
@@ -37,6 +39,7 @@ impl Tool {
         match self {
             Tool::Tansu => "tansu broker not found: the Kafka tests are skipped",
             Tool::OnnxRuntime => "ONNX Runtime 1.31.1 not found: the ONNX tests are skipped",
+            Tool::Stunnel => "stunnel4 or openssl not found: the TLS tests are skipped",
         }
     }
 
@@ -44,15 +47,18 @@ impl Tool {
         match self {
             Tool::Tansu => ".ci/install-tansu",
             Tool::OnnxRuntime => ".ci/install-onnxruntime",
+            Tool::Stunnel => "apt-get install stunnel4 openssl",
         }
     }
 
     fn once(self) -> &'static Once {
         static TANSU: Once = Once::new();
         static ORT: Once = Once::new();
+        static STUNNEL: Once = Once::new();
         match self {
             Tool::Tansu => &TANSU,
             Tool::OnnxRuntime => &ORT,
+            Tool::Stunnel => &STUNNEL,
         }
     }
 
@@ -76,6 +82,18 @@ impl Tool {
             }
             // Where Vigil itself looks (`ORT_DYLIB_PATH`, then its default locations).
             Tool::OnnxRuntime => vigil::onnx::runtime::locate(None).ok(),
+            Tool::Stunnel => {
+                let runs = |bin: &str, arg: &str| {
+                    Command::new(bin)
+                        .arg(arg)
+                        .stdout(Stdio::null())
+                        .stderr(Stdio::null())
+                        .status()
+                        .is_ok()
+                };
+                (runs("openssl", "version") && runs("stunnel4", "-version"))
+                    .then(|| PathBuf::from("stunnel4"))
+            }
         }
     }
 
@@ -122,15 +140,22 @@ pub struct Tansu {
 impl Tansu {
     /// Starts a broker from `bin` (see [`Tool::require`]) and waits until it accepts connections.
     pub fn start(bin: &Path) -> Tansu {
+        Tansu::start_advertising(bin, None)
+    }
+
+    /// As [`Tansu::start`], telling clients to connect to `advertised` (`HOST:PORT`, e.g. a TLS
+    /// proxy in front of it) instead of its own address.
+    pub fn start_advertising(bin: &Path, advertised: Option<&str>) -> Tansu {
         let port = free_port();
         let url = format!("tcp://127.0.0.1:{port}");
+        let advertised = advertised.map_or(url.clone(), |a| format!("tcp://{a}"));
         let child = Command::new(bin)
             .args([
                 "broker",
                 "--listener-url",
                 &url,
                 "--advertised-listener-url",
-                &url,
+                &advertised,
                 "--storage-engine",
                 "memory://tansu/",
             ])

