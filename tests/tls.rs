@@ -11,17 +11,22 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-fn openssl(dir: &Path, args: &[&str]) {
-    let out = Command::new("openssl")
-        .current_dir(dir)
-        .args(args)
-        .output()
-        .expect("openssl");
+/// Runs `openssl ARGS` in `dir` (with `SAN` in its environment when given), which must succeed.
+fn openssl_with(dir: &Path, san: Option<&str>, args: &[&str]) {
+    let mut cmd = Command::new("openssl");
+    if let Some(san) = san {
+        cmd.env("SAN", san);
+    }
+    let out = cmd.current_dir(dir).args(args).output().expect("openssl");
     assert!(
         out.status.success(),
         "openssl {args:?}: {}",
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+fn openssl(dir: &Path, args: &[&str]) {
+    openssl_with(dir, None, args);
 }
 
 /// The test PKI in `dir`: `ca.pem` (signs the broker certificates), `other-ca.pem` (signs none),
@@ -95,17 +100,7 @@ fn make_pki(dir: &Path) {
         let (csr, pem) = (format!("{name}.csr"), format!("{name}.pem"));
         args.extend([csr.as_str(), "-out", pem.as_str()]);
         args.extend(dates.iter().copied().filter(|a| !a.is_empty()));
-        let out = Command::new("openssl")
-            .current_dir(dir)
-            .env("SAN", format!("DNS:{host}"))
-            .args(&args)
-            .output()
-            .expect("openssl ca");
-        assert!(
-            out.status.success(),
-            "openssl ca {name}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        openssl_with(dir, Some(&format!("DNS:{host}")), &args);
     }
 }
 
