@@ -33,26 +33,21 @@ fn openssl(dir: &Path, args: &[&str]) {
 /// and broker key pairs `good` (localhost, valid), `expired` (localhost, expired in 2020) and
 /// `wrongname` (wrong.example, valid).
 fn make_pki(dir: &Path) {
-    let ca = |name: &str, cn: &str| {
-        openssl(
-            dir,
-            &[
-                "req",
-                "-x509",
-                "-newkey",
-                "rsa:2048",
-                "-nodes",
-                "-keyout",
-                &format!("{name}.key"),
-                "-out",
-                &format!("{name}.pem"),
-                "-days",
-                "30",
-                "-subj",
-                &format!("/CN={cn}"),
-            ],
-        )
+    // A new key pair `name.key` and either a self-signed CA `name.pem` or a request `name.csr`.
+    let req = |name: &str, cn: &str, ca: bool| {
+        let (key, out, subj) = (
+            format!("{name}.key"),
+            format!("{name}.{}", if ca { "pem" } else { "csr" }),
+            format!("/CN={cn}"),
+        );
+        let mut args = vec!["req", "-newkey", "rsa:2048", "-nodes", "-keyout", &key];
+        args.extend(["-out", &out, "-subj", &subj]);
+        if ca {
+            args.extend(["-x509", "-days", "30"]);
+        }
+        openssl(dir, &args);
     };
+    let ca = |name: &str, cn: &str| req(name, cn, true);
     ca("ca", "vigil test CA");
     ca("other-ca", "another CA");
     std::fs::create_dir_all(dir.join("db")).expect("db");
@@ -79,21 +74,7 @@ fn make_pki(dir: &Path) {
         ),
         ("wrongname", "wrong.example", ["-days", "30", "", ""]),
     ] {
-        openssl(
-            dir,
-            &[
-                "req",
-                "-newkey",
-                "rsa:2048",
-                "-nodes",
-                "-keyout",
-                &format!("{name}.key"),
-                "-out",
-                &format!("{name}.csr"),
-                "-subj",
-                &format!("/CN={host}"),
-            ],
-        );
+        req(name, host, false);
         let mut args = vec![
             "ca", "-batch", "-config", "ca.cnf", "-cert", "ca.pem", "-keyfile", "ca.key", "-in",
         ];

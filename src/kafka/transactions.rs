@@ -32,6 +32,10 @@ pub struct Transactions {
     /// How often the source commits.
     pub interval: Duration,
     committed: AtomicU64,
+    /// Alerts on the alert topic at start ([`published_tail`]), until commits pass them;
+    /// `recovering` says whether any are left, so that the sink takes no lock after that.
+    published: std::sync::Mutex<Published>,
+    recovering: std::sync::atomic::AtomicBool,
 }
 
 impl std::fmt::Debug for Transactions {
@@ -45,13 +49,16 @@ impl std::fmt::Debug for Transactions {
 
 impl Transactions {
     /// Registers `id` with the broker (which aborts a transaction a predecessor with the same id
-    /// left open, and fences that predecessor) and opens the first transaction.
+    /// left open, and fences that predecessor), reads back what the alert topic already holds
+    /// ([`published_tail`]) and opens the first transaction.
     pub fn start(
         producer: Arc<ThreadedProducer<DeliveryContext>>,
+        kafka: &crate::config::KafkaConfig,
         id: String,
         interval: Duration,
     ) -> Result<Transactions, KafkaError> {
         producer.init_transactions(CALL_TIMEOUT)?;
+        let published = published_tail(kafka, &kafka.alert_topic)?;
         producer.begin_transaction()?;
         tracing::info!(
             "exactly-once delivery: transactional id {id:?}, a commit every {interval:?}"
@@ -61,7 +68,31 @@ impl Transactions {
             id,
             interval,
             committed: AtomicU64::new(0),
+            recovering: std::sync::atomic::AtomicBool::new(!published.0.is_empty()),
+            published: std::sync::Mutex::new(published),
         })
+    }
+
+    /// Whether alerts read back at start may still come again (cheap: no lock).
+    pub fn recovering(&self) -> bool {
+        self.recovering.load(Ordering::Relaxed)
+    }
+
+    /// Whether the alert raised by the record at `position` of `source` is already on the alert
+    /// topic ([`Published`]); `key` builds its [`alert_key`] when that must be looked up.
+    pub fn already_published(
+        &self,
+        source: &str,
+        position: u64,
+        key: impl FnOnce() -> Option<String>,
+    ) -> bool {
+        if !self.recovering.load(Ordering::Relaxed) {
+            return false;
+        }
+        self.published
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take(source, position, key)
     }
 
     /// Commits the open transaction with `offsets` (the next offset to read per partition) as the
@@ -89,6 +120,15 @@ impl Transactions {
             }
         }
         self.committed.fetch_add(1, Ordering::Relaxed);
+        if self.recovering.load(Ordering::Relaxed) {
+            let mut published = self
+                .published
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            published.passed(offsets);
+            self.recovering
+                .store(!published.0.is_empty(), Ordering::Relaxed);
+        }
         self.producer.begin_transaction()
     }
 
@@ -128,7 +168,54 @@ pub fn alert_key(alert: &serde_json::Value) -> Option<String> {
     ))
 }
 
-/// The keys ([`alert_key`]) of the alerts a `read_committed` reader sees among the last
+/// Alerts already on the alert topic, by the input partition (`topic/partition`) of the record
+/// that raised them: the highest such record offset, and their keys ([`alert_key`]).
+#[derive(Debug, Default)]
+pub struct Published(std::collections::HashMap<String, (u64, std::collections::HashSet<String>)>);
+
+impl Published {
+    fn insert(&mut self, alert: &serde_json::Value) {
+        let (Some(key), Some(topic), Some(partition), Some(offset)) = (
+            alert_key(alert),
+            alert.get("topic").and_then(|t| t.as_str()),
+            alert.get("partition").and_then(|p| p.as_i64()),
+            alert.get("offset").and_then(|o| o.as_u64()),
+        ) else {
+            return;
+        };
+        let entry = self.0.entry(format!("{topic}/{partition}")).or_default();
+        entry.0 = entry.0.max(offset);
+        entry.1.insert(key);
+    }
+
+    /// Whether the alert raised by the record at `position` of `source` is already published
+    /// (then it is forgotten). `key` is only built for records at or below the highest published
+    /// offset of their partition.
+    fn take(&mut self, source: &str, position: u64, key: impl FnOnce() -> Option<String>) -> bool {
+        match self.0.get_mut(source) {
+            Some((max, keys)) if position <= *max => key().is_some_and(|k| keys.remove(&k)),
+            _ => false,
+        }
+    }
+
+    /// Forgets the partitions whose records up to their highest published offset are committed
+    /// in `offsets` (next offset to read): nothing derived from them comes again.
+    fn passed(&mut self, offsets: &TopicPartitionList) {
+        for el in offsets.elements() {
+            let source = format!("{}/{}", el.topic(), el.partition());
+            let next = el.offset().to_raw().unwrap_or(-1);
+            if self
+                .0
+                .get(&source)
+                .is_some_and(|(max, _)| next > *max as i64)
+            {
+                self.0.remove(&source);
+            }
+        }
+    }
+}
+
+/// The alerts ([`Published`]) a `read_committed` reader sees among the last
 /// [`RECOVERY_DEPTH`] messages of each partition of `topic`.
 ///
 /// Read once at start, after the producer's transactions are initialised. On a broker that
@@ -140,7 +227,7 @@ pub fn alert_key(alert: &serde_json::Value) -> Option<String> {
 pub fn published_tail(
     kafka: &crate::config::KafkaConfig,
     topic: &str,
-) -> Result<std::collections::HashSet<String>, KafkaError> {
+) -> Result<Published, KafkaError> {
     use rdkafka::consumer::{BaseConsumer, Consumer};
     use rdkafka::message::Message;
     let consumer: BaseConsumer = crate::kafka::client_config(
@@ -168,21 +255,19 @@ pub fn published_tail(
             ends.insert(p.id(), high);
         }
     }
-    let mut keys = std::collections::HashSet::new();
+    let mut published = Published::default();
     if ends.is_empty() {
-        return Ok(keys);
+        return Ok(published);
     }
     consumer.assign(&tpl)?;
     let deadline = Instant::now() + CALL_TIMEOUT;
     while !ends.is_empty() && Instant::now() < deadline {
         if let Some(message) = consumer.poll(Duration::from_millis(100)) {
-            if let Some(key) = message?
+            if let Some(alert) = message?
                 .payload()
                 .and_then(|p| serde_json::from_slice::<serde_json::Value>(p).ok())
-                .as_ref()
-                .and_then(alert_key)
             {
-                keys.insert(key);
+                published.insert(&alert);
             }
         }
         // The position, not the last message's offset: transaction markers take offsets too.
@@ -203,5 +288,5 @@ pub fn published_tail(
             CALL_TIMEOUT.as_secs()
         );
     }
-    Ok(keys)
+    Ok(published)
 }

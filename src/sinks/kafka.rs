@@ -62,9 +62,6 @@ pub struct KafkaSink {
     producer: Arc<ThreadedProducer<DeliveryContext>>,
     /// In exactly-once mode: the transactions the source commits.
     transactions: Option<Arc<Transactions>>,
-    /// In exactly-once mode: alerts already on the alert topic, not to be produced again
-    /// ([`crate::kafka::transactions::published_tail`]); emptied as they are met.
-    published: std::collections::HashSet<String>,
     alert_topic: String,
     shadow_alert_topic: String,
     dead_topic: String,
@@ -122,23 +119,22 @@ impl KafkaSink {
         let producer: ThreadedProducer<DeliveryContext> =
             crate::kafka::client_config(kafka, &own).create_with_context(context)?;
         let producer = Arc::new(producer);
-        let (transactions, published) = match &kafka.delivery {
-            Delivery::AtLeastOnce => (None, Default::default()),
+        let transactions = match &kafka.delivery {
+            Delivery::AtLeastOnce => None,
             Delivery::ExactlyOnce {
                 transactional_id,
                 interval,
-            } => {
-                let txn =
-                    Transactions::start(producer.clone(), transactional_id.clone(), *interval)?;
-                let published = transactions::published_tail(kafka, &kafka.alert_topic)?;
-                (Some(Arc::new(txn)), published)
-            }
+            } => Some(Arc::new(Transactions::start(
+                producer.clone(),
+                kafka,
+                transactional_id.clone(),
+                *interval,
+            )?)),
         };
         Ok((
             KafkaSink {
                 producer,
                 transactions,
-                published,
                 alert_topic: kafka.alert_topic.clone(),
                 shadow_alert_topic: kafka.shadow_alert_topic.clone(),
                 dead_topic: kafka.dead_letter_topic.clone(),
@@ -182,12 +178,21 @@ impl Sink for KafkaSink {
             self.buf.clear();
             alert_json(a, &self.names, &mut self.buf);
             let key = self.names.sensors.get(a.sensor);
-            if !self.published.is_empty() && !a.shadow {
-                let key = serde_json::from_slice(&self.buf)
-                    .ok()
-                    .as_ref()
-                    .and_then(transactions::alert_key);
-                if key.is_some_and(|k| self.published.remove(&k)) {
+            // Exactly-once recovery: an alert the alert topic already holds is not sent again.
+            if let Some(txn) = self
+                .transactions
+                .as_ref()
+                .filter(|t| !a.shadow && t.recovering())
+            {
+                let buf = &self.buf;
+                let key = || {
+                    serde_json::from_slice(buf)
+                        .ok()
+                        .as_ref()
+                        .and_then(transactions::alert_key)
+                };
+                let source = self.names.sources.get(a.origin.source);
+                if txn.already_published(&source, a.origin.position, key) {
                     tracing::info!(
                         "not publishing again an alert already on {}: {}",
                         self.alert_topic,
