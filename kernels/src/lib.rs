@@ -17,6 +17,7 @@
 //! ```
 
 pub mod bandwidth;
+pub mod baseline;
 pub mod iforest;
 pub mod isa;
 pub mod likelihood;
