@@ -3,13 +3,14 @@
 //! (`crate::detectors::load`), which also finishes policies that start at a model's threshold.
 
 use super::policy::{PolicyBase, PolicyConfig};
-use super::raw::{RawDetector, RawKind, RawLikelihood, RawPolicy, RawSequence, RawZscore};
+use super::raw::{RawBaseline, RawDetector, RawKind, RawLikelihood, RawPolicy, RawSequence, RawZscore};
 use super::ConfigError;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 use vigil_kernels::likelihood::{LikelihoodParams, LikelihoodSpec};
 use vigil_kernels::pca::{PcaParams, MAX_CHANNELS};
+use vigil_kernels::baseline::{BaselineParams, BaselineSpec};
 use vigil_kernels::sequence::{SequenceParams, SequenceSpec};
 use vigil_kernels::zscore::ZParams;
 
@@ -51,6 +52,7 @@ pub enum SpecKind {
     ZScore(ZParams),
     Likelihood(LikelihoodParams),
     Sequence(SequenceParams),
+    Baseline(BaselineParams),
     Pca(PcaSpec),
     IForest {
         model: PathBuf,
@@ -78,6 +80,7 @@ impl SpecKind {
             SpecKind::ZScore(_) => Some(PolicyBase::ZScore),
             SpecKind::Likelihood(_) => Some(PolicyBase::Likelihood),
             SpecKind::Sequence(_) => Some(PolicyBase::Sequence),
+            SpecKind::Baseline(_) => Some(PolicyBase::Baseline),
             SpecKind::Pca(_) => Some(PolicyBase::Threshold {
                 open: PCA_OPEN,
                 close: PCA_CLOSE,
@@ -94,6 +97,7 @@ impl DetectorSpec {
             SpecKind::ZScore(_) => "zscore",
             SpecKind::Likelihood(_) => "likelihood",
             SpecKind::Sequence(_) => "sequence",
+            SpecKind::Baseline(_) => "baseline",
             SpecKind::Pca(_) => "pca",
             SpecKind::IForest { .. } => "iforest",
             SpecKind::Onnx { .. } => "onnx",
@@ -178,6 +182,23 @@ pub(super) fn spec(raw: RawDetector, alerts: &RawPolicy) -> Result<DetectorSpec,
             let params = SequenceParams::new(&spec)
                 .map_err(|e| ConfigError::invalid(format!("detector {label}: {e}")))?;
             SpecKind::Sequence(params)
+        }
+        RawKind::Baseline(RawBaseline {
+            train_rows,
+            rel_floor,
+            min_std,
+            smooth_half_life,
+        }) => {
+            let d = BaselineSpec::default();
+            let spec = BaselineSpec {
+                train: train_rows.unwrap_or(d.train),
+                rel_floor: rel_floor.unwrap_or(d.rel_floor),
+                min_std: min_std.unwrap_or(d.min_std),
+                smooth_half_life: smooth_half_life.unwrap_or(d.smooth_half_life),
+            };
+            let params = BaselineParams::new(&spec)
+                .map_err(|e| ConfigError::invalid(format!("detector {label}: {e}")))?;
+            SpecKind::Baseline(params)
         }
         RawKind::Pca(p) => {
             let d = PcaParams::default();

@@ -45,6 +45,17 @@ pub const SEQUENCE_POLICY: PolicyConfig = PolicyConfig {
     ..LIKELIHOOD_POLICY
 };
 
+/// The built-in policy of baseline detectors: the deviation is already smoothed, so one record
+/// at 2 tolerances opens an alert, and one back below 1.5 closes it (chosen on SKAB's
+/// development subset: see the README's evaluation table).
+pub const BASELINE_POLICY: PolicyConfig = PolicyConfig {
+    open: 2.0,
+    open_after: 1,
+    close: 1.5,
+    close_after: 1,
+    holdoff: 0,
+};
+
 /// Where a detector's policy starts before `[alerts]` and its own fields apply.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum PolicyBase {
@@ -54,6 +65,8 @@ pub enum PolicyBase {
     Likelihood,
     /// [`SEQUENCE_POLICY`], whose thresholds `[alerts]` may change.
     Sequence,
+    /// [`BASELINE_POLICY`], whose thresholds `[alerts]` may change.
+    Baseline,
     /// A model's threshold: open at `open`, close below `close`, after 3 and 10 records. Only
     /// `[alerts]`'s counts apply (its thresholds are in z-score units).
     Threshold { open: f32, close: f32 },
@@ -109,6 +122,11 @@ impl PolicyConfig {
             PolicyBase::Sequence => PolicyConfig::from_raw(
                 alerts,
                 &SEQUENCE_POLICY,
+                &format!("[alerts] for detector {name}"),
+            )?,
+            PolicyBase::Baseline => PolicyConfig::from_raw(
+                alerts,
+                &BASELINE_POLICY,
                 &format!("[alerts] for detector {name}"),
             )?,
             PolicyBase::Threshold { open, close } => {

@@ -206,10 +206,13 @@ pub enum RawKind {
     Pca(RawPca),
     /// Sequence novelty with the anomaly likelihood per (sensor, channel).
     Sequence(RawSequence),
+    /// Deviation from a baseline learnt from each (sensor, channel)'s first readings.
+    Baseline(RawBaseline),
 }
 
 /// The names `kind` may take.
-pub const DETECTOR_KINDS: [&str; 7] = [
+pub const DETECTOR_KINDS: [&str; 8] = [
+    "baseline",
     "zscore",
     "likelihood",
     "iforest",
@@ -230,6 +233,7 @@ impl RawKind {
             RawKind::Model(_) => "model",
             RawKind::Pca(_) => "pca",
             RawKind::Sequence(_) => "sequence",
+            RawKind::Baseline(_) => "baseline",
         }
     }
 }
@@ -262,6 +266,7 @@ impl<'de> Deserialize<'de> for RawDetector {
             "onnx" => RawKind::Onnx(rest(table)?),
             "model" => RawKind::Model(rest(table)?),
             "pca" => RawKind::Pca(rest(table)?),
+            "baseline" => RawKind::Baseline(rest(table)?),
             "sequence" => {
                 let mut novelty = toml::Table::new();
                 for key in RawNovelty::KEYS {
@@ -390,6 +395,21 @@ impl RawNovelty {
         "memory_bits",
         "weight",
     ];
+}
+
+/// `kind = "baseline"`: see `vigil_kernels::baseline`. Its default policy: open at 2 after 1,
+/// close below 1.5 after 1.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawBaseline {
+    /// Readings of each (sensor, channel) that set its baseline. Default 400.
+    pub train_rows: Option<u32>,
+    /// The smallest scale of a deviation, as a fraction of the baseline's magnitude. Default 0.01.
+    pub rel_floor: Option<f32>,
+    /// The smallest scale of a deviation, in the channel's unit. Default 0.001.
+    pub min_std: Option<f32>,
+    /// Half-life of the smoothing of the deviation, in readings. Default 5.
+    pub smooth_half_life: Option<f64>,
 }
 
 /// `kind = "zscore"`. Its default policy is `[alerts]`'s.

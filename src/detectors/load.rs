@@ -38,6 +38,7 @@ pub enum DetectorKind {
     ZScore(ZParams),
     Likelihood(LikelihoodParams),
     Sequence(SequenceParams),
+    Baseline(vigil_kernels::baseline::BaselineParams),
     Pca(crate::config::PcaSpec),
     IForest {
         model: Arc<IForestModel>,
@@ -57,6 +58,7 @@ impl DetectorKind {
             DetectorKind::ZScore(_) => "zscore",
             DetectorKind::Likelihood(_) => "likelihood",
             DetectorKind::Sequence(_) => "sequence",
+            DetectorKind::Baseline(_) => "baseline",
             DetectorKind::Pca(_) => "pca",
             DetectorKind::IForest { .. } => "iforest",
             DetectorKind::Onnx { .. } => "onnx",
@@ -190,6 +192,7 @@ fn load_one(config: &Config, spec: &DetectorSpec) -> Result<LoadedDetector, Load
         SpecKind::ZScore(p) => plain(DetectorKind::ZScore(*p), format!("zscore {p:?}")),
         SpecKind::Likelihood(p) => plain(DetectorKind::Likelihood(*p), format!("likelihood {p:?}")),
         SpecKind::Sequence(p) => plain(DetectorKind::Sequence(*p), format!("sequence {p:?}")),
+        SpecKind::Baseline(p) => plain(DetectorKind::Baseline(*p), format!("baseline {p:?}")),
         SpecKind::Pca(p) => plain(DetectorKind::Pca(p.clone()), format!("pca {p:?}")),
         SpecKind::IForest { model, sensors } => iforest(label.clone(), model, sensors, None),
         SpecKind::Onnx {

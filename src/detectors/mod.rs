@@ -4,6 +4,7 @@
 //! ([`SlotMap`]) and writes, for every reading of a batch, an anomaly score and the value it
 //! expected. A NaN score means "no observation" (a missing or non-finite reading).
 
+pub mod baseline;
 pub mod iforest;
 pub mod likelihood;
 mod load;
@@ -62,6 +63,9 @@ pub fn build(
                 }
                 DetectorKind::Sequence(params) => {
                     Box::new(sequence::detector(c.name.clone(), isa, *params))
+                }
+                DetectorKind::Baseline(params) => {
+                    Box::new(baseline::detector(c.name.clone(), isa, *params))
                 }
                 DetectorKind::Pca(spec) => Box::new(pca::PcaDetector::new(
                     c.name.clone(),

@@ -92,7 +92,7 @@ pub fn eval_nab(
                 .collect(),
             windows: windows[*name].clone(),
         });
-        values.push(mine.iter().map(|r| r.value).collect::<Vec<f32>>());
+        values.push(mine.iter().map(|r| (r.value, r.score)).collect::<Vec<(f32, f32)>>());
     }
     let profiles = PROFILES
         .iter()
@@ -118,7 +118,7 @@ pub fn eval_nab(
             .map(|((file, values), episodes)| super::report::Plot {
                 detections: super::report::detections_at(&file, threshold),
                 file,
-                values,
+                values: values.into_iter().map(|(v, _)| v).collect(),
                 episodes,
             })
             .collect();
@@ -139,21 +139,21 @@ fn write_results(
     out: &Path,
     detector: &str,
     files: &[ScoredFile],
-    values: &[Vec<f32>],
+    values: &[Vec<(f32, f32)>],
 ) -> Result<(), EvalError> {
     for (f, vals) in files.iter().zip(values) {
         let (category, file) = f.name.split_once('/').unwrap_or(("", &f.name));
         let dir = out.join(detector).join(category);
         std::fs::create_dir_all(&dir).map_err(|e| EvalError::Write(dir.clone(), e))?;
         let path = dir.join(format!("{detector}_{file}"));
-        let mut text = String::from("timestamp,value,anomaly_score,label\n");
-        for ((ts, score), v) in f.ts.iter().zip(&f.scores).zip(vals) {
+        let mut text = String::from("timestamp,value,anomaly_score,label,raw_score\n");
+        for ((ts, score), (v, raw)) in f.ts.iter().zip(&f.scores).zip(vals) {
             let label = f.windows.iter().any(|&(a, b)| (a..=b).contains(ts)) as u8;
             let stamp = crate::time::format_iso(*ts)
                 .replace('T', " ")
                 .trim_end_matches('Z')
                 .to_string();
-            text.push_str(&format!("{stamp},{v},{score},{label}\n"));
+            text.push_str(&format!("{stamp},{v},{score},{label},{raw}\n"));
         }
         std::fs::write(&path, text).map_err(|e| EvalError::Write(path.clone(), e))?;
     }
