@@ -1,6 +1,6 @@
 //! Kernel benches: the z-score update on every available instruction set over sizes from in-cache
 //! to far out of cache, the likelihood detector (four z-score passes and a combine) in and out of
-//! cache, the sequence detector in steady state, PCA T²+Q scoring of 8-channel rows, and the memory-bandwidth reference (a STREAM triad over the same footprint).
+//! cache, the sequence and baseline detectors in steady state, PCA T²+Q scoring of 8-channel rows, and the memory-bandwidth reference (a STREAM triad over the same footprint).
 //!
 //! `cargo bench --bench kernels`. `cargo bench --bench ratios` prints the ratios against targets.
 
@@ -11,6 +11,7 @@ use vigil_kernels::bandwidth::triad;
 use vigil_kernels::isa::Isa;
 use vigil_kernels::likelihood::{Likelihood, LikelihoodParams, LikelihoodSlots, LikelihoodSpec};
 use vigil_kernels::pca::{Accumulator, PcaParams, RowScore, Scorer as PcaScorer};
+use vigil_kernels::baseline::{Baseline, BaselineParams, BaselineSlots, BaselineSpec};
 use vigil_kernels::sequence::{Sequence, SequenceParams, SequenceSlots, SequenceSpec};
 use vigil_kernels::zscore::{ZParams, ZScore, ZSlots};
 
@@ -105,6 +106,32 @@ fn sequence(c: &mut Criterion) {
     group.finish();
 }
 
+/// The baseline detector in steady state: every slot's baseline learnt, scoring its smoothed
+/// deviation. 20 bytes per slot.
+fn baseline(c: &mut Criterion) {
+    let params = BaselineParams::new(&BaselineSpec::default()).expect("valid params");
+    let mut group = c.benchmark_group("baseline_update");
+    for &n in &SIZES[..3] {
+        group
+            .sample_size(if n >= 65_536 { 20 } else { 50 })
+            .measurement_time(Duration::from_secs(2));
+        group.throughput(Throughput::Elements(n as u64));
+        let x = readings(n);
+        for isa in Isa::available() {
+            let kernel = Baseline::new(isa, params).expect("available");
+            let mut slots = BaselineSlots::new(n);
+            let mut score = vec![0.0f32; n];
+            for _ in 0..params.train() {
+                kernel.update(&mut slots, 0, &x, &mut score);
+            }
+            group.bench_with_input(BenchmarkId::new(isa.name(), n), &n, |b, _| {
+                b.iter(|| kernel.update(&mut slots, 0, black_box(&x), &mut score))
+            });
+        }
+    }
+    group.finish();
+}
+
 /// PCA T²+Q over 8 correlated channels (SKAB's shape), 4096 rows a call.
 fn pca(c: &mut Criterion) {
     let (d, n) = (8usize, 4096usize);
@@ -165,5 +192,5 @@ fn bandwidth(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, zscore, likelihood, sequence, pca, bandwidth);
+criterion_group!(benches, zscore, likelihood, sequence, baseline, pca, bandwidth);
 criterion_main!(benches);

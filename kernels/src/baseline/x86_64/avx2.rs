@@ -47,10 +47,20 @@ pub(crate) unsafe fn update(p: &BaselineParams, s: Columns<'_>, x: &[f32], score
 
             let finite = _mm256_cmp_ps::<_CMP_LT_OQ>(_mm256_andnot_ps(sign, xv), inf);
             let learning = _mm256_castsi256_ps(_mm256_cmpgt_epi32(train, c));
+            let d = _mm256_sub_ps(xv, m);
+            if _mm256_movemask_ps(learning) == 0 {
+                // Every lane has its baseline (the steady state): score only. The same
+                // operations as below, so the bits are the same.
+                let z = _mm256_min_ps(_mm256_mul_ps(_mm256_andnot_ps(sign, d), inv), cap);
+                let sm1 = _mm256_add_ps(sm, _mm256_mul_ps(alpha, _mm256_sub_ps(z, sm)));
+                _mm256_storeu_ps(smp.add(i), _mm256_blendv_ps(sm, sm1, finite));
+                _mm256_storeu_ps(sp.add(i), _mm256_blendv_ps(nan, sm1, finite));
+                i += 8;
+                continue;
+            }
             // Learning lanes.
             let c1 = _mm256_add_epi32(c, one);
             let c1f = _mm256_cvtepi32_ps(c1);
-            let d = _mm256_sub_ps(xv, m);
             let m1 = _mm256_add_ps(m, _mm256_div_ps(d, c1f));
             let q1 = _mm256_add_ps(q, _mm256_mul_ps(d, _mm256_sub_ps(xv, m1)));
             let sane = _mm256_and_ps(

@@ -46,10 +46,20 @@ pub(crate) unsafe fn update(p: &BaselineParams, s: Columns<'_>, x: &[f32], score
 
             let finite = _mm512_cmp_ps_mask::<_CMP_LT_OQ>(_mm512_abs_ps(xv), inf);
             let learning = _mm512_cmpgt_epi32_mask(train, c);
+            let d = _mm512_sub_ps(xv, m);
+            if learning == 0 {
+                // Every lane has its baseline (the steady state): score only. The same
+                // operations as below, so the bits are the same.
+                let z = _mm512_min_ps(_mm512_mul_ps(_mm512_abs_ps(d), inv), cap);
+                let sm1 = _mm512_add_ps(sm, _mm512_mul_ps(alpha, _mm512_sub_ps(z, sm)));
+                _mm512_storeu_ps(smp.add(i), _mm512_mask_blend_ps(finite, sm, sm1));
+                _mm512_storeu_ps(sp.add(i), _mm512_mask_blend_ps(finite, nan, sm1));
+                i += 16;
+                continue;
+            }
             // Learning lanes.
             let c1 = _mm512_add_epi32(c, one);
             let c1f = _mm512_cvtepi32_ps(c1);
-            let d = _mm512_sub_ps(xv, m);
             let m1 = _mm512_add_ps(m, _mm512_div_ps(d, c1f));
             let q1 = _mm512_add_ps(q, _mm512_mul_ps(d, _mm512_sub_ps(xv, m1)));
             let sane = _mm512_cmp_ps_mask::<_CMP_LT_OQ>(_mm512_abs_ps(m1), inf)
