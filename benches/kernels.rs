@@ -8,10 +8,10 @@ use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Through
 use std::hint::black_box;
 use std::time::Duration;
 use vigil_kernels::bandwidth::triad;
+use vigil_kernels::baseline::{Baseline, BaselineParams, BaselineSlots, BaselineSpec};
 use vigil_kernels::isa::Isa;
 use vigil_kernels::likelihood::{Likelihood, LikelihoodParams, LikelihoodSlots, LikelihoodSpec};
 use vigil_kernels::pca::{Accumulator, PcaParams, RowScore, Scorer as PcaScorer};
-use vigil_kernels::baseline::{Baseline, BaselineParams, BaselineSlots, BaselineSpec};
 use vigil_kernels::sequence::{Sequence, SequenceParams, SequenceSlots, SequenceSpec};
 use vigil_kernels::zscore::{ZParams, ZScore, ZSlots};
 

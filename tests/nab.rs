@@ -207,8 +207,8 @@ fn the_likelihood_detector_beats_random_cut_forest_on_nab_and_0_6_f1_on_skab() {
 #[test]
 fn the_baseline_detector_beats_skab_s_leaders_at_its_defaults() {
     let baseline = config("[[detectors]]\nkind = \"baseline\"\n");
-    let skab = vigil::eval::eval_skab(&baseline, &datasets().join("skab-dev"), None, None)
-        .expect("eval");
+    let skab =
+        vigil::eval::eval_skab(&baseline, &datasets().join("skab-dev"), None, None).expect("eval");
     let o = &skab.outliers;
     assert!(
         o.f1 >= 0.82 && o.far <= 20.0,

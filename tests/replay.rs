@@ -363,3 +363,69 @@ fn formats_and_delimiters_give_the_same_alerts() {
     assert_eq!(a, b);
     assert_eq!(a, c);
 }
+
+/// The baseline detector on a SKAB valve run: the closed valve's first alert opens on the flow
+/// inside the labelled anomaly, names the flow as the channel that deviates most (with its share
+/// of the record's deviation) and expects the flow's baseline; every instruction set gives the
+/// same alerts, explanations included.
+#[test]
+fn a_baseline_alert_names_the_channels_that_deviate_with_their_share() {
+    let file = datasets().join("skab-dev/data/valve1/3.csv");
+    let toml = "[input]\nignore_columns = [\"anomaly\", \"changepoint\"]\n[[detectors]]\nkind = \"baseline\"\n";
+    let strip = |alerts: Vec<Value>| -> Vec<Value> {
+        alerts
+            .into_iter()
+            .map(|mut a| {
+                a.as_object_mut().map(|o| o.remove("raised_at"));
+                a
+            })
+            .collect()
+    };
+    let mut runs = Vec::new();
+    for isa in Isa::available() {
+        let out = temp_dir(&format!("baseline-explain-{}", isa.name()));
+        runs.push((isa, strip(run(&[file.clone()], toml, Some(isa), &out).1)));
+    }
+    let (_, alerts) = &runs[0];
+    for (isa, other) in &runs[1..] {
+        assert_eq!(other, alerts, "{isa} differs from {}", runs[0].0);
+    }
+    // The labelled anomaly of this file: its rows where anomaly = 1.
+    let text = std::fs::read_to_string(&file).expect("SKAB file");
+    let anomalous: Vec<i64> = text
+        .lines()
+        .skip(1)
+        .filter(|l| l.trim_end().ends_with(";1.0;0.0") || l.trim_end().ends_with(";1.0;1.0"))
+        .map(|l| {
+            ms(&Value::String(
+                l.split(';').next().unwrap_or("").to_string(),
+            ))
+        })
+        .collect();
+    let (first, last) = (anomalous[0], anomalous[anomalous.len() - 1]);
+    let open = alerts
+        .iter()
+        .find(|a| a["event"] == "open")
+        .expect("the valve closure raises an alert");
+    assert_eq!(open["channel"], "Volume Flow RateRMS", "{open:#}");
+    assert!((first..=last).contains(&ms(&open["ts"])), "{open:#}");
+    let named = open["contributions"].as_array().expect("contributions");
+    assert_eq!(named[0]["channel"], "Volume Flow RateRMS", "{open:#}");
+    let shares: Vec<f64> = named
+        .iter()
+        .map(|c| c["share"].as_f64().expect("share"))
+        .collect();
+    assert!(
+        shares[0] > 0.5 && shares.windows(2).all(|w| w[0] >= w[1]),
+        "{shares:?}"
+    );
+    assert!(shares.iter().sum::<f64>() <= 1.0 + 1e-6);
+    let (value, expected) = (
+        open["value"].as_f64().expect("value"),
+        open["expected"].as_f64().expect("expected"),
+    );
+    assert!(
+        value < expected && (expected - 32.1).abs() < 0.5,
+        "{open:#}"
+    );
+}

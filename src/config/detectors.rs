@@ -3,14 +3,16 @@
 //! (`crate::detectors::load`), which also finishes policies that start at a model's threshold.
 
 use super::policy::{PolicyBase, PolicyConfig};
-use super::raw::{RawBaseline, RawDetector, RawKind, RawLikelihood, RawPolicy, RawSequence, RawZscore};
+use super::raw::{
+    RawBaseline, RawDetector, RawKind, RawLikelihood, RawPolicy, RawSequence, RawZscore,
+};
 use super::ConfigError;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
+use vigil_kernels::baseline::{BaselineParams, BaselineSpec};
 use vigil_kernels::likelihood::{LikelihoodParams, LikelihoodSpec};
 use vigil_kernels::pca::{PcaParams, MAX_CHANNELS};
-use vigil_kernels::baseline::{BaselineParams, BaselineSpec};
 use vigil_kernels::sequence::{SequenceParams, SequenceSpec};
 use vigil_kernels::zscore::ZParams;
 

@@ -397,8 +397,8 @@ impl RawNovelty {
     ];
 }
 
-/// `kind = "baseline"`: see `vigil_kernels::baseline`. Its default policy: open at 2 after 1,
-/// close below 1.5 after 1.
+/// `kind = "baseline"`: see `vigil_kernels::baseline`. Its default policy: open at 2.5 after 1,
+/// close below 1.9 after 1.
 #[derive(Debug, Default, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawBaseline {
@@ -408,7 +408,7 @@ pub struct RawBaseline {
     pub rel_floor: Option<f32>,
     /// The smallest scale of a deviation, in the channel's unit. Default 0.001.
     pub min_std: Option<f32>,
-    /// Half-life of the smoothing of the deviation, in readings. Default 5.
+    /// Half-life of the smoothing of the deviation, in readings. Default 20.
     pub smooth_half_life: Option<f64>,
 }
 

@@ -32,6 +32,10 @@ impl ChannelKernel for Baseline {
     ) {
         Baseline::update(self, slots, start, values, scores);
     }
+
+    fn deviation(slots: &BaselineSlots, slot: usize, x: f32) -> Option<f32> {
+        Some(slots.deviation(slot, x))
+    }
 }
 
 /// A baseline detector on `isa`, or on the scalar path if this CPU lacks `isa`.

@@ -254,6 +254,15 @@ impl SlotMap {
         }
     }
 
+    /// The first slot of `key`'s block, if it has one.
+    #[inline]
+    pub fn find(&self, key: u32) -> Option<usize> {
+        match self.base.get(key as usize) {
+            None | Some(&Self::NONE) => None,
+            Some(&b) => Some(b as usize),
+        }
+    }
+
     /// Slots allocated so far.
     pub fn len(&self) -> usize {
         self.len

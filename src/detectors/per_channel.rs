@@ -4,7 +4,7 @@
 //! z-score and the likelihood detectors are this shell over their kernels.
 
 use super::{for_each_run, Detector, SlotMap};
-use crate::contract::Scores;
+use crate::contract::{Explanation, Scores};
 use crate::record::RecordBatch;
 use std::fmt;
 use std::sync::Arc;
@@ -21,7 +21,16 @@ pub trait ChannelKernel: Send + fmt::Debug {
     fn expected(slots: &Self::Slots) -> &[f32];
     /// Scores `values` (slots `start..start + values.len()`) into `scores`, updating the state.
     fn update(&mut self, slots: &mut Self::Slots, start: usize, values: &[f32], scores: &mut [f32]);
+    /// How far reading `x` of slot `slot` deviates, in units comparable across a sensor's
+    /// channels, for kernels whose alerts name the channels that deviate with their share.
+    /// `None` (the default): the alert names its own channel only.
+    fn deviation(_slots: &Self::Slots, _slot: usize, _x: f32) -> Option<f32> {
+        None
+    }
 }
+
+/// Most channels an alert names.
+const NAMED: usize = 3;
 
 /// A detector made of a [`ChannelKernel`] and its state.
 #[derive(Debug)]
@@ -51,6 +60,41 @@ impl<K: ChannelKernel> PerChannel<K> {
 impl<K: ChannelKernel> Detector for PerChannel<K> {
     fn name(&self) -> &Arc<str> {
         &self.name
+    }
+
+    /// The sensor's channels whose readings at `row` deviate most, with their share of the
+    /// record's total deviation.
+    fn explain(&mut self, batch: &RecordBatch, row: usize, key: u32) -> Explanation {
+        let Some(base) = self.map.find(key) else {
+            return Explanation::default();
+        };
+        let w = batch.width();
+        if base + w > K::slots_len(&self.slots) {
+            return Explanation::default();
+        }
+        let values = &batch.values[row * w..(row + 1) * w];
+        let mut dev = Vec::with_capacity(w);
+        for (j, &x) in values.iter().enumerate() {
+            match K::deviation(&self.slots, base + j, x) {
+                None => return Explanation::default(),
+                // A missing reading deviates by nothing.
+                Some(d) => dev.push(if d.is_finite() && d > 0.0 { d } else { 0.0 }),
+            }
+        }
+        let total: f32 = dev.iter().sum();
+        if !(total > 0.0 && total.is_finite()) {
+            return Explanation::default();
+        }
+        let mut ranked: Vec<usize> = (0..w).filter(|&j| dev[j] > 0.0).collect();
+        ranked.sort_by(|&a, &b| dev[b].total_cmp(&dev[a]).then(a.cmp(&b)));
+        Explanation {
+            contributions: ranked
+                .into_iter()
+                .take(NAMED)
+                .map(|j| (batch.schema.channels[j].clone(), dev[j] / total))
+                .collect(),
+            expected: None,
+        }
     }
 
     fn score(&mut self, batch: &RecordBatch, keys: &[u32], out: &mut Scores) {

@@ -92,7 +92,11 @@ pub fn eval_nab(
                 .collect(),
             windows: windows[*name].clone(),
         });
-        values.push(mine.iter().map(|r| (r.value, r.score)).collect::<Vec<(f32, f32)>>());
+        values.push(
+            mine.iter()
+                .map(|r| (r.value, r.score))
+                .collect::<Vec<(f32, f32)>>(),
+        );
     }
     let profiles = PROFILES
         .iter()

@@ -65,7 +65,7 @@ impl Default for BaselineSpec {
             train: 400,
             rel_floor: 0.01,
             min_std: 1e-3,
-            smooth_half_life: 5.0,
+            smooth_half_life: 20.0,
         }
     }
 }
@@ -157,6 +157,19 @@ impl BaselineSlots {
     /// The value each slot expects: its baseline mean.
     pub fn expected(&self) -> &[f32] {
         &self.mean
+    }
+
+    /// How far `x` lies from slot `slot`'s baseline, in scales (0 while it learns; NaN for a
+    /// reading that is not a number): the per-reading term the score smooths.
+    ///
+    /// # Panics
+    /// If the slot does not exist.
+    pub fn deviation(&self, slot: usize, x: f32) -> f32 {
+        if !x.is_finite() {
+            return f32::NAN;
+        }
+        // `inv_scale` is 0 until the baseline is learnt, and positive after.
+        ((x - self.mean[slot]).abs() * self.inv_scale[slot]).min(Z_CAP)
     }
 
     /// Bytes of state per slot.

@@ -29,7 +29,12 @@ pub(crate) fn step(p: &Params, slot: &mut Slot, x: f32) -> Option<f64> {
         if slot.seen.len() == p.train {
             let n = p.train as f64;
             let mean = slot.seen.iter().sum::<f64>() / n;
-            let var = slot.seen.iter().map(|v| (v - mean) * (v - mean)).sum::<f64>() / n;
+            let var = slot
+                .seen
+                .iter()
+                .map(|v| (v - mean) * (v - mean))
+                .sum::<f64>()
+                / n;
             slot.mean = mean;
             slot.scale = var.sqrt().max(p.rel_floor * mean.abs()).max(p.min_std);
         }

@@ -158,10 +158,22 @@ fn huge_readings_stay_finite_and_bad_params_are_refused() {
     assert!(score[0].is_finite());
     for bad in [
         BaselineSpec { train: 1, ..SPEC },
-        BaselineSpec { rel_floor: -0.1, ..SPEC },
-        BaselineSpec { rel_floor: f32::NAN, ..SPEC },
-        BaselineSpec { min_std: 0.0, ..SPEC },
-        BaselineSpec { smooth_half_life: 0.0, ..SPEC },
+        BaselineSpec {
+            rel_floor: -0.1,
+            ..SPEC
+        },
+        BaselineSpec {
+            rel_floor: f32::NAN,
+            ..SPEC
+        },
+        BaselineSpec {
+            min_std: 0.0,
+            ..SPEC
+        },
+        BaselineSpec {
+            smooth_half_life: 0.0,
+            ..SPEC
+        },
     ] {
         assert!(BaselineParams::new(&bad).is_err(), "{bad:?}");
     }

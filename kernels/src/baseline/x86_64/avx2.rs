@@ -68,10 +68,7 @@ pub(crate) unsafe fn update(p: &BaselineParams, s: Columns<'_>, x: &[f32], score
                 _mm256_cmp_ps::<_CMP_LT_OQ>(q1, inf),
             );
             let absorb = _mm256_and_ps(_mm256_and_ps(finite, learning), sane);
-            let learnt = _mm256_and_ps(
-                absorb,
-                _mm256_castsi256_ps(_mm256_cmpeq_epi32(c1, train)),
-            );
+            let learnt = _mm256_and_ps(absorb, _mm256_castsi256_ps(_mm256_cmpeq_epi32(c1, train)));
             let sd = _mm256_sqrt_ps(_mm256_div_ps(q1, c1f));
             let scale = _mm256_max_ps(
                 _mm256_max_ps(sd, _mm256_mul_ps(rel, _mm256_andnot_ps(sign, m1))),
@@ -80,10 +77,7 @@ pub(crate) unsafe fn update(p: &BaselineParams, s: Columns<'_>, x: &[f32], score
             let inv1 = _mm256_div_ps(onef, scale);
             // Scoring lanes.
             let scoring = _mm256_andnot_ps(learning, finite);
-            let z = _mm256_min_ps(
-                _mm256_mul_ps(_mm256_andnot_ps(sign, d), inv),
-                cap,
-            );
+            let z = _mm256_min_ps(_mm256_mul_ps(_mm256_andnot_ps(sign, d), inv), cap);
             let sm1 = _mm256_add_ps(sm, _mm256_mul_ps(alpha, _mm256_sub_ps(z, sm)));
 
             _mm256_storeu_si256(
