@@ -36,30 +36,37 @@ impl From<crate::detectors::LoadError> for EvalError {
     }
 }
 
-/// One record's score from the evaluated detector: the highest over its channels.
+/// One record's score from the evaluated detectors: the highest over its channels and the
+/// detectors, each as a unit score ([`unit_score`] against its own policy's `open`).
 #[derive(Debug, Clone, Copy)]
 pub struct RowScore {
     pub origin: Origin,
     pub ts: i64,
     /// The record's first reading.
     pub value: f32,
-    /// NaN when no channel had a reading.
-    pub score: f32,
-    /// Whether the sensor had an alert open after this record.
+    /// In [0, 1], 0.5 at an alert threshold; 0 when no channel had a reading.
+    pub score: f64,
+    /// Whether the sensor had an alert of any evaluated detector open after this record.
     pub alerting: bool,
 }
 
 #[derive(Debug, Default)]
 struct Collected {
-    rows: Vec<RowScore>,
-    /// Open alerts per sensor, from the alert events seen so far.
-    open: HashMap<SensorId, i64>,
+    /// Per detector, its rows.
+    rows: Vec<Vec<RowScore>>,
+    /// Open alerts per (detector, sensor), from the alert events seen so far.
+    open: HashMap<(usize, SensorId), i64>,
 }
 
-/// The score tap of an evaluation: every row the first detector scores, with whether its sensor
-/// has an alert open after it (told from the policy's events, which carry their row's origin).
-#[derive(Debug, Default)]
-struct Collector(Mutex<Collected>);
+/// The score tap of an evaluation: every row each detector scores, with whether its sensor has
+/// an alert of that detector open after it (told from the policy's events, which carry their
+/// row's origin).
+#[derive(Debug)]
+struct Collector {
+    /// Each detector's policy threshold, to make its scores unit scores.
+    opens: Vec<f32>,
+    collected: Mutex<Collected>,
+}
 
 impl ScoreTap for Collector {
     fn scored(
@@ -70,15 +77,21 @@ impl ScoreTap for Collector {
         scores: &Scores,
         alerts: &[Alert],
     ) {
-        if detector != 0 {
+        let Some(&open) = self.opens.get(detector) else {
             return;
-        }
+        };
         let w = batch.width();
-        let mut c = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut c = self
+            .collected
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if c.rows.len() < self.opens.len() {
+            c.rows.resize_with(self.opens.len(), Vec::new);
+        }
         let mut events = alerts.iter().peekable();
         for r in 0..batch.len() {
             while let Some(a) = events.next_if(|a| a.origin == batch.origins[r]) {
-                *c.open.entry(a.sensor).or_default() += match a.event {
+                *c.open.entry((detector, a.sensor)).or_default() += match a.event {
                     AlertEvent::Open => 1,
                     AlertEvent::Close => -1,
                 };
@@ -88,12 +101,15 @@ impl ScoreTap for Collector {
                 .copied()
                 .filter(|s| !s.is_nan())
                 .fold(f32::NAN, f32::max);
-            let alerting = c.open.get(&batch.sensors[r]).is_some_and(|&n| n > 0);
-            c.rows.push(RowScore {
+            let alerting = c
+                .open
+                .get(&(detector, batch.sensors[r]))
+                .is_some_and(|&n| n > 0);
+            c.rows[detector].push(RowScore {
                 origin: batch.origins[r],
                 ts: batch.ts[r],
                 value: batch.values[r * w],
-                score,
+                score: unit_score(score, open),
                 alerting,
             });
         }
@@ -121,24 +137,52 @@ impl Sink for Discard {
     }
 }
 
-/// `config` running only the detector named `detector` (default: the first), and that detector.
+/// The detectors an evaluation scores, as one.
+#[derive(Debug, Clone)]
+pub(super) struct Evaluated {
+    /// `sequence`, or `sequence+baseline` for a set.
+    pub name: String,
+    /// Each one's policy threshold, in configuration order.
+    pub opens: Vec<f32>,
+}
+
+/// `config` running only the detector named `detector`, or (`None`) every serving detector —
+/// the configured set as one: a record's score is the highest of theirs, and its sensor is
+/// alerting while any of them has an alert open.
 pub(super) fn with_detector(
     config: &Config,
     detector: Option<&str>,
-) -> Result<(Config, LoadedDetector), EvalError> {
+) -> Result<(Config, Evaluated), EvalError> {
     let mut config = config.clone();
     let loaded = crate::detectors::load(&config)?;
-    let index = match detector {
-        None => 0,
-        Some(name) => loaded
+    let chosen: Vec<usize> = match detector {
+        None => (0..loaded.len()).filter(|&i| !loaded[i].shadow).collect(),
+        Some(name) => vec![loaded
             .iter()
             .position(|d| &*d.name == name)
             .ok_or_else(|| {
                 EvalError::Usage(format!("no detector named {name:?} in the configuration"))
-            })?,
+            })?],
     };
-    config.detectors = vec![config.detectors[index].clone()];
-    Ok((config, loaded[index].clone()))
+    if chosen.is_empty() {
+        return Err(EvalError::Usage(
+            "the configuration has no serving detector to evaluate".into(),
+        ));
+    }
+    let picked: Vec<&LoadedDetector> = chosen.iter().map(|&i| &loaded[i]).collect();
+    let evaluated = Evaluated {
+        name: picked
+            .iter()
+            .map(|d| d.name.to_string())
+            .collect::<Vec<_>>()
+            .join("+"),
+        opens: picked.iter().map(|d| d.policy.open).collect(),
+    };
+    config.detectors = chosen
+        .iter()
+        .map(|&i| config.detectors[i].clone())
+        .collect();
+    Ok((config, evaluated))
 }
 
 /// Replays `files` through the pipeline and returns every record's score, per file in row order.
@@ -146,9 +190,13 @@ pub(super) fn with_detector(
 /// hold files of the same name.
 pub(super) fn score_files(
     config: &Config,
+    evaluated: &Evaluated,
     files: &[PathBuf],
 ) -> Result<(Report, Vec<Vec<RowScore>>), EvalError> {
-    let collector = Arc::new(Collector::default());
+    let collector = Arc::new(Collector {
+        opens: evaluated.opens.clone(),
+        collected: Mutex::new(Collected::default()),
+    });
     let dead = Arc::new(Mutex::new(0u64));
     let options = ReplayOptions {
         progress: false,
@@ -180,14 +228,14 @@ pub(super) fn score_files(
             "{dead} rows of the corpus did not decode"
         )));
     }
-    let mut rows = std::mem::take(
+    let per_detector = std::mem::take(
         &mut collector
-            .0
+            .collected
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .rows,
     );
-    rows.sort_by_key(|r| (r.origin.source, r.origin.position));
+    let rows = merge(per_detector);
     // Replay interns the files' paths in order, so source i is files[i].
     let mut per_file = vec![Vec::new(); files.len()];
     for r in rows {
@@ -196,6 +244,26 @@ pub(super) fn score_files(
         }
     }
     Ok((report, per_file))
+}
+
+/// Each detector's rows (every detector scores every record) as one row per record: the highest
+/// score, alerting while any detector is, in record order.
+fn merge(per_detector: Vec<Vec<RowScore>>) -> Vec<RowScore> {
+    let mut iter = per_detector.into_iter();
+    let Some(mut rows) = iter.next() else {
+        return Vec::new();
+    };
+    let key = |r: &RowScore| (r.origin.source, r.origin.position);
+    rows.sort_by_key(key);
+    for mut other in iter {
+        other.sort_by_key(key);
+        for (r, o) in rows.iter_mut().zip(&other) {
+            debug_assert_eq!(key(r), key(o), "every detector scores every record");
+            r.score = r.score.max(o.score);
+            r.alerting |= o.alerting;
+        }
+    }
+    rows
 }
 
 /// A z-score as an anomaly score in [0, 1): `z / (z + open)`, 0.5 at the alert threshold.

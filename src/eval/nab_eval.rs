@@ -1,6 +1,6 @@
 //! `vigil eval nab`: a detector over NAB's corpus, scored by NAB's rules ([`super::nab`]).
 
-use super::harness::{score_files, unit_score, with_detector, EvalError};
+use super::harness::{score_files, with_detector, EvalError};
 use super::nab::{self, ProfileScore, ScoredFile, PROFILES};
 use crate::config::Config;
 use serde::Serialize;
@@ -68,7 +68,7 @@ pub fn eval_nab(
     let (config, chosen) = with_detector(config, detector)?;
     let names: Vec<&String> = windows.keys().collect();
     let files: Vec<PathBuf> = names.iter().map(|n| dir.join("data").join(n)).collect();
-    let (report, per_file) = score_files(&config, &files)?;
+    let (report, per_file) = score_files(&config, &chosen, &files)?;
     let mut scored = Vec::with_capacity(files.len());
     let mut values = Vec::with_capacity(files.len());
     let mut spans = Vec::with_capacity(files.len());
@@ -84,7 +84,7 @@ pub fn eval_nab(
                     // One detection per episode: the row that opens an alert carries its score.
                     let opens = r.alerting && (i == 0 || !mine[i - 1].alerting);
                     if opens {
-                        unit_score(r.score, chosen.policy.open)
+                        r.score
                     } else {
                         0.0
                     }
@@ -95,7 +95,7 @@ pub fn eval_nab(
         values.push(
             mine.iter()
                 .map(|r| (r.value, r.score))
-                .collect::<Vec<(f32, f32)>>(),
+                .collect::<Vec<(f32, f64)>>(),
         );
     }
     let profiles = PROFILES
@@ -106,7 +106,7 @@ pub fn eval_nab(
         write_results(out, &chosen.name, &scored, &values)?;
     }
     let out = NabReport {
-        detector: chosen.name.to_string(),
+        detector: chosen.name.clone(),
         files: files.len(),
         records: report.records,
         ns_per_record: report.elapsed_s * 1e9 / report.records.max(1) as f64,
@@ -143,7 +143,7 @@ fn write_results(
     out: &Path,
     detector: &str,
     files: &[ScoredFile],
-    values: &[Vec<(f32, f32)>],
+    values: &[Vec<(f32, f64)>],
 ) -> Result<(), EvalError> {
     for (f, vals) in files.iter().zip(values) {
         let (category, file) = f.name.split_once('/').unwrap_or(("", &f.name));

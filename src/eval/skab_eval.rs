@@ -1,7 +1,7 @@
 //! `vigil eval skab`: a detector over SKAB's files, scored by SKAB's rules ([`super::skab`]).
 //! Labels are read through the same decoder as the readings.
 
-use super::harness::{score_files, unit_score, with_detector, EvalError, RowScore};
+use super::harness::{score_files, with_detector, EvalError, RowScore};
 use super::nab::ScoredFile;
 use crate::config::Config;
 use serde::Serialize;
@@ -133,7 +133,7 @@ pub fn eval_skab(
             dir.join("data").display()
         )));
     }
-    let (report, per_file) = score_files(&config, &files)?;
+    let (report, per_file) = score_files(&config, &chosen, &files)?;
     let mut scored = Vec::with_capacity(files.len());
     let mut plots = Vec::new();
     for (path, rows) in files.iter().zip(&per_file) {
@@ -157,7 +157,7 @@ pub fn eval_skab(
                 .unwrap_or(path)
                 .display()
                 .to_string();
-            plots.push(skab_plot(name, &ts, &anomaly, rows, chosen.policy.open));
+            plots.push(skab_plot(name, &ts, &anomaly, rows));
         }
         let from = super::skab::TRAIN_ROWS.min(ts.len());
         scored.push(super::skab::SkabFile {
@@ -168,7 +168,7 @@ pub fn eval_skab(
         });
     }
     let out = SkabReport {
-        detector: chosen.name.to_string(),
+        detector: chosen.name.clone(),
         files: files.len(),
         test_rows: scored.iter().map(|f| f.ts.len()).sum(),
         ns_per_record: report.elapsed_s * 1e9 / report.records.max(1) as f64,
@@ -197,7 +197,6 @@ fn skab_plot(
     ts: &[i64],
     anomaly: &[bool],
     rows: &[RowScore],
-    open: f32,
 ) -> super::report::Plot {
     let mut windows = Vec::new();
     let mut i = 0;
@@ -217,7 +216,7 @@ fn skab_plot(
     let file = ScoredFile {
         name,
         ts: ts.to_vec(),
-        scores: rows.iter().map(|r| unit_score(r.score, open)).collect(),
+        scores: rows.iter().map(|r| r.score).collect(),
         windows,
     };
     super::report::Plot {
