@@ -28,7 +28,30 @@ pub struct DetectorSpec {
     pub shadow: bool,
     /// Its own `[detectors.alerts]`.
     pub alerts: RawPolicy,
+    /// The records it scores, by their number of channels.
+    pub channels: ChannelRange,
     pub kind: SpecKind,
+}
+
+/// The records a detector scores, by their number of channels (`min_channels`,
+/// `max_channels`); the others it scores as no observation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ChannelRange {
+    pub min: u32,
+    pub max: u32,
+}
+
+impl ChannelRange {
+    /// Every record.
+    pub const ANY: ChannelRange = ChannelRange {
+        min: 1,
+        max: u32::MAX,
+    };
+
+    /// Whether records of `width` channels are the detector's.
+    pub fn contains(&self, width: usize) -> bool {
+        (self.min as usize..=self.max as usize).contains(&width)
+    }
 }
 
 /// A validated `kind = "pca"` detector.
@@ -250,10 +273,21 @@ pub(super) fn spec(raw: RawDetector, alerts: &RawPolicy) -> Result<DetectorSpec,
     if let Some(base) = kind.policy_base() {
         PolicyConfig::resolve(base, alerts, &common.alerts, &label)?;
     }
+    let channels = ChannelRange {
+        min: common.min_channels.unwrap_or(ChannelRange::ANY.min),
+        max: common.max_channels.unwrap_or(ChannelRange::ANY.max),
+    };
+    if channels.min == 0 || channels.min > channels.max {
+        return Err(ConfigError::invalid(format!(
+            "detector {label}: min_channels must be at least 1 and at most max_channels, got {} and {}",
+            channels.min, channels.max
+        )));
+    }
     Ok(DetectorSpec {
         shadow: shadow_role(&label, common.role.as_deref())?,
         name: common.name,
         alerts: common.alerts,
+        channels,
         kind,
     })
 }

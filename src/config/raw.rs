@@ -179,6 +179,11 @@ pub struct RawCommon {
     /// (onnx) of it after 10.
     #[serde(default)]
     pub alerts: RawPolicy,
+    /// Records with fewer channels than this are not this detector's (it scores them as no
+    /// observation). Default 1.
+    pub min_channels: Option<u32>,
+    /// Records with more channels than this are not this detector's. Default: no limit.
+    pub max_channels: Option<u32>,
 }
 
 /// One `[[detectors]]` entry: the common part and the kind's own fields (`kind = "..."` picks
@@ -249,7 +254,7 @@ impl<'de> Deserialize<'de> for RawDetector {
             None => return Err(D::Error::missing_field("kind")),
         };
         let mut common = toml::Table::new();
-        for key in ["role", "name", "alerts"] {
+        for key in ["role", "name", "alerts", "min_channels", "max_channels"] {
             if let Some(v) = table.remove(key) {
                 common.insert(key.to_string(), v);
             }

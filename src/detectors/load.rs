@@ -79,6 +79,8 @@ pub struct LoadedDetector {
     pub identity: String,
     /// The files it was loaded from (model files, manifests): `vigil score` watches them.
     pub files: Vec<PathBuf>,
+    /// The records it scores, by their number of channels.
+    pub channels: crate::config::ChannelRange,
 }
 
 /// `name (kind), ...` for logs.
@@ -136,8 +138,16 @@ fn load_one(config: &Config, spec: &DetectorSpec) -> Result<LoadedDetector, Load
             name: Arc::from(name.as_str()),
             kind,
             shadow: spec.shadow,
-            identity,
+            identity: if spec.channels == crate::config::ChannelRange::ANY {
+                identity
+            } else {
+                format!(
+                    "{identity} channels {}..={}",
+                    spec.channels.min, spec.channels.max
+                )
+            },
             files,
+            channels: spec.channels,
         })
     };
     let iforest = |name: String, path: &Path, sensors: &[String], manifest: Option<&Path>| {

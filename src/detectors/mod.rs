@@ -54,54 +54,98 @@ pub fn build(
     configs
         .iter()
         .map(|c| -> Result<Box<dyn Detector>, BuildError> {
-            Ok(match &c.kind {
-                DetectorKind::ZScore(params) => {
-                    Box::new(zscore::detector(c.name.clone(), isa, *params)) as Box<dyn Detector>
-                }
-                DetectorKind::Likelihood(params) => {
-                    Box::new(likelihood::detector(c.name.clone(), isa, *params))
-                }
-                DetectorKind::Sequence(params) => {
-                    Box::new(sequence::detector(c.name.clone(), isa, *params))
-                }
-                DetectorKind::Baseline(params) => {
-                    Box::new(baseline::detector(c.name.clone(), isa, *params))
-                }
-                DetectorKind::Pca(spec) => Box::new(pca::PcaDetector::new(
-                    c.name.clone(),
-                    isa,
-                    spec.clone(),
-                    sensor_names.clone(),
-                )),
-                DetectorKind::IForest { model, sensors } => {
-                    Box::new(iforest::IForestDetector::new(
-                        c.name.clone(),
-                        isa,
-                        model.clone(),
-                        sensors.clone(),
-                        sensor_names.clone(),
-                    ))
-                }
-                DetectorKind::Onnx {
-                    model,
-                    sensors,
-                    max_run,
-                } => Box::new(
-                    onnx::OnnxDetector::new(
-                        c.name.clone(),
-                        model.clone(),
-                        sensors.clone(),
-                        sensor_names.clone(),
-                        *max_run,
-                    )
-                    .map_err(|message| BuildError {
-                        detector: c.name.to_string(),
-                        message,
-                    })?,
-                ),
+            let detector = build_one(c, isa, sensor_names)?;
+            Ok(if c.channels == crate::config::ChannelRange::ANY {
+                detector
+            } else {
+                Box::new(Gated {
+                    inner: detector,
+                    channels: c.channels,
+                })
             })
         })
         .collect()
+}
+
+/// A detector that scores only the records whose number of channels is in its range
+/// (`min_channels`, `max_channels`); the others score as no observation, so they raise none of
+/// its alerts and it keeps no state for them.
+#[derive(Debug)]
+struct Gated {
+    inner: Box<dyn Detector>,
+    channels: crate::config::ChannelRange,
+}
+
+impl Detector for Gated {
+    fn name(&self) -> &Arc<str> {
+        self.inner.name()
+    }
+
+    fn score(&mut self, batch: &RecordBatch, keys: &[u32], out: &mut Scores) {
+        if self.channels.contains(batch.width()) {
+            self.inner.score(batch, keys, out);
+        } else {
+            out.reset(batch.len() * batch.width());
+            out.score.fill(f32::NAN);
+            out.expected.fill(f32::NAN);
+        }
+    }
+
+    fn explain(&mut self, batch: &RecordBatch, row: usize, key: u32) -> Explanation {
+        self.inner.explain(batch, row, key)
+    }
+}
+
+/// One shard's instance of one loaded detector.
+fn build_one(
+    c: &LoadedDetector,
+    isa: Isa,
+    sensor_names: &Arc<crate::record::NameTable>,
+) -> Result<Box<dyn Detector>, BuildError> {
+    Ok(match &c.kind {
+        DetectorKind::ZScore(params) => {
+            Box::new(zscore::detector(c.name.clone(), isa, *params)) as Box<dyn Detector>
+        }
+        DetectorKind::Likelihood(params) => {
+            Box::new(likelihood::detector(c.name.clone(), isa, *params))
+        }
+        DetectorKind::Sequence(params) => {
+            Box::new(sequence::detector(c.name.clone(), isa, *params))
+        }
+        DetectorKind::Baseline(params) => {
+            Box::new(baseline::detector(c.name.clone(), isa, *params))
+        }
+        DetectorKind::Pca(spec) => Box::new(pca::PcaDetector::new(
+            c.name.clone(),
+            isa,
+            spec.clone(),
+            sensor_names.clone(),
+        )),
+        DetectorKind::IForest { model, sensors } => Box::new(iforest::IForestDetector::new(
+            c.name.clone(),
+            isa,
+            model.clone(),
+            sensors.clone(),
+            sensor_names.clone(),
+        )),
+        DetectorKind::Onnx {
+            model,
+            sensors,
+            max_run,
+        } => Box::new(
+            onnx::OnnxDetector::new(
+                c.name.clone(),
+                model.clone(),
+                sensors.clone(),
+                sensor_names.clone(),
+                *max_run,
+            )
+            .map_err(|message| BuildError {
+                detector: c.name.to_string(),
+                message,
+            })?,
+        ),
+    })
 }
 
 /// Splits a batch's rows into runs whose sensors sit in adjacent blocks of `width` slots (as when

@@ -192,12 +192,7 @@ pub fn eval_skab(
 
 /// One SKAB file as a plot: labelled anomalies as windows, every row's score, the test rows where
 /// an alert opened as detections, and every alert episode.
-fn skab_plot(
-    name: String,
-    ts: &[i64],
-    anomaly: &[bool],
-    rows: &[RowScore],
-) -> super::report::Plot {
+fn skab_plot(name: String, ts: &[i64], anomaly: &[bool], rows: &[RowScore]) -> super::report::Plot {
     let mut windows = Vec::new();
     let mut i = 0;
     while i < anomaly.len() {
