@@ -384,7 +384,10 @@ fn a_baseline_alert_names_the_channels_that_deviate_with_their_share() {
     let mut runs = Vec::new();
     for isa in Isa::available() {
         let out = temp_dir(&format!("baseline-explain-{}", isa.name()));
-        runs.push((isa, strip(run(&[file.clone()], toml, Some(isa), &out).1)));
+        runs.push((
+            isa,
+            strip(run(std::slice::from_ref(&file), toml, Some(isa), &out).1),
+        ));
     }
     let (_, alerts) = &runs[0];
     for (isa, other) in &runs[1..] {

@@ -10,7 +10,7 @@ pub(crate) fn update(p: &BaselineParams, s: Columns<'_>, x: &[f32], score: &mut 
     for i in 0..n {
         // Same operations, same order as the vector paths: keep them in step.
         let xi = x[i];
-        if !(xi.abs() < f32::INFINITY) {
+        if !xi.is_finite() {
             score[i] = f32::NAN;
             continue;
         }

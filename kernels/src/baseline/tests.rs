@@ -42,7 +42,11 @@ fn reading(rng: &mut Rng, s: usize, t: usize, with_bad: bool) -> f32 {
     }
     let level = [0.0, 0.05, 30.0, 230.0, -80.0][s % 5];
     let noise = [1e-4, 0.01, 0.5, 0.1, 2.0][s % 3];
-    let fault = if t > 120 && s % 3 == 0 { 5.0 } else { 0.0 };
+    let fault = if t > 120 && s.is_multiple_of(3) {
+        5.0
+    } else {
+        0.0
+    };
     (level + fault + noise * rng.normal()) as f32
 }
 
