@@ -111,7 +111,9 @@ fn replay_writes_alerts_summary_and_metrics() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
     assert!(
-        stderr.contains("detectors sequence (sequence), kernels scalar (forced by VIGIL_ISA)"),
+        stderr.contains(
+            "detectors sequence (sequence), baseline (baseline), kernels scalar (forced by VIGIL_ISA)"
+        ),
         "{stderr}"
     );
     for stage in [

@@ -93,6 +93,8 @@ fn eval_nab_runs_the_detector_causally_and_writes_nab_s_results_layout() {
     assert_eq!(report.files, 58);
     assert_eq!(report.records, 365_558);
     assert_eq!(report.profiles.len(), 3);
+    // The default set is evaluated as one, under one name.
+    assert_eq!(report.detector, "sequence+baseline");
     // Another scorer reading the written results gets the same numbers.
     let nab = datasets().join("nab");
     let windows = read_windows(&nab.join("labels/combined_windows.json")).expect("windows");
@@ -100,9 +102,10 @@ fn eval_nab_runs_the_detector_causally_and_writes_nab_s_results_layout() {
         .iter()
         .map(|(name, w)| {
             let (category, file) = name.split_once('/').expect("category/file");
-            let (ts, scores) =
-                read_results(&out.join(format!("sequence/{category}/sequence_{file}")))
-                    .expect("results");
+            let (ts, scores) = read_results(&out.join(format!(
+                "sequence+baseline/{category}/sequence+baseline_{file}"
+            )))
+            .expect("results");
             ScoredFile {
                 name: name.clone(),
                 ts,

@@ -148,9 +148,32 @@ mod tests {
     fn defaults_validate() {
         let c = Config::validate(RawConfig::default()).expect("valid");
         assert!(c.pipeline.isa().is_available());
-        assert_eq!(c.detectors.len(), 1);
+        assert_eq!(c.detectors.len(), 2);
         assert_eq!(c.detectors[0].label(), "sequence");
         assert!(matches!(c.detectors[0].kind, SpecKind::Sequence(_)));
+        assert_eq!(c.detectors[1].label(), "baseline");
+        assert!(matches!(c.detectors[1].kind, SpecKind::Baseline(_)));
+        let (one, several) = (c.detectors[0].channels, c.detectors[1].channels);
+        assert!(one.contains(1) && !one.contains(2));
+        assert!(!several.contains(1) && several.contains(2) && several.contains(1000));
+    }
+
+    #[test]
+    fn a_channel_range_must_be_a_range() {
+        for (toml, want) in [
+            (
+                "[[detectors]]\nkind = \"zscore\"\nmin_channels = 0\n",
+                "min_channels",
+            ),
+            (
+                "[[detectors]]\nkind = \"zscore\"\nmin_channels = 3\nmax_channels = 2\n",
+                "min_channels",
+            ),
+        ] {
+            let raw = RawConfig::from_toml(toml).expect("parses");
+            let e = Config::validate(raw).expect_err(toml).to_string();
+            assert!(e.contains(want), "{e}");
+        }
     }
 
     #[test]
