@@ -153,11 +153,14 @@ fn the_example_config_is_valid_and_documents_the_defaults() {
         vigil::detectors::load(&config).expect("loads"),
         vigil::detectors::load(&defaults).expect("loads"),
     );
-    assert_eq!(loaded[0].policy, default_detectors[0].policy);
-    assert_eq!(
-        format!("{:?}", loaded[0].kind),
-        format!("{:?}", default_detectors[0].kind)
-    );
+    // The example holds the whole default set, each with its defaults.
+    assert_eq!(loaded.len(), default_detectors.len());
+    for (i, (l, d)) in loaded.iter().zip(&default_detectors).enumerate() {
+        assert_eq!(l.policy, d.policy, "detector {i}");
+        assert_eq!(format!("{:?}", l.kind), format!("{:?}", d.kind), "{i}");
+        assert_eq!(config.detectors[i].label(), defaults.detectors[i].label());
+        assert_eq!(config.detectors[i].channels, defaults.detectors[i].channels);
+    }
     assert_eq!(config.pipeline.shards, defaults.pipeline.shards);
     assert_eq!(config.pipeline.batch_size, defaults.pipeline.batch_size);
     assert_eq!(config.pipeline.linger, defaults.pipeline.linger);
