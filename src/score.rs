@@ -3,6 +3,7 @@
 use crate::config::{Config, Overrides};
 use crate::decode::SensorNaming;
 use crate::detectors::{LoadError, LoadedDetector};
+use crate::kafka::health::Health;
 use crate::kafka::ConsumerStatus;
 use crate::pipeline::{self, PipelineError};
 use crate::record::{Interner, NameTable};
@@ -194,8 +195,9 @@ pub fn score(
         run.counters.clone(),
     );
     let decoder = run.decoder(config, SensorNaming::default());
-    let (sink, failed) =
-        KafkaSink::new(k, names.clone(), tracker.clone()).map_err(|error| match error {
+    let health = Arc::new(Health::default());
+    let (sink, failed) = KafkaSink::new(k, names.clone(), tracker.clone(), health.clone())
+        .map_err(|error| match error {
             rdkafka::error::KafkaError::Transaction(e) => ScoreError::Transaction(format!(
                 "cannot start the producer's transactions (is the broker reachable?): {e}"
             )),
@@ -211,6 +213,7 @@ pub fn score(
         tracker.clone(),
         status.clone(),
         sink.transactions(),
+        health.clone(),
     )
     .map_err(|error| ScoreError::Client {
         client: "consumer",
@@ -250,6 +253,7 @@ pub fn score(
             counters.clone(),
             telemetry.clone(),
             status.clone(),
+            health.clone(),
             k.stall,
         ));
         let done = done.clone();

@@ -1125,3 +1125,39 @@ fn three_scorers_share_twelve_partitions_through_a_join_and_a_kill() {
     // what they did not read themselves was done by a member before it was committed. (The
     // counts are printed, not compared: the killed member's last second is not known.)
 }
+
+/// A broker that dies is seen within seconds: `/readyz` says why it is not ready, the gauge says
+/// the cluster is unreachable, and the scorer stays alive. (The broker's topics live in memory,
+/// so this test ends there; the restart with storage that survives is `broker_restart`'s.)
+#[test]
+fn a_dead_broker_makes_the_scorer_not_ready_and_says_why() {
+    let Some((_serial, broker)) = setup() else {
+        return;
+    };
+    let dir = temp_dir("kafka-dead-broker");
+    let scorer = Scorer::start(&broker, "g-dead", &dir, "dead");
+    scorer.wait_until(60, "partitions assigned", |m| {
+        m.get("vigil_assigned_partitions") == Some(&4.0)
+            && m.get("vigil_broker_reachable") == Some(&1.0)
+    });
+    assert_eq!(scorer.get("/readyz").map(|r| r.0), Some(200));
+    assert!(broker.tansu.signal("-KILL"));
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let why = loop {
+        match scorer.get("/readyz") {
+            Some((503, body)) if body.contains("no broker reachable") => break body,
+            other => assert!(Instant::now() < deadline, "still {other:?}"),
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert!(why.starts_with("not ready"), "{why}");
+    assert_eq!(scorer.metric("vigil_broker_reachable"), 0.0);
+    assert_eq!(
+        scorer.get("/healthz").map(|r| r.0),
+        Some(200),
+        "alive all the same"
+    );
+    let (status, log) = scorer.terminate();
+    assert!(log.contains("lost the connection to every broker"), "{log}");
+    assert!(status.code().is_some(), "{log}");
+}

@@ -11,6 +11,7 @@ use crate::ack::{AckTracker, Completion};
 use crate::config::{Delivery, KafkaConfig};
 use crate::contract::Alert;
 use crate::contract::{Names, Sink};
+use crate::kafka::health::{Health, STATS_INTERVAL_MS};
 use crate::kafka::transactions::{self, Transactions};
 use crate::record::DeadLetter;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
@@ -33,6 +34,7 @@ pub struct DeliveryContext {
     /// stream is not blocked forever).
     pub failed: Arc<AtomicU64>,
     log: crate::kafka::ClientLog,
+    health: Arc<Health>,
 }
 
 impl ClientContext for DeliveryContext {
@@ -42,6 +44,10 @@ impl ClientContext for DeliveryContext {
 
     fn error(&self, error: rdkafka::error::KafkaError, reason: &str) {
         self.log.error(&error, reason);
+    }
+
+    fn stats(&self, statistics: rdkafka::Statistics) {
+        self.health.producer_stats(&statistics);
     }
 }
 
@@ -53,6 +59,7 @@ impl ProducerContext for DeliveryContext {
             self.failed.fetch_add(1, Ordering::Relaxed);
             tracing::error!("delivery failed for good: {e}");
         }
+        self.health.delivered();
         self.tracker.acknowledge(group as u64);
     }
 }
@@ -86,12 +93,14 @@ impl KafkaSink {
         kafka: &KafkaConfig,
         names: Names,
         tracker: Arc<AckTracker>,
+        health: Arc<Health>,
     ) -> Result<(KafkaSink, Arc<AtomicU64>), KafkaError> {
         let failed = Arc::new(AtomicU64::new(0));
         let context = DeliveryContext {
             tracker: tracker.clone(),
             failed: failed.clone(),
             log: crate::kafka::ClientLog::default(),
+            health,
         };
         let mut own = vec![
             ("acks", "all".into()),
@@ -101,6 +110,8 @@ impl KafkaSink {
                 kafka.producer_queue.to_string(),
             ),
             ("linger.ms", "1".into()),
+            // How many messages wait for the broker (`Health`: stuck deliveries, `/readyz`).
+            ("statistics.interval.ms", STATS_INTERVAL_MS.into()),
         ];
         match &kafka.delivery {
             // Retry while the broker is away: a record's offset is not committed until its

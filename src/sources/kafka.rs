@@ -14,6 +14,7 @@
 use crate::ack::AckTracker;
 use crate::config::KafkaConfig;
 use crate::decode::{Input, Message, MessageBatch};
+use crate::kafka::health::{Health, STATS_INTERVAL_MS};
 use crate::kafka::transactions::Transactions;
 use crate::kafka::{client_config, ConsumerStatus};
 use crate::record::{Interner, Origin, SourceId, Ticket};
@@ -157,6 +158,7 @@ pub struct VigilContext {
     shared: Arc<Shared>,
     assigned: Mutex<Vec<(String, i32)>>,
     log: crate::kafka::ClientLog,
+    health: Arc<Health>,
 }
 
 impl ClientContext for VigilContext {
@@ -166,6 +168,10 @@ impl ClientContext for VigilContext {
 
     fn error(&self, error: rdkafka::error::KafkaError, reason: &str) {
         self.log.error(&error, reason);
+    }
+
+    fn stats(&self, statistics: rdkafka::Statistics) {
+        self.health.consumer_stats(&statistics);
     }
 }
 
@@ -327,6 +333,7 @@ impl KafkaSource {
         tracker: Arc<AckTracker>,
         status: Arc<Mutex<ConsumerStatus>>,
         txn: Option<Arc<Transactions>>,
+        health: Arc<Health>,
     ) -> KafkaResult<KafkaSource> {
         let shared = Arc::new(Shared {
             tracker,
@@ -346,6 +353,7 @@ impl KafkaSource {
             shared: shared.clone(),
             assigned: Mutex::new(Vec::new()),
             log: crate::kafka::ClientLog::default(),
+            health,
         };
         let consumer: BaseConsumer<VigilContext> = client_config(
             kafka,
@@ -366,6 +374,8 @@ impl KafkaSource {
                 // sat idle for the rest of the second (measured: throughput went from 1.3 M to
                 // 0.37 M records/s whenever it happened).
                 ("fetch.queue.backoff.ms", "10".into()),
+                // Whether any broker connection is up (`Health`, `/readyz`).
+                ("statistics.interval.ms", STATS_INTERVAL_MS.into()),
             ],
         )
         .create_with_context(context)?;

@@ -5,6 +5,7 @@
 //! framework.
 
 use super::{Counters, Telemetry};
+use crate::kafka::health::Health;
 use crate::kafka::ConsumerStatus;
 use std::fmt::Write as _;
 use std::io::{Read, Write};
@@ -19,6 +20,8 @@ pub struct HttpState {
     pub counters: Arc<Counters>,
     pub telemetry: Arc<Telemetry>,
     pub status: Arc<Mutex<ConsumerStatus>>,
+    /// Whether the cluster is reachable and alerts are delivered.
+    pub health: Arc<Health>,
     liveness: Mutex<Liveness>,
 }
 
@@ -28,12 +31,14 @@ impl HttpState {
         counters: Arc<Counters>,
         telemetry: Arc<Telemetry>,
         status: Arc<Mutex<ConsumerStatus>>,
+        health: Arc<Health>,
         stall: Duration,
     ) -> HttpState {
         HttpState {
             counters,
             telemetry,
             status,
+            health,
             liveness: Mutex::new(Liveness::new(stall, Instant::now())),
         }
     }
@@ -194,10 +199,13 @@ fn handle(mut stream: TcpStream, state: &HttpState) -> std::io::Result<()> {
         }
         ("GET", "/readyz") => {
             let s = state.status.lock().unwrap_or_else(PoisonError::into_inner);
+            let trouble = state.health.not_ready();
             let polling = s
                 .last_poll
                 .is_some_and(|t| t.elapsed() < Duration::from_secs(10));
-            if !s.partitions.is_empty() && polling {
+            if let Some(why) = trouble {
+                ("503 Service Unavailable", why)
+            } else if !s.partitions.is_empty() && polling {
                 (
                     "200 OK",
                     format!("ready: {} partitions\n", s.partitions.len()),
@@ -301,6 +309,14 @@ pub fn metrics(state: &HttpState) -> String {
             );
         }
     }
+    {
+        let h = &state.health;
+        let down = h.broker_down_for();
+        let _ = writeln!(out, "# HELP vigil_broker_reachable Whether the consumer has a broker connection up.\n# TYPE vigil_broker_reachable gauge\nvigil_broker_reachable {}", u8::from(down.is_none()));
+        let _ = writeln!(out, "# HELP vigil_broker_unreachable_seconds How long the consumer has had no broker (0 while it has one).\n# TYPE vigil_broker_unreachable_seconds gauge\nvigil_broker_unreachable_seconds {}", down.map_or(0.0, |d| d.as_secs_f64()));
+        let _ = writeln!(out, "# HELP vigil_undelivered_messages Alerts and dead letters sent and not yet acknowledged by the broker.\n# TYPE vigil_undelivered_messages gauge\nvigil_undelivered_messages {}", h.undelivered());
+        let _ = writeln!(out, "# HELP vigil_delivery_stalled_seconds How long messages have waited with no delivery report, once that is 10 s or more (0 otherwise).\n# TYPE vigil_delivery_stalled_seconds gauge\nvigil_delivery_stalled_seconds {}", h.stuck_for().map_or(0.0, |d| d.as_secs_f64()));
+    }
     let stages = state.telemetry.snapshot();
     let _ = writeln!(out, "# HELP vigil_stage_latency_seconds Latency of each pipeline stage.\n# TYPE vigil_stage_latency_seconds summary");
     for st in &stages {
@@ -395,6 +411,7 @@ mod serve_tests {
             Arc::new(Counters::default()),
             Arc::new(Telemetry::default()),
             Arc::new(Mutex::new(ConsumerStatus::default())),
+            Arc::default(),
             Duration::from_secs(120),
         ));
         let stop = Arc::new(AtomicBool::new(false));
