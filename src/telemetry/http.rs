@@ -198,8 +198,8 @@ fn handle(mut stream: TcpStream, state: &HttpState) -> std::io::Result<()> {
             }
         }
         ("GET", "/readyz") => {
-            let s = state.status.lock().unwrap_or_else(PoisonError::into_inner);
             let trouble = state.health.not_ready();
+            let s = state.status.lock().unwrap_or_else(PoisonError::into_inner);
             let polling = s
                 .last_poll
                 .is_some_and(|t| t.elapsed() < Duration::from_secs(10));

@@ -32,8 +32,6 @@ pub enum Tool {
     OnnxRuntime,
     /// Debian's `stunnel4` (TLS in front of tansu) and `openssl` (test certificates).
     Stunnel,
-    /// s3rver (npm, `.ci/install-s3rver`): the on-disk S3 store of a tansu that restarts.
-    S3rver,
 }
 
 impl Tool {
@@ -42,7 +40,6 @@ impl Tool {
             Tool::Tansu => "tansu broker not found: the Kafka tests are skipped",
             Tool::OnnxRuntime => "ONNX Runtime 1.31.1 not found: the ONNX tests are skipped",
             Tool::Stunnel => "stunnel4 or openssl not found: the TLS tests are skipped",
-            Tool::S3rver => "s3rver not found: the broker restart tests are skipped",
         }
     }
 
@@ -51,7 +48,6 @@ impl Tool {
             Tool::Tansu => ".ci/install-tansu",
             Tool::OnnxRuntime => ".ci/install-onnxruntime",
             Tool::Stunnel => "apt-get install stunnel4 openssl",
-            Tool::S3rver => ".ci/install-s3rver",
         }
     }
 
@@ -59,12 +55,10 @@ impl Tool {
         static TANSU: Once = Once::new();
         static ORT: Once = Once::new();
         static STUNNEL: Once = Once::new();
-        static S3RVER: Once = Once::new();
         match self {
             Tool::Tansu => &TANSU,
             Tool::OnnxRuntime => &ORT,
             Tool::Stunnel => &STUNNEL,
-            Tool::S3rver => &S3RVER,
         }
     }
 
@@ -100,8 +94,6 @@ impl Tool {
                 (runs("openssl", "version") && runs("stunnel4", "-version"))
                     .then(|| PathBuf::from("stunnel4"))
             }
-            Tool::S3rver => Some(root().join(".ci/cache/s3rver/node_modules/.bin/s3rver"))
-                .filter(|p| p.exists()),
         }
     }
 

@@ -101,11 +101,6 @@ fn install() -> Result<Tools, String> {
         Command::new("bash").arg(root.join(".ci/install-tansu")),
         ".ci/install-tansu",
     )?;
-    step("s3rver, the S3 store of a broker that restarts (.ci/install-s3rver)");
-    run(
-        Command::new("bash").arg(root.join(".ci/install-s3rver")),
-        ".ci/install-s3rver",
-    )?;
     step("ONNX Runtime for the ONNX tests (.ci/install-onnxruntime)");
     run(
         Command::new("bash").arg(root.join(".ci/install-onnxruntime")),
