@@ -189,10 +189,21 @@ fn training_is_deterministic_and_the_forest_flags_the_valve_closure_in_replay() 
         "2026-01-05T01:00:00Z",
         "2026-01-05T01:01:00Z"
     ));
-    // Alerts name the model's first channel and carry the score the policy opened on.
+    // Alerts name the model's first channel, carry the score the policy opened on, and say which
+    // channels made it (by occlusion): the spike and the closure are pressure's doing.
     for a in alerts.iter().filter(|a| a["event"] == "open") {
         assert_eq!(a["channel"], "pressure");
         assert!(a["score"].as_f64().expect("score") >= a_threshold(&a_json(&path)));
+        let named = crate::contributions(a);
+        let at = ms(&a["ts"]);
+        let during = |from: &str, to: &str| {
+            (ms(&serde_json::json!(from))..=ms(&serde_json::json!(to))).contains(&at)
+        };
+        if a["sensor"] == "pump-1" && during("2026-01-05T01:00:00Z", "2026-01-05T01:01:00Z")
+            || a["sensor"] == "pump-2" && during("2026-01-05T01:30:00Z", "2026-01-05T01:40:00Z")
+        {
+            assert!(["pressure", "flow"].contains(&named[0].0.as_str()), "{a:#}");
+        }
     }
     // Quiet parts raise few false alerts: at most 8 opens in all (5 faults) over 18 pump-hours.
     assert!(

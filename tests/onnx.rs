@@ -88,6 +88,33 @@ fn the_forest_as_a_tree_ensemble_scores_as_scikit_learn_does() {
             "row {row}: {g} vs scikit-learn {w}"
         );
     }
+    // Any other output than a reconstruction is explained by occlusion: a channel's weight is how
+    // far the score falls with that channel at its typical value.
+    let rows = skab_rows("valve1/0.csv", want.len());
+    let c = rows[0].len();
+    let typical: Vec<f32> = (0..c)
+        .map(|k| rows.iter().map(|r| r[k]).sum::<f32>() / rows.len() as f32)
+        .collect();
+    let top = (0..got.len())
+        .max_by(|&a, &b| got[a].total_cmp(&got[b]))
+        .expect("rows");
+    let e = m
+        .explain(&mut session, &rows[top], got[top], &typical)
+        .expect("explains");
+    assert_eq!(e.expected, None);
+    assert_eq!(e.weights.len(), c);
+    for k in 0..c {
+        let mut occluded = rows[top].clone();
+        occluded[k] = typical[k];
+        let mut s = [0.0f32];
+        m.score(&mut session, &occluded, 1, &mut s).expect("runs");
+        let want = (got[top] as f64 - s[0] as f64).max(0.0);
+        assert!((e.weights[k] - want).abs() < 1e-9, "channel {k}: {e:?}");
+    }
+    assert!(e.weights.iter().any(|w| *w > 0.0), "{e:?}");
+    assert!(m
+        .explain(&mut session, &rows[top][1..], got[top], &typical)
+        .is_err());
 }
 
 /// Writes a manifest like pump-ae's into a temporary directory with `edit` applied, next to
@@ -199,6 +226,15 @@ fn the_onnx_detector_scores_a_recording_in_replay() {
     assert_eq!(first["detector"], "pump-ae@1");
     assert_eq!(first["channel"], "Accelerometer1RMS");
     assert!(first["score"].as_f64().expect("score") > 1.33);
+    // A reconstruction explains itself: each channel's part of the error, and what the model
+    // reconstructed of the alert's channel. Flow is the channel furthest from anomaly-free.csv.
+    let named = crate::contributions(first);
+    assert_eq!(named[0].0, "Volume Flow RateRMS", "{first:#}");
+    assert!(
+        first["expected"].as_f64().is_some_and(f64::is_finite),
+        "{first:#}"
+    );
+    assert_ne!(first["expected"], first["value"]);
 }
 
 /// `kind = "model"` takes any registry manifest: onnx, iforest (Vigil's own file, channels checked)

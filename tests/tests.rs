@@ -44,3 +44,29 @@ pub fn read_jsonl(path: &Path) -> Vec<serde_json::Value> {
         .map(|l| serde_json::from_str(l).expect("valid JSON line"))
         .collect()
 }
+
+/// Checks an opening alert's explanation: one to three channels that made its score, each named,
+/// largest share first, shares in (0, 1] and summing to at most 1. Returns them.
+pub fn contributions(open: &serde_json::Value) -> Vec<(String, f64)> {
+    let parts = open["contributions"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no contributions: {open:#}"));
+    let parts: Vec<(String, f64)> = parts
+        .iter()
+        .map(|p| {
+            let channel = p["channel"].as_str().expect("channel name").to_string();
+            (channel, p["share"].as_f64().expect("share"))
+        })
+        .collect();
+    assert!((1..=3).contains(&parts.len()), "{open:#}");
+    assert!(
+        parts.windows(2).all(|w| w[0].1 >= w[1].1),
+        "not largest first: {open:#}"
+    );
+    assert!(
+        parts.iter().all(|p| p.1 > 0.0 && p.1 <= 1.0)
+            && parts.iter().map(|p| p.1).sum::<f64>() <= 1.0 + 1e-6,
+        "{open:#}"
+    );
+    parts
+}

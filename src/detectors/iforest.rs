@@ -7,8 +7,9 @@
 //! The score (in (0, 1], scikit-learn's `-score_samples`) is written on the model's first channel,
 //! the one its alerts name; the other channels get no observation from this detector.
 
+use super::top_contributions;
 use super::{Detector, KeyStates, SchemaCache};
-use crate::contract::Scores;
+use crate::contract::{Explanation, Scores};
 use crate::iforest::features::Layout;
 use crate::iforest::model::IForestModel;
 use crate::record::{NameTable, RecordBatch};
@@ -30,6 +31,8 @@ pub struct IForestDetector {
     rows: Vec<usize>,
     sums: Vec<f32>,
     feature_row: Vec<f32>,
+    /// Per feature, what is ordinary for it (see [`IForestDetector::explain`]).
+    typical: Vec<f32>,
 }
 
 impl IForestDetector {
@@ -44,8 +47,10 @@ impl IForestDetector {
         let scorer = Scorer::new(isa)
             .or_else(|| Scorer::new(Isa::Scalar))
             .expect("the scalar path is always available");
+        let typical = typical_features(&model);
         IForestDetector {
             name,
+            typical,
             feature_row: vec![0.0; model.features.len()],
             model,
             scorer,
@@ -69,9 +74,66 @@ impl IForestDetector {
     }
 }
 
+/// Per feature, the value an occlusion puts in its place: its training mean where the model
+/// carries its training data's summary, else the median of the thresholds the forest splits it at
+/// (NaN, and never occluded, when it splits on it nowhere).
+fn typical_features(model: &IForestModel) -> Vec<f32> {
+    let f = model.features.len();
+    if model.training.summary.len() == f {
+        return model
+            .training
+            .summary
+            .iter()
+            .map(|s| s.mean as f32)
+            .collect();
+    }
+    (0..f)
+        .map(|j| model.forest.median_threshold(j).unwrap_or(f32::NAN))
+        .collect()
+}
+
 impl Detector for IForestDetector {
     fn name(&self) -> &Arc<str> {
         &self.name
+    }
+
+    /// By occlusion: the opening row is scored again once per feature with that feature at its
+    /// typical value; a channel's weight is how much its features' occlusions lowered the score.
+    fn explain(&mut self, batch: &RecordBatch, row: usize, _key: u32) -> Explanation {
+        let Ok(p) = self.rows.binary_search(&row) else {
+            return Explanation::default();
+        };
+        let f = self.model.features.len();
+        let (x, score) = (&self.x[p * f..(p + 1) * f], self.sums[p]);
+        let mut occluded = Vec::with_capacity(f * f);
+        for (j, &t) in self.typical.iter().enumerate() {
+            occluded.extend_from_slice(x);
+            if t.is_finite() {
+                occluded[j * f + j] = t;
+            }
+        }
+        let mut scores = vec![0.0; f];
+        self.scorer
+            .score(&self.model.forest, &occluded, &mut scores);
+        let channel = |name: &str| -> Arc<str> {
+            batch
+                .schema
+                .channels
+                .iter()
+                .find(|c| ***c == *name)
+                .cloned()
+                .unwrap_or_else(|| name.into())
+        };
+        Explanation {
+            contributions: top_contributions(
+                self.model
+                    .features
+                    .iter()
+                    .zip(&scores)
+                    .map(|(feat, &s)| (channel(&feat.channel), score as f64 - s as f64)),
+            ),
+            expected: None,
+        }
     }
 
     fn score(&mut self, batch: &RecordBatch, keys: &[u32], out: &mut Scores) {
@@ -79,11 +141,11 @@ impl Detector for IForestDetector {
         out.reset(batch.len() * w);
         out.score.fill(f32::NAN);
         out.expected.fill(f32::NAN);
+        self.x.clear();
+        self.rows.clear();
         let Some((layout, col)) = self.layout(batch) else {
             return;
         };
-        self.x.clear();
-        self.rows.clear();
         for (i, &key) in keys[..batch.len()].iter().enumerate() {
             let Some(history) = self
                 .keys

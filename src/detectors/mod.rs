@@ -34,6 +34,37 @@ pub trait Detector: Send + fmt::Debug {
     }
 }
 
+/// Most channels an alert names.
+pub const NAMED: usize = 3;
+
+/// An alert's contributions from per-channel weights (a channel may appear more than once, e.g.
+/// once per feature of it): weights summed per channel, those not positive dropped, each a share of
+/// the positive total, largest first (ties by name), at most [`NAMED`]. Empty when no weight is
+/// positive and finite.
+pub fn top_contributions(
+    weights: impl IntoIterator<Item = (Arc<str>, f64)>,
+) -> Vec<(Arc<str>, f32)> {
+    let mut by_channel: Vec<(Arc<str>, f64)> = Vec::new();
+    for (channel, w) in weights {
+        let w = if w.is_finite() && w > 0.0 { w } else { 0.0 };
+        match by_channel.iter_mut().find(|(c, _)| *c == channel) {
+            Some((_, sum)) => *sum += w,
+            None => by_channel.push((channel, w)),
+        }
+    }
+    let total: f64 = by_channel.iter().map(|(_, w)| w).sum();
+    if !(total > 0.0 && total.is_finite()) {
+        return Vec::new();
+    }
+    by_channel.retain(|(_, w)| *w > 0.0);
+    by_channel.sort_by(|a, b| b.1.total_cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    by_channel
+        .into_iter()
+        .take(NAMED)
+        .map(|(c, w)| (c, (w / total) as f32))
+        .collect()
+}
+
 /// Why a shard's instance of a loaded detector could not be made.
 #[derive(Debug, thiserror::Error)]
 #[error("detector {detector}: {message}")]
@@ -320,7 +351,29 @@ impl SlotMap {
 
 #[cfg(test)]
 mod tests {
-    use super::SlotMap;
+    use super::{top_contributions, SlotMap};
+    use std::sync::Arc;
+
+    #[test]
+    fn contributions_sum_per_channel_drop_non_positive_and_keep_the_largest_three() {
+        let w = |c: &str, v: f64| (Arc::<str>::from(c), v);
+        let got = top_contributions([
+            w("a", 1.0),
+            w("b", 3.0),
+            w("a", 1.0),
+            w("c", -5.0),
+            w("d", f64::NAN),
+            w("e", 2.0),
+            w("f", 2.0),
+        ]);
+        let names: Vec<&str> = got.iter().map(|(c, _)| &**c).collect();
+        // a sums to 2 and ties e and f: ties go by name.
+        assert_eq!(names, ["b", "a", "e"]);
+        assert_eq!(got[0].1, 3.0 / 9.0);
+        assert_eq!(got[1].1, 2.0 / 9.0);
+        assert!(top_contributions([w("a", 0.0), w("b", -1.0)]).is_empty());
+        assert!(top_contributions([w("a", f64::INFINITY)]).is_empty());
+    }
 
     #[test]
     fn slot_blocks_are_adjacent_in_first_seen_order() {

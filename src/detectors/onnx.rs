@@ -7,20 +7,25 @@
 //! no observation and does not enter the window. The score goes on the manifest's first channel.
 //! A `run` that fails is logged and its rows score no observation; the stream goes on.
 
-use super::{Detector, KeyStates, SchemaCache};
-use crate::contract::Scores;
+use super::{top_contributions, Detector, KeyStates, SchemaCache};
+use crate::contract::{Explanation, Scores};
 use crate::onnx::OnnxModel;
 use crate::record::{NameTable, RecordBatch};
 use ort::session::Session;
 use std::sync::Arc;
 
-/// A sensor's last `window` records' values (a ring, oldest at `next`) and how many are held.
+/// A sensor's last `window` records' values (a ring, oldest at `next`), how many are held, and
+/// each channel's recent average (what an explanation's occlusion puts in a channel's place).
 #[derive(Debug)]
 struct Window {
     ring: Vec<f32>,
     next: usize,
     held: usize,
+    typical: Vec<f32>,
 }
+
+/// Weight of the newest reading in a channel's recent average (about the last 64 readings).
+const TYPICAL_ALPHA: f32 = 1.0 / 64.0;
 
 /// Per shard: a session, each sensor key's window, scratch.
 pub struct OnnxDetector {
@@ -30,6 +35,8 @@ pub struct OnnxDetector {
     keys: KeyStates<Window>,
     /// By schema: the columns of the manifest's channels, and the alert column.
     layouts: SchemaCache<(Vec<usize>, usize)>,
+    /// The last batch's input rows, the batch rows they belong to (ascending) and their scores
+    /// (NaN where a run failed): what [`Detector::explain`] reads.
     x: Vec<f32>,
     rows: Vec<usize>,
     out: Vec<f32>,
@@ -95,25 +102,72 @@ impl Detector for OnnxDetector {
         &self.name
     }
 
+    /// Through [`OnnxModel::explain`]: a reconstruction's per-channel error and its expected
+    /// value, or per-channel occlusion with the sensor's recent averages.
+    fn explain(&mut self, batch: &RecordBatch, row: usize, key: u32) -> Explanation {
+        let Ok(p) = self.rows.binary_search(&row) else {
+            return Explanation::default();
+        };
+        let score = self.out[p];
+        let width = self.model.manifest.width();
+        let Some(Window { typical, .. }) = self.keys.get(key, batch.sensors[row], || Window {
+            ring: Vec::new(),
+            next: 0,
+            held: 0,
+            typical: Vec::new(),
+        }) else {
+            return Explanation::default();
+        };
+        if !score.is_finite() || typical.is_empty() {
+            return Explanation::default();
+        }
+        let typical = typical.clone();
+        let x = &self.x[p * width..(p + 1) * width];
+        let e = match self.model.explain(&mut self.session, x, score, &typical) {
+            Ok(e) => e,
+            Err(e) => {
+                tracing::warn!("detector {}: explain: {e}", self.name);
+                return Explanation::default();
+            }
+        };
+        let Some((cols, _)) = self.layout(batch) else {
+            return Explanation::default();
+        };
+        Explanation {
+            contributions: top_contributions(
+                cols.iter()
+                    .zip(&e.weights)
+                    .map(|(&j, &w)| (batch.schema.channels[j].clone(), w)),
+            ),
+            expected: e.expected,
+        }
+    }
+
     fn score(&mut self, batch: &RecordBatch, keys: &[u32], out: &mut Scores) {
         let w = batch.width();
         out.reset(batch.len() * w);
         out.score.fill(f32::NAN);
         out.expected.fill(f32::NAN);
+        self.x.clear();
+        self.rows.clear();
         let Some((cols, alert_col)) = self.layout(batch) else {
             return;
         };
         let c = cols.len();
         let window = self.model.manifest.input.window as usize;
-        self.x.clear();
-        self.rows.clear();
         for (i, &key) in keys[..batch.len()].iter().enumerate() {
             let fresh = || Window {
                 ring: vec![0.0; window * c],
                 next: 0,
                 held: 0,
+                typical: Vec::new(),
             };
-            let Some(Window { ring, next, held }) = self.keys.get(key, batch.sensors[i], fresh)
+            let Some(Window {
+                ring,
+                next,
+                held,
+                typical,
+            }) = self.keys.get(key, batch.sensors[i], fresh)
             else {
                 continue;
             };
@@ -121,8 +175,16 @@ impl Detector for OnnxDetector {
             if cols.iter().any(|&j| !row[j].is_finite()) {
                 continue;
             }
-            for (slot, &j) in ring[*next * c..(*next + 1) * c].iter_mut().zip(&cols) {
+            if typical.is_empty() {
+                typical.extend(cols.iter().map(|&j| row[j]));
+            }
+            for ((slot, t), &j) in ring[*next * c..(*next + 1) * c]
+                .iter_mut()
+                .zip(typical.iter_mut())
+                .zip(&cols)
+            {
                 *slot = row[j];
+                *t += TYPICAL_ALPHA * (row[j] - *t);
             }
             *next = (*next + 1) % window;
             *held = (*held + 1).min(window);
@@ -165,6 +227,7 @@ impl Detector for OnnxDetector {
                     }
                 }
                 Err(e) => {
+                    self.out[at..at + n].fill(f32::NAN);
                     self.errors += 1;
                     if self.errors.is_power_of_two() {
                         tracing::error!(

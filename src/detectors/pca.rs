@@ -7,7 +7,7 @@
 //! The score is written on the first of the model's channels, the one its alerts name; the other
 //! channels get no observation from this detector.
 
-use super::{Detector, KeyStates, SchemaCache};
+use super::{top_contributions, Detector, KeyStates, SchemaCache};
 use crate::config::PcaSpec;
 use crate::contract::{Explanation, Scores};
 use crate::record::{NameTable, RecordBatch};
@@ -78,9 +78,6 @@ impl PcaDetector {
     }
 }
 
-/// Most channels an alert names.
-const NAMED: usize = 3;
-
 impl Detector for PcaDetector {
     fn name(&self) -> &Arc<str> {
         &self.name
@@ -97,15 +94,13 @@ impl Detector for PcaDetector {
         let w = batch.width();
         let x: Vec<f32> = cols.iter().map(|&j| batch.values[row * w + j]).collect();
         let e = model.explain(&x);
-        let mut ranked: Vec<(usize, f64)> = e.shares.iter().copied().enumerate().collect();
-        ranked.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
         Explanation {
-            contributions: ranked
-                .into_iter()
-                .take(NAMED)
-                .filter(|(_, share)| *share > 0.0)
-                .map(|(i, share)| (batch.schema.channels[cols[i]].clone(), share as f32))
-                .collect(),
+            contributions: top_contributions(
+                e.shares
+                    .iter()
+                    .zip(cols.iter())
+                    .map(|(&share, &j)| (batch.schema.channels[j].clone(), share)),
+            ),
             expected: e.expected.first().map(|&v| v as f32),
         }
     }

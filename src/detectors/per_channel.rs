@@ -3,7 +3,7 @@
 //! scored by one kernel call straight from the batch's values ([`super::for_each_run`]). The
 //! z-score and the likelihood detectors are this shell over their kernels.
 
-use super::{for_each_run, Detector, SlotMap};
+use super::{for_each_run, top_contributions, Detector, SlotMap};
 use crate::contract::{Explanation, Scores};
 use crate::record::RecordBatch;
 use std::fmt;
@@ -28,9 +28,6 @@ pub trait ChannelKernel: Send + fmt::Debug {
         None
     }
 }
-
-/// Most channels an alert names.
-const NAMED: usize = 3;
 
 /// A detector made of a [`ChannelKernel`] and its state.
 #[derive(Debug)]
@@ -81,18 +78,12 @@ impl<K: ChannelKernel> Detector for PerChannel<K> {
                 Some(d) => dev.push(if d.is_finite() && d > 0.0 { d } else { 0.0 }),
             }
         }
-        let total: f32 = dev.iter().sum();
-        if !(total > 0.0 && total.is_finite()) {
-            return Explanation::default();
-        }
-        let mut ranked: Vec<usize> = (0..w).filter(|&j| dev[j] > 0.0).collect();
-        ranked.sort_by(|&a, &b| dev[b].total_cmp(&dev[a]).then(a.cmp(&b)));
         Explanation {
-            contributions: ranked
-                .into_iter()
-                .take(NAMED)
-                .map(|j| (batch.schema.channels[j].clone(), dev[j] / total))
-                .collect(),
+            contributions: top_contributions(
+                dev.iter()
+                    .zip(batch.schema.channels.iter())
+                    .map(|(&d, c)| (c.clone(), d as f64)),
+            ),
             expected: None,
         }
     }

@@ -89,9 +89,96 @@ impl OnnxModel {
         rows: usize,
         out: &mut [f32],
     ) -> Result<(), String> {
+        self.with_output(session, x, rows, |y| {
+            score_output(&self.manifest, x, y, rows, out)
+        })?
+    }
+}
+
+/// How each of a model's channels made one row's score, and what it expected of the first
+/// channel's latest reading where the model says (a reconstruction).
+#[derive(Debug, Clone, PartialEq)]
+pub struct RowExplanation {
+    /// Per manifest channel, in its order: a non-negative weight (shares are weights over their
+    /// sum).
+    pub weights: Vec<f64>,
+    pub expected: Option<f32>,
+}
+
+impl OnnxModel {
+    /// Explains one input row (`width` values, the score just computed `score`).
+    ///
+    /// A reconstruction explains itself: each channel's weight is its part of the reconstruction
+    /// error over the window, and the expected value is the reconstruction of the first channel's
+    /// latest reading. Any other output is explained by occlusion: per channel, the row is scored
+    /// again with that channel at `typical[k]` throughout the window, and the weight is how much
+    /// the score fell (none when it rose). One `run` call either way.
+    pub fn explain(
+        &self,
+        session: &mut Session,
+        row: &[f32],
+        score: f32,
+        typical: &[f32],
+    ) -> Result<RowExplanation, String> {
         let m = &self.manifest;
-        let width = m.width();
-        let input = ndarray::ArrayView2::from_shape((rows, width), x).map_err(|e| e.to_string())?;
+        let (c, width) = (m.input.channels.len(), m.width());
+        if row.len() != width || typical.len() != c {
+            return Err(format!(
+                "model {}: cannot explain a row of {} values",
+                m.id(),
+                row.len()
+            ));
+        }
+        if m.output.meaning == Meaning::Reconstruction {
+            let y = self.with_output(session, row, 1, <[f32]>::to_vec)?;
+            if y.len() != width {
+                return Err(format!(
+                    "model {}: {} output values for 1 row",
+                    m.id(),
+                    y.len()
+                ));
+            }
+            let mut weights = vec![0.0; c];
+            for (i, (&x, &y)) in row.iter().zip(&y).enumerate() {
+                let s = m.output.scale.get(i).copied().unwrap_or(1.0) as f64;
+                let e = (x as f64 - y as f64) / s;
+                weights[i % c] += e * e;
+            }
+            return Ok(RowExplanation {
+                weights,
+                expected: Some(y[width - c]),
+            });
+        }
+        let mut x = Vec::with_capacity(c * width);
+        for (k, &t) in typical.iter().enumerate() {
+            x.extend_from_slice(row);
+            let at = x.len() - width;
+            for v in x[at..].iter_mut().skip(k).step_by(c) {
+                *v = t;
+            }
+        }
+        let mut occluded = vec![0.0; c];
+        self.score(session, &x, c, &mut occluded)?;
+        Ok(RowExplanation {
+            weights: occluded
+                .iter()
+                .map(|&s| (score as f64 - s as f64).max(0.0))
+                .collect(),
+            expected: None,
+        })
+    }
+
+    /// Runs `rows` rows of `x` and hands the model's raw output to `f`.
+    fn with_output<R>(
+        &self,
+        session: &mut Session,
+        x: &[f32],
+        rows: usize,
+        f: impl FnOnce(&[f32]) -> R,
+    ) -> Result<R, String> {
+        let m = &self.manifest;
+        let input =
+            ndarray::ArrayView2::from_shape((rows, m.width()), x).map_err(|e| e.to_string())?;
         let tensor = ort::value::TensorRef::from_array_view(input).map_err(|e| e.to_string())?;
         let outputs = session
             .run(ort::inputs![m.input.name.as_str() => tensor])
@@ -99,7 +186,7 @@ impl OnnxModel {
         let (_, y) = outputs[m.output.name.as_str()]
             .try_extract_tensor::<f32>()
             .map_err(|e| format!("model {}: output {}: {e}", m.id(), m.output.name))?;
-        score_output(m, x, y, rows, out)
+        Ok(f(y))
     }
 }
 

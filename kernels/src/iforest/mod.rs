@@ -356,6 +356,25 @@ impl Forest {
         self.sample_size
     }
 
+    /// The median of the thresholds the forest splits feature `feature` at: where the data it was
+    /// grown on sit, as the forest sees them (`None` if it never splits on it). A reference value
+    /// for explaining a score by occlusion when the training data are unknown.
+    pub fn median_threshold(&self, feature: usize) -> Option<f32> {
+        let mut t: Vec<f32> = self
+            .feature
+            .iter()
+            .zip(&self.threshold)
+            .filter(|&(&f, t)| f as usize == feature && !t.is_nan())
+            .map(|(_, &t)| t)
+            .collect();
+        if t.is_empty() {
+            return None;
+        }
+        let mid = t.len() / 2;
+        let (_, m, _) = t.select_nth_unstable_by(mid, f32::total_cmp);
+        Some(*m)
+    }
+
     /// The anomaly score of a sum of path lengths over all trees.
     #[inline]
     pub fn score_of(&self, path_sum: f32) -> f32 {

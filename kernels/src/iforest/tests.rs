@@ -240,3 +240,33 @@ fn training_refuses_bad_input() {
     let forest = train(&[1.0; 20], 2, &p).expect("trains");
     assert_eq!(forest.n_nodes(), 100);
 }
+
+#[test]
+fn median_threshold_is_the_median_of_a_features_splits() {
+    let mut rng = Rng(21);
+    let f = 6;
+    let trees: Vec<Vec<Node>> = (0..20).map(|_| random_tree(&mut rng, f, 6)).collect();
+    let forest = Forest::new(f, 256, &trees).expect("valid forest");
+    for j in 0..f {
+        let mut t: Vec<f32> = trees
+            .iter()
+            .flatten()
+            .filter_map(|n| match *n {
+                Node::Split {
+                    feature, threshold, ..
+                } if feature as usize == j => Some(threshold),
+                _ => None,
+            })
+            .collect();
+        t.sort_by(f32::total_cmp);
+        assert_eq!(
+            forest.median_threshold(j),
+            t.get(t.len() / 2).copied(),
+            "feature {j}"
+        );
+    }
+    // A feature no tree splits on has none.
+    let stump = vec![Node::Leaf { path_length: 1.0 }];
+    let forest = Forest::new(2, 2, &[stump]).expect("valid");
+    assert_eq!(forest.median_threshold(1), None);
+}
