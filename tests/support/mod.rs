@@ -32,6 +32,8 @@ pub enum Tool {
     OnnxRuntime,
     /// Debian's `stunnel4` (TLS in front of tansu) and `openssl` (test certificates).
     Stunnel,
+    /// moto's S3 server (PyPI, `.ci/install-moto`): the storage of a tansu that restarts.
+    Moto,
 }
 
 impl Tool {
@@ -40,6 +42,7 @@ impl Tool {
             Tool::Tansu => "tansu broker not found: the Kafka tests are skipped",
             Tool::OnnxRuntime => "ONNX Runtime 1.31.1 not found: the ONNX tests are skipped",
             Tool::Stunnel => "stunnel4 or openssl not found: the TLS tests are skipped",
+            Tool::Moto => "moto's S3 server not found: the broker restart tests are skipped",
         }
     }
 
@@ -48,6 +51,7 @@ impl Tool {
             Tool::Tansu => ".ci/install-tansu",
             Tool::OnnxRuntime => ".ci/install-onnxruntime",
             Tool::Stunnel => "apt-get install stunnel4 openssl",
+            Tool::Moto => ".ci/install-moto",
         }
     }
 
@@ -55,10 +59,12 @@ impl Tool {
         static TANSU: Once = Once::new();
         static ORT: Once = Once::new();
         static STUNNEL: Once = Once::new();
+        static MOTO: Once = Once::new();
         match self {
             Tool::Tansu => &TANSU,
             Tool::OnnxRuntime => &ORT,
             Tool::Stunnel => &STUNNEL,
+            Tool::Moto => &MOTO,
         }
     }
 
@@ -94,6 +100,9 @@ impl Tool {
                 (runs("openssl", "version") && runs("stunnel4", "-version"))
                     .then(|| PathBuf::from("stunnel4"))
             }
+            Tool::Moto => {
+                Some(root().join(".ci/cache/moto")).filter(|p| p.join("moto/server.py").exists())
+            }
         }
     }
 
@@ -128,13 +137,18 @@ pub fn free_port() -> u16 {
         .expect("free port")
 }
 
-/// A tansu broker with in-memory storage on a free loopback port, killed on drop.
+/// A tansu broker on a free loopback port, killed on drop: with in-memory storage, or with its
+/// topics, messages and committed offsets in an [`S3`] server, so it can be killed and restarted
+/// (on the same port) without losing them.
 #[derive(Debug)]
 pub struct Tansu {
     child: Child,
     bin: PathBuf,
     /// `127.0.0.1:PORT`
     pub addr: String,
+    advertised: String,
+    /// The S3 server's endpoint, for `s3://` storage; `None` for `memory://`.
+    s3: Option<String>,
 }
 
 impl Tansu {
@@ -146,34 +160,72 @@ impl Tansu {
     /// As [`Tansu::start`], telling clients to connect to `advertised` (`HOST:PORT`, e.g. a TLS
     /// proxy in front of it) instead of its own address.
     pub fn start_advertising(bin: &Path, advertised: Option<&str>) -> Tansu {
-        let port = free_port();
-        let url = format!("tcp://127.0.0.1:{port}");
-        let advertised = advertised.map_or(url.clone(), |a| format!("tcp://{a}"));
-        let child = Command::new(bin)
-            .args([
-                "broker",
-                "--listener-url",
-                &url,
-                "--advertised-listener-url",
-                &advertised,
-                "--storage-engine",
-                "memory://tansu/",
-            ])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start tansu");
-        let addr = format!("127.0.0.1:{port}");
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while TcpStream::connect(&addr).is_err() {
-            assert!(Instant::now() < deadline, "tansu did not start");
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        Tansu::launch(bin, advertised, None)
+    }
+
+    /// A broker keeping everything in `s3` (bucket `tansu`): it survives [`Tansu::restart`].
+    pub fn start_persistent(bin: &Path, s3: &S3) -> Tansu {
+        Tansu::launch(bin, None, Some(s3.endpoint.clone()))
+    }
+
+    fn launch(bin: &Path, advertised: Option<&str>, s3: Option<String>) -> Tansu {
+        let addr = format!("127.0.0.1:{}", free_port());
+        let advertised = format!("tcp://{}", advertised.unwrap_or(&addr));
+        let child = Tansu::spawn(bin, &addr, &advertised, s3.as_deref());
         Tansu {
             child,
             bin: bin.to_path_buf(),
             addr,
+            advertised,
+            s3,
         }
+    }
+
+    fn spawn(bin: &Path, addr: &str, advertised: &str, s3: Option<&str>) -> Child {
+        let mut cmd = Command::new(bin);
+        cmd.args([
+            "broker",
+            "--listener-url",
+            &format!("tcp://{addr}"),
+            "--advertised-listener-url",
+            advertised,
+            "--storage-engine",
+            if s3.is_some() {
+                "s3://tansu/"
+            } else {
+                "memory://tansu/"
+            },
+        ]);
+        if let Some(endpoint) = s3 {
+            cmd.env("AWS_ENDPOINT", endpoint)
+                .env("AWS_ALLOW_HTTP", "true")
+                .env("AWS_DEFAULT_REGION", "us-east-1")
+                .env("AWS_ACCESS_KEY_ID", "vigil")
+                .env("AWS_SECRET_ACCESS_KEY", "vigil");
+        }
+        let child = cmd
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start tansu");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while TcpStream::connect(addr).is_err() {
+            assert!(Instant::now() < deadline, "tansu did not start");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        child
+    }
+
+    /// Kills the broker with SIGKILL (nothing flushed, no goodbye to clients).
+    pub fn kill9(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Starts the broker again on the same port with the same storage (after [`Tansu::kill9`]).
+    pub fn restart(&mut self) {
+        self.kill9();
+        self.child = Tansu::spawn(&self.bin, &self.addr, &self.advertised, self.s3.as_deref());
     }
 
     /// Creates `name` with `partitions` partitions.
@@ -208,6 +260,68 @@ impl Tansu {
 }
 
 impl Drop for Tansu {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// moto's S3 server on a free loopback port with a bucket `tansu`, killed on drop. Objects live in
+/// its memory: they outlive the brokers that use it, not the server.
+#[derive(Debug)]
+pub struct S3 {
+    child: Child,
+    /// `http://127.0.0.1:PORT`
+    pub endpoint: String,
+}
+
+impl S3 {
+    /// Starts moto from `dir` (see [`Tool::Moto`]) and creates the bucket.
+    pub fn start(dir: &Path) -> S3 {
+        let port = free_port();
+        let child = Command::new("python3")
+            .args([
+                "-m",
+                "moto.server",
+                "-H",
+                "127.0.0.1",
+                "-p",
+                &port.to_string(),
+            ])
+            .env("PYTHONPATH", dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start moto");
+        let s3 = S3 {
+            child,
+            endpoint: format!("http://127.0.0.1:{port}"),
+        };
+        let addr = format!("127.0.0.1:{port}");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            // moto does not check signatures: a bare PUT creates the bucket.
+            let created = TcpStream::connect(&addr).ok().and_then(|mut s| {
+                s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+                write!(
+                    s,
+                    "PUT /tansu HTTP/1.1\r\nHost: {addr}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                )
+                .ok()?;
+                let mut text = String::new();
+                s.read_to_string(&mut text).ok()?;
+                text.starts_with("HTTP/1.1 200").then_some(())
+            });
+            if created.is_some() {
+                return s3;
+            }
+            assert!(Instant::now() < deadline, "moto's S3 server did not start");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+impl Drop for S3 {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();

@@ -101,6 +101,11 @@ fn install() -> Result<Tools, String> {
         Command::new("bash").arg(root.join(".ci/install-tansu")),
         ".ci/install-tansu",
     )?;
+    step("moto's S3 server, the storage of a broker that restarts (.ci/install-moto)");
+    run(
+        Command::new("bash").arg(root.join(".ci/install-moto")),
+        ".ci/install-moto",
+    )?;
     step("ONNX Runtime for the ONNX tests (.ci/install-onnxruntime)");
     run(
         Command::new("bash").arg(root.join(".ci/install-onnxruntime")),
