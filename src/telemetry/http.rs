@@ -14,6 +14,11 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
+/// A consumer that has not polled for this long is not ready: whatever holds it (a rebalance
+/// callback waiting for records in flight, a commit to a coordinator that is away, a full
+/// pipeline), it is not reading, and its statistics, which arrive through its polls, are stale.
+pub const POLL_SILENCE: Duration = Duration::from_secs(3);
+
 /// What the endpoint reads.
 #[derive(Debug)]
 pub struct HttpState {
@@ -200,12 +205,25 @@ fn handle(mut stream: TcpStream, state: &HttpState) -> std::io::Result<()> {
         ("GET", "/readyz") => {
             let trouble = state.health.not_ready();
             let s = state.status.lock().unwrap_or_else(PoisonError::into_inner);
-            let polling = s
-                .last_poll
-                .is_some_and(|t| t.elapsed() < Duration::from_secs(10));
+            let silent = s.last_poll.map(|t| t.elapsed());
             if let Some(why) = trouble {
                 ("503 Service Unavailable", why)
-            } else if !s.partitions.is_empty() && polling {
+            } else if s.partitions.is_empty() {
+                (
+                    "503 Service Unavailable",
+                    "not ready: no partitions assigned\n".to_string(),
+                )
+            } else if let Some(d) = silent.filter(|d| *d >= POLL_SILENCE) {
+                // Stuck in a rebalance callback or a commit, or held by a full pipeline: while the
+                // consumer does not poll, its view of the cluster is stale too.
+                (
+                    "503 Service Unavailable",
+                    format!(
+                        "not ready: the consumer has not polled for {} s\n",
+                        d.as_secs()
+                    ),
+                )
+            } else if silent.is_some() {
                 (
                     "200 OK",
                     format!("ready: {} partitions\n", s.partitions.len()),
@@ -213,7 +231,7 @@ fn handle(mut stream: TcpStream, state: &HttpState) -> std::io::Result<()> {
             } else {
                 (
                     "503 Service Unavailable",
-                    "not ready: no partitions assigned or not polling\n".to_string(),
+                    "not ready: not polling yet\n".to_string(),
                 )
             }
         }
