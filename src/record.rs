@@ -175,6 +175,14 @@ impl Schemas {
     }
 }
 
+/// What a message's topic says of its record (an MQTT topic layout such as
+/// `plant/+/{sensor}/{channel}`): the sensor, the channel of a one-value payload.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TopicFields {
+    pub sensor: Option<String>,
+    pub channel: Option<String>,
+}
+
 /// Where one record came from: a source and a position in it (the line number in a file, the
 /// offset in a partition).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

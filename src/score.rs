@@ -1,4 +1,4 @@
-//! The long-running scorer: Kafka in, the same pipeline as replay, Kafka out.
+//! The long-running scorer: Kafka (or MQTT) in, the same pipeline as replay, Kafka out.
 
 use crate::config::{Config, Overrides};
 use crate::decode::SensorNaming;
@@ -10,6 +10,7 @@ use crate::record::{Interner, NameTable};
 use crate::run::Run;
 use crate::sinks::kafka::KafkaSink;
 use crate::sources::kafka::KafkaSource;
+use crate::sources::mqtt::MqttSource;
 use crate::telemetry::http::{self, HttpState};
 use crate::telemetry::report::Report;
 use crate::telemetry::{Counters, Stage, Telemetry};
@@ -21,8 +22,13 @@ use std::time::{Duration, Instant};
 /// Why the scorer stopped with an error.
 #[derive(Debug, thiserror::Error)]
 pub enum ScoreError {
-    #[error("no input topics: set kafka.input_topics, VIGIL_INPUT_TOPICS or --topic")]
+    #[error(
+        "no input topics: set kafka.input_topics, VIGIL_INPUT_TOPICS or --topic (Kafka), or \
+         mqtt.topics or VIGIL_MQTT_TOPICS (MQTT)"
+    )]
     NoTopics,
+    #[error("both kafka.input_topics and mqtt.topics are set: one scorer reads one of them")]
+    TwoInputs,
     /// A detector's model cannot be loaded.
     #[error(transparent)]
     Load(#[from] LoadError),
@@ -161,6 +167,7 @@ fn needs_restart(old: &Config, new: &Config) -> Vec<&'static str> {
         ("[pipeline]", differs(&old.pipeline, &new.pipeline)),
         ("[output]", differs(&old.output, &new.output)),
         ("[kafka]", differs(&old.kafka, &new.kafka)),
+        ("[mqtt]", differs(&old.mqtt, &new.mqtt)),
     ]
     .into_iter()
     .filter_map(|(name, changed)| changed.then_some(name))
@@ -174,6 +181,27 @@ fn describe(d: &[LoadedDetector]) -> String {
         .join(", ")
 }
 
+/// Where `vigil score` reads records.
+#[derive(Debug)]
+enum Source {
+    Kafka(KafkaSource),
+    Mqtt(Box<MqttSource>),
+}
+
+impl Source {
+    fn run(
+        self,
+        out: crossbeam_channel::Sender<crate::decode::Input>,
+        stop: &AtomicBool,
+        drained: crossbeam_channel::Receiver<()>,
+    ) -> Result<(), String> {
+        match self {
+            Source::Kafka(s) => s.run(out, stop, drained),
+            Source::Mqtt(s) => s.run(out, stop, drained),
+        }
+    }
+}
+
 /// Runs until `stop` is set (SIGINT/SIGTERM) or the pipeline fails, then drains: stops consuming,
 /// scores what is in flight, waits for the broker to acknowledge every alert, commits, and reports.
 /// With `reload`, detectors are swapped in while it runs when their configuration changes.
@@ -183,8 +211,11 @@ pub fn score(
     reload: Option<Reload>,
 ) -> Result<Report, ScoreError> {
     let k = &config.kafka;
-    if k.input_topics.is_empty() {
-        return Err(ScoreError::NoTopics);
+    let mqtt = !config.mqtt.topics.is_empty();
+    match (k.input_topics.is_empty(), mqtt) {
+        (true, false) => return Err(ScoreError::NoTopics),
+        (false, true) => return Err(ScoreError::TwoInputs),
+        _ => {}
     }
     let run = Run::prepare(config, true)?;
     crate::kafka::check_security(k).map_err(ScoreError::Security)?;
@@ -207,18 +238,29 @@ pub fn score(
             },
         })?;
     let status = Arc::new(Mutex::new(ConsumerStatus::default()));
-    let source = KafkaSource::new(
-        k,
-        Interner::new(names.sources.clone()),
-        tracker.clone(),
-        status.clone(),
-        sink.transactions(),
-        health.clone(),
-    )
-    .map_err(|error| ScoreError::Client {
-        client: "consumer",
-        error,
-    })?;
+    let source = if mqtt {
+        Source::Mqtt(Box::new(MqttSource::new(
+            &config.mqtt,
+            Interner::new(names.sources.clone()),
+            tracker.clone(),
+            status.clone(),
+        )))
+    } else {
+        Source::Kafka(
+            KafkaSource::new(
+                k,
+                Interner::new(names.sources.clone()),
+                tracker.clone(),
+                status.clone(),
+                sink.transactions(),
+                health.clone(),
+            )
+            .map_err(|error| ScoreError::Client {
+                client: "consumer",
+                error,
+            })?,
+        )
+    };
     let listener = match k.http_listen {
         Some(addr) => {
             Some(TcpListener::bind(addr).map_err(|error| ScoreError::Listen { addr, error })?)
@@ -226,12 +268,22 @@ pub fn score(
         None => None,
     };
     let running = run.start(config, decoder, Box::new(sink), None)?;
+    let from = if mqtt {
+        let m = &config.mqtt;
+        format!(
+            "MQTT {:?} from {}:{} as client {:?}",
+            m.topics, m.broker.0, m.broker.1, m.client_id
+        )
+    } else {
+        format!(
+            "{:?} from {} as group {:?}",
+            k.input_topics, k.bootstrap_servers, k.group_id
+        )
+    };
     tracing::info!(
-        "scoring {:?} from {} as group {:?}: alerts to {:?}, dead letters to {:?}, {}{}",
-        k.input_topics,
-        k.bootstrap_servers,
-        k.group_id,
+        "scoring {from}: alerts to {:?} on {}, dead letters to {:?}, {}{}",
         k.alert_topic,
+        k.bootstrap_servers,
         k.dead_letter_topic,
         run.describe(config),
         k.http_listen

@@ -17,6 +17,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
+mod mqtt;
+
 /// A message read back: payload, headers, partition, offset.
 type Received = (Vec<u8>, HashMap<String, String>, i32, i64);
 

@@ -27,7 +27,7 @@ fuzz_target!(|data: &[u8]| {
         source: 0,
         position: 7,
     };
-    assert!(decoder.json(data, origin, Instant::now(), &mut dead, &mut check));
+    assert!(decoder.json(data, None, origin, Instant::now(), &mut dead, &mut check));
     assert!(decoder.flush(&mut check));
     assert!(
         rows + dead.len() <= 1,

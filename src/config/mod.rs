@@ -19,7 +19,8 @@ pub use overlay::{load, Overrides};
 pub use policy::{PolicyBase, PolicyConfig, DEFAULT_POLICY, LIKELIHOOD_POLICY, SEQUENCE_POLICY};
 pub use raw::RawConfig;
 pub use sections::{
-    Delivery, InputConfig, KafkaConfig, OutputConfig, PipelineConfig, Properties, Speed,
+    Delivery, InputConfig, KafkaConfig, MqttConfig, OutputConfig, PipelineConfig, Properties,
+    Speed, TopicLayout,
 };
 
 use raw::RawPolicy;
@@ -62,6 +63,7 @@ pub struct Config {
     pub onnx_runtime: Option<PathBuf>,
     pub output: OutputConfig,
     pub kafka: KafkaConfig,
+    pub mqtt: MqttConfig,
 }
 
 /// The detector set when none is configured, the best measured on NAB and SKAB together (see
@@ -119,6 +121,7 @@ impl Config {
             onnx_runtime: raw.onnx.runtime,
             output: sections::output(raw.output),
             kafka: sections::kafka(raw.kafka, raw.http)?,
+            mqtt: sections::mqtt(raw.mqtt)?,
         })
     }
 }

@@ -36,6 +36,11 @@ fn apply_env(raw: &mut RawConfig, var: impl Fn(&str) -> Option<String>) {
     k.dead_letter_topic = var("VIGIL_DEAD_LETTER_TOPIC").or(k.dead_letter_topic.take());
     k.transactional_id = var("VIGIL_TRANSACTIONAL_ID").or(k.transactional_id.take());
     raw.http.listen = var("VIGIL_HTTP_LISTEN").or(raw.http.listen.take());
+    let m = &mut raw.mqtt;
+    m.broker = var("VIGIL_MQTT_BROKER").or(m.broker.take());
+    if let Some(t) = var("VIGIL_MQTT_TOPICS") {
+        m.topics = Some(t.split(',').map(|s| s.trim().to_string()).collect());
+    }
 }
 
 impl Overrides {

@@ -30,6 +30,9 @@ pub struct RawConfig {
     /// The Kafka connection of `vigil score` and `vigil produce`.
     #[serde(default)]
     pub kafka: RawKafka,
+    /// The MQTT broker `vigil score` reads devices from (instead of Kafka topics).
+    #[serde(default)]
+    pub mqtt: RawMqtt,
     /// The operations endpoint of `vigil score`.
     #[serde(default)]
     pub http: RawHttp,
@@ -89,6 +92,29 @@ pub struct RawKafka {
     /// `"security.protocol" = "SASL_SSL"`. They override Vigil's own settings.
     #[serde(default)]
     pub properties: BTreeMap<String, String>,
+}
+
+/// `[mqtt]`
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawMqtt {
+    /// `host:port` of the MQTT broker (`VIGIL_MQTT_BROKER`). Default `127.0.0.1:1883`.
+    pub broker: Option<String>,
+    /// Topic filters to subscribe to, with `+` and `#` wildcards (`VIGIL_MQTT_TOPICS`,
+    /// comma-separated). When set, `vigil score` reads records from MQTT instead of
+    /// `kafka.input_topics`; alerts and dead letters still go to Kafka.
+    pub topics: Option<Vec<String>>,
+    /// The client id, stable across restarts so the broker keeps the session. Default
+    /// `vigil-<hostname>`.
+    pub client_id: Option<String>,
+    /// Seconds between keep-alive pings. Default 30.
+    pub keep_alive_s: Option<u64>,
+    pub username: Option<String>,
+    /// `${env:NAME}` or `${file:PATH}` to keep it out of the file.
+    pub password: Option<String>,
+    /// Layouts like `plant/+/{sensor}/{channel}`: a message whose topic has one of them takes its
+    /// sensor (and channel) from the topic. Default none: every payload is a whole record.
+    pub topic_layouts: Option<Vec<String>>,
 }
 
 /// `[http]`

@@ -2,8 +2,9 @@
 //! `[kafka]` with `[http]`. Each is checked from its raw shape by a function of its own; values
 //! only, no I/O.
 
-use super::raw::{RawHttp, RawInput, RawKafka, RawOutput, RawPipeline};
+use super::raw::{RawHttp, RawInput, RawKafka, RawMqtt, RawOutput, RawPipeline};
 use super::ConfigError;
+use crate::record::TopicFields;
 use crate::time::EpochUnit;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -112,32 +113,40 @@ impl Properties {
     /// contents of the file PATH without its trailing newline (a mounted Kubernetes secret), any
     /// other value itself.
     fn resolve(raw: std::collections::BTreeMap<String, String>) -> Result<Properties, ConfigError> {
-        let mut out = Vec::with_capacity(raw.len());
-        for (key, value) in raw {
-            let value = match value
-                .strip_prefix("${")
-                .and_then(|v| v.strip_suffix('}'))
-                .and_then(|v| v.split_once(':'))
-            {
-                Some(("env", name)) => std::env::var(name).map_err(|_| {
-                    ConfigError::invalid(format!(
-                        "kafka.properties.{key}: the environment variable {name} is not set"
-                    ))
-                })?,
-                Some(("file", path)) => std::fs::read_to_string(path)
-                    .map_err(|e| {
-                        ConfigError::invalid(format!(
-                            "kafka.properties.{key}: cannot read {path}: {e}"
-                        ))
-                    })?
-                    .trim_end_matches(['\n', '\r'])
-                    .to_string(),
-                _ => value,
-            };
-            out.push((key, value));
-        }
-        Ok(Properties(out))
+        raw.into_iter()
+            .map(|(key, value)| {
+                Ok((
+                    key.clone(),
+                    secret(&format!("kafka.properties.{key}"), value)?,
+                ))
+            })
+            .collect::<Result<_, _>>()
+            .map(Properties)
     }
+}
+
+/// A setting that may be a secret: `${env:NAME}` is the environment variable NAME, `${file:PATH}`
+/// the contents of the file PATH without its trailing newline (a mounted Kubernetes secret), any
+/// other value itself. `what` names the setting in errors; the value is never in one.
+fn secret(what: &str, value: String) -> Result<String, ConfigError> {
+    Ok(
+        match value
+            .strip_prefix("${")
+            .and_then(|v| v.strip_suffix('}'))
+            .and_then(|v| v.split_once(':'))
+        {
+            Some(("env", name)) => std::env::var(name).map_err(|_| {
+                ConfigError::invalid(format!(
+                    "{what}: the environment variable {name} is not set"
+                ))
+            })?,
+            Some(("file", path)) => std::fs::read_to_string(path)
+                .map_err(|e| ConfigError::invalid(format!("{what}: cannot read {path}: {e}")))?
+                .trim_end_matches(['\n', '\r'])
+                .to_string(),
+            _ => value,
+        },
+    )
 }
 
 /// `kafka.delivery`: what a crash can do to the alert topic.
@@ -339,4 +348,237 @@ pub(super) fn kafka(k: RawKafka, http: RawHttp) -> Result<KafkaConfig, ConfigErr
         );
     }
     Ok(kafka)
+}
+
+/// Validated `[mqtt]`: the devices' broker `vigil score` reads instead of Kafka topics when
+/// `topics` is set.
+#[derive(Clone, PartialEq, Eq)]
+pub struct MqttConfig {
+    /// `host:port` of the broker.
+    pub broker: (String, u16),
+    /// Topic filters subscribed to (QoS 1). Empty: `vigil score` reads Kafka.
+    pub topics: Vec<String>,
+    /// Stable across restarts, so the broker keeps the session (subscriptions and unacknowledged
+    /// messages) while Vigil is away.
+    pub client_id: String,
+    pub keep_alive: Duration,
+    pub credentials: Option<(String, String)>,
+    /// Where the sensor (and channel) of a record is in its topic, tried in order.
+    pub layouts: Vec<TopicLayout>,
+}
+
+impl std::fmt::Debug for MqttConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MqttConfig")
+            .field("broker", &self.broker)
+            .field("topics", &self.topics)
+            .field("client_id", &self.client_id)
+            .field("keep_alive", &self.keep_alive)
+            .field("username", &self.credentials.as_ref().map(|c| &c.0))
+            .field("layouts", &self.layouts)
+            .finish()
+    }
+}
+
+/// One level of a topic layout.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Level {
+    Exact(String),
+    /// `+`: any one level.
+    Any,
+    Sensor,
+    Channel,
+}
+
+/// A topic layout such as `plant/+/{sensor}/{channel}`: literal levels, `+` for any level, and
+/// `{sensor}` / `{channel}` for the level that names the record's sensor / channel.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TopicLayout {
+    text: String,
+    levels: Vec<Level>,
+}
+
+impl TopicLayout {
+    pub fn parse(text: &str) -> Result<TopicLayout, ConfigError> {
+        let bad = |why: &str| ConfigError::invalid(format!("mqtt.topic_layouts {text:?}: {why}"));
+        let mut levels = Vec::new();
+        for level in text.split('/') {
+            levels.push(match level {
+                "+" => Level::Any,
+                "{sensor}" => Level::Sensor,
+                "{channel}" => Level::Channel,
+                "#" => return Err(bad("`#` cannot name a level; use `+` for each")),
+                l if l.contains(['+', '#', '{', '}']) => {
+                    return Err(bad("a level is a name, `+`, `{sensor}` or `{channel}`"))
+                }
+                l => Level::Exact(l.to_string()),
+            });
+        }
+        for (what, level) in [("{sensor}", Level::Sensor), ("{channel}", Level::Channel)] {
+            if levels.iter().filter(|l| **l == level).count() > 1 {
+                return Err(bad(&format!("{what} appears twice")));
+            }
+        }
+        if !levels.contains(&Level::Sensor) && !levels.contains(&Level::Channel) {
+            return Err(bad("names neither {sensor} nor {channel}"));
+        }
+        Ok(TopicLayout {
+            text: text.to_string(),
+            levels,
+        })
+    }
+
+    /// The sensor and channel `topic` names, if it has this layout.
+    pub fn fields(&self, topic: &str) -> Option<TopicFields> {
+        let mut out = TopicFields::default();
+        let mut parts = topic.split('/');
+        for level in &self.levels {
+            let part = parts.next()?;
+            match level {
+                Level::Exact(l) if l != part => return None,
+                Level::Sensor if part.is_empty() => return None,
+                Level::Channel if part.is_empty() => return None,
+                Level::Sensor => out.sensor = Some(part.to_string()),
+                Level::Channel => out.channel = Some(part.to_string()),
+                _ => {}
+            }
+        }
+        parts.next().is_none().then_some(out)
+    }
+}
+
+pub(super) fn mqtt(m: RawMqtt) -> Result<MqttConfig, ConfigError> {
+    let text = m.broker.unwrap_or_else(|| "127.0.0.1:1883".to_string());
+    let broker = text
+        .rsplit_once(':')
+        .and_then(|(h, p)| Some((h.to_string(), p.parse::<u16>().ok()?)))
+        .filter(|(h, p)| !h.is_empty() && *p > 0)
+        .ok_or_else(|| {
+            ConfigError::invalid(format!(
+                "mqtt.broker {text:?} is not host:port like 127.0.0.1:1883"
+            ))
+        })?;
+    let topics = m.topics.unwrap_or_default();
+    for t in &topics {
+        let levels: Vec<&str> = t.split('/').collect();
+        let ok = !t.is_empty()
+            && levels.iter().enumerate().all(|(i, l)| {
+                *l == "+" || (*l == "#" && i == levels.len() - 1) || !l.contains(['+', '#'])
+            });
+        if !ok {
+            return Err(ConfigError::invalid(format!(
+                "mqtt.topics {t:?} is not an MQTT topic filter (`+` stands for a whole level, \
+                 `#` only for the last)"
+            )));
+        }
+    }
+    let client_id = m
+        .client_id
+        .unwrap_or_else(|| format!("vigil-{}", crate::config::hostname()));
+    if client_id.is_empty() || client_id.len() > 256 {
+        return Err(ConfigError::invalid(
+            "mqtt.client_id must be 1 to 256 characters",
+        ));
+    }
+    let credentials = match (m.username, m.password) {
+        (Some(u), p) => Some((u, secret("mqtt.password", p.unwrap_or_default())?)),
+        (None, Some(_)) => {
+            return Err(ConfigError::invalid(
+                "mqtt.password is set without mqtt.username",
+            ))
+        }
+        (None, None) => None,
+    };
+    let keep_alive = m.keep_alive_s.unwrap_or(30);
+    if !(5..=65_535).contains(&keep_alive) {
+        return Err(ConfigError::invalid(format!(
+            "mqtt.keep_alive_s must be 5 to 65535, got {keep_alive}"
+        )));
+    }
+    Ok(MqttConfig {
+        broker,
+        topics,
+        client_id,
+        keep_alive: Duration::from_secs(keep_alive),
+        credentials,
+        layouts: m
+            .topic_layouts
+            .unwrap_or_default()
+            .iter()
+            .map(|l| TopicLayout::parse(l))
+            .collect::<Result<_, _>>()?,
+    })
+}
+
+#[cfg(test)]
+mod mqtt_tests {
+    use super::*;
+
+    #[test]
+    fn topic_layouts_name_the_sensor_and_channel_levels() {
+        let l = TopicLayout::parse("plant/+/{sensor}/{channel}").expect("layout");
+        let f = l.fields("plant/line-1/pump-3/pressure").expect("match");
+        assert_eq!(f.sensor.as_deref(), Some("pump-3"));
+        assert_eq!(f.channel.as_deref(), Some("pressure"));
+        for other in [
+            "plant/line-1/pump-3",
+            "plant/a/b/c/d",
+            "site/a/b/c",
+            "plant/a//c",
+        ] {
+            assert!(l.fields(other).is_none(), "{other}");
+        }
+        let s = TopicLayout::parse("devices/{sensor}").expect("layout");
+        let f = s.fields("devices/valve-7").expect("match");
+        assert_eq!((f.sensor.as_deref(), f.channel), (Some("valve-7"), None));
+        for bad in ["a/#", "a/b", "a/{sensor}/{sensor}", "a/x+/{sensor}"] {
+            assert!(TopicLayout::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn mqtt_settings_are_checked() {
+        let ok = mqtt(RawMqtt {
+            topics: Some(vec!["plant/#".into(), "a/+/b".into()]),
+            ..Default::default()
+        })
+        .expect("valid");
+        assert_eq!(ok.broker, ("127.0.0.1".to_string(), 1883));
+        assert!(ok.client_id.starts_with("vigil-"));
+        for raw in [
+            RawMqtt {
+                broker: Some("nohost".into()),
+                ..Default::default()
+            },
+            RawMqtt {
+                broker: Some(":1883".into()),
+                ..Default::default()
+            },
+            RawMqtt {
+                topics: Some(vec!["a/#/b".into()]),
+                ..Default::default()
+            },
+            RawMqtt {
+                topics: Some(vec!["a/b+".into()]),
+                ..Default::default()
+            },
+            RawMqtt {
+                password: Some("x".into()),
+                ..Default::default()
+            },
+            RawMqtt {
+                keep_alive_s: Some(1),
+                ..Default::default()
+            },
+        ] {
+            assert!(mqtt(raw).is_err());
+        }
+        let with = mqtt(RawMqtt {
+            username: Some("edge".into()),
+            password: Some("s3cret".into()),
+            ..Default::default()
+        })
+        .expect("valid");
+        assert!(!format!("{with:?}").contains("s3cret"));
+    }
 }

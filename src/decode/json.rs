@@ -3,6 +3,7 @@
 //! `ts` is a number (epoch, in the configured unit) or a string (ISO-8601). A value that is `null`
 //! is a missing reading. Other fields are ignored, so producers can add some.
 
+use crate::record::TopicFields;
 use crate::time::{parse_timestamp, EpochUnit};
 use serde::de::{Deserializer, MapAccess, Visitor};
 use serde::Deserialize;
@@ -56,8 +57,74 @@ pub fn decode<'a>(
     unit: EpochUnit,
     ignore: &[String],
 ) -> Result<(JsonRecord<'a>, i64), String> {
-    let mut rec: JsonRecord =
+    let rec: JsonRecord =
         serde_json::from_slice(bytes).map_err(|e| format!("bad JSON record: {e}"))?;
+    check(rec, unit, ignore)
+}
+
+/// A record whose topic names its sensor (an MQTT topic layout): the payload is
+/// `{"ts": .., "values": {..}}`, or `{"ts": .., "value": x}` when the topic names the channel too.
+/// A `sensor` in the payload must be the topic's.
+#[derive(Debug, Deserialize)]
+struct TopicRecord<'a> {
+    #[serde(borrow, default)]
+    sensor: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    ts: JsonTs<'a>,
+    #[serde(borrow, default, deserialize_with = "some_values_in_order")]
+    values: Option<Values<'a>>,
+    #[serde(default)]
+    value: Option<f64>,
+}
+
+fn some_values_in_order<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Values<'de>>, D::Error> {
+    values_in_order(d).map(Some)
+}
+
+/// Parses the payload of a message whose topic gave `topic` (see [`TopicRecord`]).
+pub fn decode_from_topic<'a>(
+    bytes: &'a [u8],
+    topic: &'a TopicFields,
+    unit: EpochUnit,
+    ignore: &[String],
+) -> Result<(JsonRecord<'a>, i64), String> {
+    let rec: TopicRecord =
+        serde_json::from_slice(bytes).map_err(|e| format!("bad JSON record: {e}"))?;
+    let sensor = match (&topic.sensor, rec.sensor) {
+        (Some(t), Some(p)) if *t != p => {
+            return Err(format!("sensor {p:?} in a topic of sensor {t:?}"))
+        }
+        (Some(t), _) => Cow::Borrowed(t.as_str()),
+        (None, Some(p)) => p,
+        (None, None) => return Err("missing field `sensor`".into()),
+    };
+    let values = match (&topic.channel, rec.values, rec.value) {
+        (Some(c), None, Some(v)) => vec![(Cow::Borrowed(c.as_str()), Some(v))],
+        (Some(c), _, _) => {
+            return Err(format!(
+                "a topic of channel {c:?} takes {{\"ts\": .., \"value\": number}}"
+            ))
+        }
+        (None, Some(values), None) => values,
+        (None, _, _) => return Err("missing field `values`".into()),
+    };
+    check(
+        JsonRecord {
+            sensor,
+            ts: rec.ts,
+            values,
+        },
+        unit,
+        ignore,
+    )
+}
+
+/// The checks every record passes, however it was parsed.
+fn check<'a>(
+    mut rec: JsonRecord<'a>,
+    unit: EpochUnit,
+    ignore: &[String],
+) -> Result<(JsonRecord<'a>, i64), String> {
     if rec.sensor.is_empty() {
         return Err("empty sensor id".into());
     }
@@ -139,6 +206,46 @@ mod tests {
             ),
         ] {
             let err = decode(bad, EpochUnit::Auto, &[]).expect_err(why);
+            assert!(err.contains(why), "{err}");
+        }
+    }
+
+    #[test]
+    fn a_topic_names_the_sensor_and_channel_of_its_payloads() {
+        let both = TopicFields {
+            sensor: Some("pump-3".into()),
+            channel: Some("pressure".into()),
+        };
+        let (r, ts) =
+            decode_from_topic(br#"{"ts":1000,"value":5.5}"#, &both, EpochUnit::Millis, &[])
+                .expect("record");
+        assert_eq!((r.sensor.as_ref(), ts), ("pump-3", 1000));
+        assert_eq!(r.values, vec![(Cow::Borrowed("pressure"), Some(5.5))]);
+        let sensor = TopicFields {
+            sensor: Some("pump-3".into()),
+            channel: None,
+        };
+        let (r, _) = decode_from_topic(
+            br#"{"sensor":"pump-3","ts":1,"values":{"b":1,"a":2}}"#,
+            &sensor,
+            EpochUnit::Millis,
+            &[],
+        )
+        .expect("record");
+        assert_eq!(r.values.len(), 2);
+        for (bad, fields, why) in [
+            (&br#"{"ts":1,"values":{"p":1}}"#[..], &both, "takes"),
+            (br#"{"ts":1,"value":1}"#, &sensor, "missing field `values`"),
+            (
+                br#"{"sensor":"x","ts":1,"values":{"p":1}}"#,
+                &sensor,
+                "in a topic of sensor",
+            ),
+            (br#"{"ts":1,"value":1e39}"#, &both, "out of range"),
+            (br#"{"ts":"noon","value":1}"#, &both, "bad timestamp"),
+            (br#"[1]"#, &both, "bad JSON record"),
+        ] {
+            let err = decode_from_topic(bad, fields, EpochUnit::Millis, &[]).expect_err(why);
             assert!(err.contains(why), "{err}");
         }
     }

@@ -10,6 +10,7 @@ pub mod json;
 use crate::config::{InputConfig, Speed};
 use crate::record::{
     DeadLetter, Interner, NameTable, Origin, RecordBatch, Schema, Schemas, SourceId, Ticket,
+    TopicFields,
 };
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -62,6 +63,8 @@ pub struct Message {
     pub timestamp_ms: i64,
     /// Score the record but raise no alert from it (it is being re-read to rebuild state).
     pub replay_only: bool,
+    /// What the message's topic says of its record (an MQTT topic layout), if anything.
+    pub topic: Option<TopicFields>,
 }
 
 /// A consumer poll's worth of messages.
@@ -273,7 +276,14 @@ impl Decoder {
                     self.replay_only = m.replay_only;
                     // A sensor's state lives as long as its partition's assignment.
                     self.scope = Some(m.origin.source);
-                    if !self.json(&m.payload, m.origin, batch.read_at, dead, emit) {
+                    if !self.json(
+                        &m.payload,
+                        m.topic.as_ref(),
+                        m.origin,
+                        batch.read_at,
+                        dead,
+                        emit,
+                    ) {
                         return false;
                     }
                 }
@@ -357,7 +367,7 @@ impl Decoder {
                         }
                     }
                 }
-                Format::JsonLines => self.json(line, origin, chunk.read_at, dead, emit),
+                Format::JsonLines => self.json(line, None, origin, chunk.read_at, dead, emit),
             };
             if !ok {
                 return false;
@@ -366,10 +376,12 @@ impl Decoder {
         true
     }
 
-    /// Decodes one JSON record (a line of a file, or a message from a topic).
+    /// Decodes one JSON record (a line of a file, or a message from a topic, with what its topic
+    /// names of the record).
     pub fn json(
         &mut self,
         bytes: &[u8],
+        topic: Option<&TopicFields>,
         origin: Origin,
         read_at: Instant,
         dead: &mut Vec<DeadLetter>,
@@ -384,7 +396,12 @@ impl Decoder {
             );
             return true;
         }
-        match json::decode(bytes, self.input.epoch_unit, &self.input.ignore_columns) {
+        let (unit, ignore) = (self.input.epoch_unit, &self.input.ignore_columns);
+        let decoded = match topic {
+            Some(t) => json::decode_from_topic(bytes, t, unit, ignore),
+            None => json::decode(bytes, unit, ignore),
+        };
+        match decoded {
             Ok((rec, ts)) => {
                 let same = self.current.as_ref().is_some_and(|b| {
                     b.schema.width() == rec.values.len()
@@ -631,6 +648,7 @@ mod tests {
                     payload: m.as_bytes().to_vec(),
                     timestamp_ms: 5,
                     replay_only: i == 0,
+                    topic: None,
                 })
                 .collect(),
             read_at: Instant::now(),

@@ -85,6 +85,7 @@ mod tests {
                     payload: p.as_bytes().to_vec(),
                     timestamp_ms: 0,
                     replay_only: false,
+                    topic: None,
                 })
                 .collect(),
             read_at: Instant::now(),

@@ -237,7 +237,11 @@ impl Sink for KafkaSink {
         let group = self.tracker.group(done, dead.len() as u32) as usize;
         for d in dead {
             let source = self.names.sources.get(d.origin.source);
-            let (topic, partition) = source.rsplit_once('/').unwrap_or((&source, "-1"));
+            // A Kafka source is `topic/partition`; an MQTT one `mqtt:topic` (no partition).
+            let (topic, partition) = match source.starts_with("mqtt:") {
+                true => (&*source, "-1"),
+                false => source.rsplit_once('/').unwrap_or((&source, "-1")),
+            };
             let offset = d.origin.position.to_string();
             let headers = OwnedHeaders::new()
                 .insert(Header {

