@@ -174,10 +174,8 @@ impl Scorer {
         tag: &str,
         extra: &[&str],
     ) -> Scorer {
-        let port = free_port();
-        let log = dir.join(format!("score-{tag}.log"));
-        let child = vigil()
-            .args([
+        Scorer::spawn(
+            &[
                 "score",
                 "--bootstrap-servers",
                 &broker.addr,
@@ -185,7 +183,19 @@ impl Scorer {
                 topic,
                 "--group-id",
                 group,
-            ])
+            ],
+            dir,
+            tag,
+            extra,
+        )
+    }
+
+    /// `vigil ARGS EXTRA` with the test topics for alerts and dead letters and a free HTTP port.
+    fn spawn(args: &[&str], dir: &Path, tag: &str, extra: &[&str]) -> Scorer {
+        let port = free_port();
+        let log = dir.join(format!("score-{tag}.log"));
+        let child = vigil()
+            .args(args)
             .args([
                 "--alert-topic",
                 "alerts",

@@ -18,7 +18,7 @@ use crate::kafka::health::{Health, STATS_INTERVAL_MS};
 use crate::kafka::transactions::Transactions;
 use crate::kafka::{client_config, ConsumerStatus};
 use crate::record::{Interner, Origin, SourceId, Ticket};
-use crossbeam_channel::{Receiver, SendTimeoutError, Sender};
+use crossbeam_channel::{Receiver, Sender};
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
 use rdkafka::error::KafkaResult;
 use rdkafka::message::Message as _;
@@ -416,22 +416,7 @@ impl KafkaSource {
             }
             self.plan_rewinds();
             if let Some(batch) = self.poll_batch() {
-                let mut input = Input::Messages(batch);
-                // Backpressure: wait for room, but keep an eye on the stop flag.
-                loop {
-                    match out.send_timeout(input, Duration::from_millis(100)) {
-                        Ok(()) => break,
-                        Err(SendTimeoutError::Timeout(back)) if !stop.load(Ordering::Relaxed) => {
-                            input = back
-                        }
-                        Err(SendTimeoutError::Timeout(_)) => break,
-                        Err(SendTimeoutError::Disconnected(_)) => {
-                            tracing::error!("the pipeline stopped; stopping the consumer");
-                            stop.store(true, Ordering::Relaxed);
-                            break;
-                        }
-                    }
-                }
+                super::send(&out, Input::Messages(batch), stop, || {});
             }
             if last_store.elapsed() >= Duration::from_millis(100) {
                 store_done(&self.consumer, &self.shared);

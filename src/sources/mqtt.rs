@@ -13,7 +13,7 @@ use crate::config::{MqttConfig, TopicLayout};
 use crate::decode::{Input, Message, MessageBatch};
 use crate::kafka::ConsumerStatus;
 use crate::record::{Interner, Origin, SourceId, Ticket, TopicFields};
-use crossbeam_channel::{Receiver, RecvTimeoutError, SendTimeoutError, Sender};
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use rumqttc::{Client, Connection, Event, MqttOptions, Outgoing, Packet, Publish, QoS};
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -136,22 +136,9 @@ impl MqttSource {
         while !stop.load(Ordering::Relaxed) {
             let batch = self.collect(&rx, &mut unacked, &mut next_position);
             if let Some(batch) = batch {
-                let mut input = Input::Messages(batch);
-                loop {
-                    match out.send_timeout(input, Duration::from_millis(100)) {
-                        Ok(()) => break,
-                        Err(SendTimeoutError::Timeout(back)) if !stop.load(Ordering::Relaxed) => {
-                            input = back;
-                            self.acknowledge(&mut unacked);
-                        }
-                        Err(SendTimeoutError::Timeout(_)) => break,
-                        Err(SendTimeoutError::Disconnected(_)) => {
-                            tracing::error!("the pipeline stopped; stopping the MQTT source");
-                            stop.store(true, Ordering::Relaxed);
-                            break;
-                        }
-                    }
-                }
+                super::send(&out, Input::Messages(batch), stop, || {
+                    self.acknowledge(&mut unacked)
+                });
             }
             self.acknowledge(&mut unacked);
         }

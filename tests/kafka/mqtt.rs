@@ -1,7 +1,7 @@
 //! `vigil score` reading devices from a real MQTT broker (Debian's mosquitto, started per test on
 //! a free loopback port), alerts and dead letters to tansu.
 
-use super::{replay_alerts, setup, sorted, vigil, Broker, Scorer};
+use super::{replay_alerts, setup, sorted, Broker, Scorer};
 use crate::support::{free_port, Tool};
 use crate::temp_dir;
 use rumqttc::{Client, Event, MqttOptions, Outgoing, Packet, QoS};
@@ -136,22 +136,19 @@ fn score_mqtt(broker: &Broker, mqtt: &Mosquitto, dir: &Path, tag: &str, extra: &
         ),
     )
     .expect("config");
-    let port = free_port();
-    let log = dir.join(format!("score-{tag}.log"));
-    let child = vigil()
-        .args(["score", "--config", cfg.to_str().expect("utf8")])
-        .args(["--bootstrap-servers", &broker.addr])
-        .args(["--alert-topic", "alerts", "--dead-letter-topic", "dead"])
-        .args(["--http-listen", &format!("127.0.0.1:{port}")])
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&log).expect("log"))
-        .spawn()
-        .expect("start vigil score");
-    Scorer {
-        child,
-        http: format!("127.0.0.1:{port}"),
-        log,
-    }
+    let cfg = cfg.to_str().expect("utf8");
+    Scorer::spawn(
+        &[
+            "score",
+            "--config",
+            cfg,
+            "--bootstrap-servers",
+            &broker.addr,
+        ],
+        dir,
+        tag,
+        &[],
+    )
 }
 
 fn brokers() -> Option<(std::sync::MutexGuard<'static, ()>, Broker, Mosquitto)> {
