@@ -1,6 +1,6 @@
 //! The long-running scorer: Kafka (or MQTT) in, the same pipeline as replay, Kafka out.
 
-use crate::config::{Config, Overrides};
+use crate::config::{Config, Delivery, Overrides};
 use crate::decode::SensorNaming;
 use crate::detectors::{LoadError, LoadedDetector};
 use crate::kafka::health::Health;
@@ -29,6 +29,11 @@ pub enum ScoreError {
     NoTopics,
     #[error("both kafka.input_topics and mqtt.topics are set: one scorer reads one of them")]
     TwoInputs,
+    #[error(
+        "kafka.delivery = \"exactly-once\" needs Kafka input: an MQTT acknowledgement cannot \
+         join a Kafka transaction (use at-least-once with mqtt.topics)"
+    )]
+    MqttExactlyOnce,
     /// A detector's model cannot be loaded.
     #[error(transparent)]
     Load(#[from] LoadError),
@@ -216,6 +221,9 @@ pub fn score(
         (true, false) => return Err(ScoreError::NoTopics),
         (false, true) => return Err(ScoreError::TwoInputs),
         _ => {}
+    }
+    if mqtt && k.delivery != Delivery::AtLeastOnce {
+        return Err(ScoreError::MqttExactlyOnce);
     }
     let run = Run::prepare(config, true)?;
     crate::kafka::check_security(k).map_err(ScoreError::Security)?;

@@ -823,6 +823,45 @@ fn score_refuses_a_config_it_cannot_run_with_exit_2() {
         assert_eq!(stderr.lines().count(), 1, "{stderr}");
         assert!(stderr.contains(needle), "{stderr}");
     }
+    // MQTT input: refused before any connection is tried.
+    let dir = temp_dir("kafka-refuse-mqtt");
+    for (i, (toml, args, needle)) in [
+        (
+            "[mqtt]\ntopics = [\"a/#\"]\n",
+            &["--topic", "s"][..],
+            "both",
+        ),
+        (
+            "[mqtt]\ntopics = [\"a/#\"]\n[kafka]\ndelivery = \"exactly-once\"\n",
+            &[],
+            "exactly-once",
+        ),
+        (
+            "[mqtt]\ntopics = [\"a/#/b\"]\n",
+            &[],
+            "not an MQTT topic filter",
+        ),
+        (
+            "[mqtt]\ntopics = [\"a/#\"]\ntopic_layouts = [\"a/b\"]\n",
+            &[],
+            "names neither",
+        ),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let cfg = dir.join(format!("{i}.toml"));
+        std::fs::write(&cfg, toml).expect("config");
+        let out = vigil()
+            .args(["score", "--config", cfg.to_str().expect("utf8")])
+            .args(args)
+            .output()
+            .expect("run");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{toml}: {stderr}");
+        assert_eq!(stderr.lines().count(), 1, "{stderr}");
+        assert!(stderr.contains(needle), "{stderr}");
+    }
 }
 
 #[test]

@@ -64,7 +64,7 @@ pub struct Message {
     /// Score the record but raise no alert from it (it is being re-read to rebuild state).
     pub replay_only: bool,
     /// What the message's topic says of its record (an MQTT topic layout), if anything.
-    pub topic: Option<TopicFields>,
+    pub topic: Option<Arc<TopicFields>>,
 }
 
 /// A consumer poll's worth of messages.
@@ -278,7 +278,7 @@ impl Decoder {
                     self.scope = Some(m.origin.source);
                     if !self.json(
                         &m.payload,
-                        m.topic.as_ref(),
+                        m.topic.as_deref(),
                         m.origin,
                         batch.read_at,
                         dead,

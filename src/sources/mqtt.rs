@@ -9,13 +9,13 @@
 //! acknowledged on a later one: the broker sends it again (that is what the session is for).
 
 use crate::ack::AckTracker;
-use crate::config::{MqttConfig, TopicLayout};
+use crate::config::MqttConfig;
 use crate::decode::{Input, Message, MessageBatch};
 use crate::kafka::ConsumerStatus;
 use crate::record::{Interner, Origin, SourceId, Ticket, TopicFields};
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use rumqttc::{Client, Connection, Event, MqttOptions, Outgoing, Packet, Publish, QoS};
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
@@ -30,12 +30,9 @@ const REQUESTS: usize = 65_536;
 /// Largest payload accepted from the broker.
 const MAX_PACKET: usize = 1 << 20;
 
-/// What the connection thread hands to the source thread.
-#[derive(Debug)]
-enum Incoming {
-    /// A message, and the connection (counted from 1) it arrived on.
-    Message(u64, Publish),
-}
+/// What the connection thread hands to the source thread: a message, and the connection
+/// (counted from 1) it arrived on.
+type Incoming = (u64, Publish);
 
 /// Reads records from an MQTT broker. See the module docs.
 pub struct MqttSource {
@@ -43,6 +40,8 @@ pub struct MqttSource {
     client: Client,
     connection: Option<Connection>,
     sources: Interner,
+    /// Per topic seen: its source id and what its layout says (see [`MqttSource::topic`]).
+    topics: HashMap<String, (SourceId, Option<Arc<TopicFields>>)>,
     /// The session's own source id: its tickets' one "partition".
     session: SourceId,
     tracker: Arc<AckTracker>,
@@ -87,6 +86,7 @@ impl MqttSource {
             client,
             connection: Some(connection),
             sources,
+            topics: HashMap::new(),
             session,
             tracker,
             status,
@@ -184,20 +184,19 @@ impl MqttSource {
             } else {
                 rx.try_recv().map_err(|_| RecvTimeoutError::Timeout)
             };
-            let Ok(Incoming::Message(generation, publish)) = got else {
+            let Ok((generation, publish)) = got else {
                 break;
             };
             read_at.get_or_insert_with(Instant::now);
             let position = *next_position;
             *next_position += 1;
-            // The topic names where a record came from (a dead letter says it).
-            let source = self.sources.intern(&format!("mqtt:{}", publish.topic));
+            let (source, topic) = self.topic(&publish.topic);
             messages.push(Message {
                 origin: Origin { source, position },
                 payload: publish.payload.to_vec(),
                 timestamp_ms: 0,
                 replay_only: false,
-                topic: fields(&self.config.layouts, &publish.topic),
+                topic,
             });
             if publish.qos != QoS::AtMostOnce {
                 unacked.push_back((position, generation, publish));
@@ -218,6 +217,19 @@ impl MqttSource {
             read_at: read_at.unwrap_or_else(Instant::now),
             sent_at: Instant::now(),
         })
+    }
+
+    /// The source id of `topic` (`mqtt:<topic>`: a dead letter names where it came from) and what
+    /// the first matching layout says of its records; worked out once per topic.
+    fn topic(&mut self, topic: &str) -> (SourceId, Option<Arc<TopicFields>>) {
+        if let Some(known) = self.topics.get(topic) {
+            return known.clone();
+        }
+        let source = self.sources.intern(&format!("mqtt:{topic}"));
+        let fields = self.config.layouts.iter().find_map(|l| l.fields(topic));
+        let known = (source, fields.map(Arc::new));
+        self.topics.insert(topic.to_string(), known.clone());
+        known
     }
 
     /// Acknowledges, in arrival order, the messages whose alerts are all durable.
@@ -243,11 +255,6 @@ impl MqttSource {
             }
         }
     }
-}
-
-/// What the first matching layout says of `topic`.
-fn fields(layouts: &[TopicLayout], topic: &str) -> Option<TopicFields> {
-    layouts.iter().find_map(|l| l.fields(topic))
 }
 
 /// The connection thread: keeps the connection up, subscribes on every connect, hands messages
@@ -311,7 +318,7 @@ fn drive(
             }
             Ok(Ok(Event::Incoming(Packet::Publish(p)))) => {
                 let n = generation.load(Ordering::Relaxed);
-                if tx.send(Incoming::Message(n, p)).is_err() {
+                if tx.send((n, p)).is_err() {
                     return; // the source thread is gone
                 }
             }
