@@ -623,7 +623,10 @@ fn exactly_once_alerts_survive_three_kills_with_no_duplicate_and_none_missing() 
     }
     assert!(feeder.wait().expect("feeder").success());
     let last = Scorer::start_with(&broker, "g-eos", &dir, "eos-last", &["--config", cfg]);
-    last.wait_until(120, "no lag and nothing in flight", |m| {
+    // Usually under a minute; once (CI clone, 2026-12-06) tansu took about a second per
+    // transaction and the scorer a few hundred records a second, so the wait is generous: this
+    // checks what is delivered, not how fast (the kafka bench measures that).
+    last.wait_until(300, "no lag and nothing in flight", |m| {
         m.get("vigil_assigned_partitions") == Some(&4.0) && caught_up(m)
     });
     std::thread::sleep(Duration::from_secs(1));
