@@ -8,7 +8,7 @@ use crate::kafka::ConsumerStatus;
 use crate::pipeline::{self, PipelineError};
 use crate::record::{Interner, NameTable};
 use crate::run::Run;
-use crate::sinks::kafka::KafkaSink;
+use crate::sinks::kafka::{KafkaSink, SinkError, SpoolSetup};
 use crate::sources::kafka::KafkaSource;
 use crate::sources::mqtt::MqttSource;
 use crate::telemetry::http::{self, HttpState};
@@ -34,6 +34,14 @@ pub enum ScoreError {
          join a Kafka transaction (use at-least-once with mqtt.topics)"
     )]
     MqttExactlyOnce,
+    #[error(
+        "edge.spool_dir cannot be used with kafka.delivery = \"exactly-once\": spooled alerts \
+         leave the transaction that commits their input"
+    )]
+    SpoolExactlyOnce,
+    /// The spool directory cannot be opened or read.
+    #[error("{0}")]
+    Spool(String),
     /// A detector's model cannot be loaded.
     #[error(transparent)]
     Load(#[from] LoadError),
@@ -225,6 +233,9 @@ pub fn score(
     if mqtt && k.delivery != Delivery::AtLeastOnce {
         return Err(ScoreError::MqttExactlyOnce);
     }
+    if config.spool.is_some() && k.delivery != Delivery::AtLeastOnce {
+        return Err(ScoreError::SpoolExactlyOnce);
+    }
     let run = Run::prepare(config, true)?;
     crate::kafka::check_security(k).map_err(ScoreError::Security)?;
     let (names, tracker, telemetry, counters) = (
@@ -235,16 +246,22 @@ pub fn score(
     );
     let decoder = run.decoder(config, SensorNaming::default());
     let health = Arc::new(Health::default());
-    let (sink, failed) = KafkaSink::new(k, names.clone(), tracker.clone(), health.clone())
+    let spool = config.spool.as_ref().map(|c| SpoolSetup {
+        config: c,
+        gauges: counters.spool.get_or_init(Default::default).clone(),
+        stop: stop.clone(),
+    });
+    let (sink, failed) = KafkaSink::new(k, names.clone(), tracker.clone(), health.clone(), spool)
         .map_err(|error| match error {
-            rdkafka::error::KafkaError::Transaction(e) => ScoreError::Transaction(format!(
-                "cannot start the producer's transactions (is the broker reachable?): {e}"
-            )),
-            error => ScoreError::Client {
-                client: "producer",
-                error,
-            },
-        })?;
+        SinkError::Kafka(rdkafka::error::KafkaError::Transaction(e)) => ScoreError::Transaction(
+            format!("cannot start the producer's transactions (is the broker reachable?): {e}"),
+        ),
+        SinkError::Kafka(error) => ScoreError::Client {
+            client: "producer",
+            error,
+        },
+        e @ SinkError::Spool(..) => ScoreError::Spool(e.to_string()),
+    })?;
     let status = Arc::new(Mutex::new(ConsumerStatus::default()));
     let source = if mqtt {
         Source::Mqtt(Box::new(MqttSource::new(
@@ -289,10 +306,19 @@ pub fn score(
         )
     };
     tracing::info!(
-        "scoring {from}: alerts to {:?} on {}, dead letters to {:?}, {}{}",
+        "scoring {from}: alerts to {:?} on {}, dead letters to {:?}{}, {}{}",
         k.alert_topic,
         k.bootstrap_servers,
         k.dead_letter_topic,
+        config
+            .spool
+            .as_ref()
+            .map(|s| format!(
+                " (through the spool in {}, at most {} bytes)",
+                s.dir.display(),
+                s.max_bytes
+            ))
+            .unwrap_or_default(),
         run.describe(config),
         k.http_listen
             .map(|a| format!(", http://{a}/metrics"))

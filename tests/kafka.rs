@@ -18,6 +18,7 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 mod mqtt;
+mod spool;
 
 /// A message read back: payload, headers, partition, offset.
 type Received = (Vec<u8>, HashMap<String, String>, i32, i64);
@@ -843,6 +844,21 @@ fn score_refuses_a_config_it_cannot_run_with_exit_2() {
             "[mqtt]\ntopics = [\"a/#/b\"]\n",
             &[],
             "not an MQTT topic filter",
+        ),
+        (
+            "[edge]\nspool_dir = \"/tmp/vigil-spool-refused\"\n[kafka]\ndelivery = \"exactly-once\"\n",
+            &["--topic", "s"][..],
+            "edge.spool_dir cannot be used with kafka.delivery",
+        ),
+        (
+            "[edge]\nspool_dir = \"/tmp/vigil-spool-refused\"\nspool_max_bytes = 1000\n",
+            &["--topic", "s"][..],
+            "edge.spool_max_bytes must be at least",
+        ),
+        (
+            "[edge]\nspool_max_bytes = 2000000\n",
+            &["--topic", "s"][..],
+            "without edge.spool_dir",
         ),
         (
             "[mqtt]\ntopics = [\"a/#\"]\ntopic_layouts = [\"a/b\"]\n",

@@ -20,7 +20,7 @@ pub use policy::{PolicyBase, PolicyConfig, DEFAULT_POLICY, LIKELIHOOD_POLICY, SE
 pub use raw::RawConfig;
 pub use sections::{
     Delivery, InputConfig, KafkaConfig, MqttConfig, OutputConfig, PipelineConfig, Properties,
-    Speed, TopicLayout,
+    Speed, SpoolConfig, TopicLayout,
 };
 
 use raw::RawPolicy;
@@ -64,6 +64,8 @@ pub struct Config {
     pub output: OutputConfig,
     pub kafka: KafkaConfig,
     pub mqtt: MqttConfig,
+    /// `[edge]`: the spool, when set.
+    pub spool: Option<SpoolConfig>,
 }
 
 /// The detector set when none is configured, the best measured on NAB and SKAB together (see
@@ -122,6 +124,7 @@ impl Config {
             output: sections::output(raw.output),
             kafka: sections::kafka(raw.kafka, raw.http)?,
             mqtt: sections::mqtt(raw.mqtt)?,
+            spool: sections::spool(raw.edge)?,
         })
     }
 }

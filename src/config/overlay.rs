@@ -36,6 +36,9 @@ fn apply_env(raw: &mut RawConfig, var: impl Fn(&str) -> Option<String>) {
     k.dead_letter_topic = var("VIGIL_DEAD_LETTER_TOPIC").or(k.dead_letter_topic.take());
     k.transactional_id = var("VIGIL_TRANSACTIONAL_ID").or(k.transactional_id.take());
     raw.http.listen = var("VIGIL_HTTP_LISTEN").or(raw.http.listen.take());
+    raw.edge.spool_dir = var("VIGIL_SPOOL_DIR")
+        .map(PathBuf::from)
+        .or(raw.edge.spool_dir.take());
     let m = &mut raw.mqtt;
     m.broker = var("VIGIL_MQTT_BROKER").or(m.broker.take());
     if let Some(t) = var("VIGIL_MQTT_TOPICS") {

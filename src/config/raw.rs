@@ -36,6 +36,9 @@ pub struct RawConfig {
     /// The operations endpoint of `vigil score`.
     #[serde(default)]
     pub http: RawHttp,
+    /// Running at the edge: the store-and-forward spool of `vigil score`'s output.
+    #[serde(default)]
+    pub edge: RawEdge,
     #[serde(default)]
     pub onnx: RawOnnx,
 }
@@ -115,6 +118,19 @@ pub struct RawMqtt {
     /// Layouts like `plant/+/{sensor}/{channel}`: a message whose topic has one of them takes its
     /// sensor (and channel) from the topic. Default none: every payload is a whole record.
     pub topic_layouts: Option<Vec<String>>,
+}
+
+/// `[edge]`
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawEdge {
+    /// A directory for the store-and-forward spool (`VIGIL_SPOOL_DIR`): every alert and dead
+    /// letter is written there (append-only, checksummed segments, synced) before its input is
+    /// acknowledged, and forwarded to Kafka in order from there. Default none: straight to Kafka.
+    pub spool_dir: Option<PathBuf>,
+    /// The most the spool holds on disk; when full, input pauses until the uplink takes some.
+    /// Default 1 GiB; at least 1 MiB.
+    pub spool_max_bytes: Option<u64>,
 }
 
 /// `[http]`

@@ -2,7 +2,7 @@
 //! `[kafka]` with `[http]`. Each is checked from its raw shape by a function of its own; values
 //! only, no I/O.
 
-use super::raw::{RawHttp, RawInput, RawKafka, RawMqtt, RawOutput, RawPipeline};
+use super::raw::{RawEdge, RawHttp, RawInput, RawKafka, RawMqtt, RawOutput, RawPipeline};
 use super::ConfigError;
 use crate::record::TopicFields;
 use crate::time::EpochUnit;
@@ -508,6 +508,35 @@ pub(super) fn mqtt(m: RawMqtt) -> Result<MqttConfig, ConfigError> {
             .map(|l| TopicLayout::parse(l))
             .collect::<Result<_, _>>()?,
     })
+}
+
+/// Validated `[edge]` spool: where `vigil score`'s output waits for the uplink.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SpoolConfig {
+    pub dir: PathBuf,
+    pub max_bytes: u64,
+}
+
+/// The spool's smallest bound: a dead letter of the largest size Vigil forwards must fit.
+pub const SPOOL_MIN_BYTES: u64 = 1 << 20;
+
+pub(super) fn spool(e: RawEdge) -> Result<Option<SpoolConfig>, ConfigError> {
+    let max_bytes = e.spool_max_bytes.unwrap_or(1 << 30);
+    if max_bytes < SPOOL_MIN_BYTES {
+        return Err(ConfigError::invalid(format!(
+            "edge.spool_max_bytes must be at least {SPOOL_MIN_BYTES} (1 MiB), got {max_bytes}"
+        )));
+    }
+    match e.spool_dir {
+        None if e.spool_max_bytes.is_some() => Err(ConfigError::invalid(
+            "edge.spool_max_bytes is set without edge.spool_dir",
+        )),
+        None => Ok(None),
+        Some(dir) if dir.as_os_str().is_empty() => {
+            Err(ConfigError::invalid("edge.spool_dir is empty"))
+        }
+        Some(dir) => Ok(Some(SpoolConfig { dir, max_bytes })),
+    }
 }
 
 #[cfg(test)]

@@ -5,8 +5,14 @@
 //! [`Completion`] is handed to the [`AckTracker`] only when the broker has acknowledged every
 //! message derived from it. The producer's queue is bounded: when it is full the sink waits, which
 //! slows the whole pipeline down to what the broker takes.
+//!
+//! With a spool (`[edge] spool_dir`), the sink writes every message to the spool instead and
+//! completes the batch once it is synced there; a forwarder thread produces from the spool in
+//! order, and the delivery reports go to the spool ([`super::spool`]).
 
 use super::alert_json;
+use super::spool::segment::Outgoing;
+use super::spool::{Sent, Spool, SpoolWriter};
 use crate::ack::{AckTracker, Completion};
 use crate::config::{Delivery, KafkaConfig};
 use crate::contract::Alert;
@@ -26,10 +32,19 @@ use std::time::Duration;
 /// Dead-letter payloads longer than this are cut (the header `vigil.original.bytes` keeps the size).
 pub const MAX_DEAD_LETTER_BYTES: usize = 900_000;
 
-/// Delivery reports go to the tracker.
+/// Where delivery reports go.
+#[derive(Debug)]
+enum Acks {
+    /// A message's opaque is its batch's group in the tracker.
+    Tracker(Arc<AckTracker>),
+    /// A message's opaque is its number in the spool.
+    Spool(Arc<Spool>),
+}
+
+/// Delivery reports go to the tracker, or to the spool.
 #[derive(Debug)]
 pub struct DeliveryContext {
-    tracker: Arc<AckTracker>,
+    acks: Acks,
     /// Messages the broker refused for good (logged; their records still count as done so the
     /// stream is not blocked forever).
     pub failed: Arc<AtomicU64>,
@@ -60,7 +75,10 @@ impl ProducerContext for DeliveryContext {
             tracing::error!("delivery failed for good: {e}");
         }
         self.health.delivered();
-        self.tracker.acknowledge(group as u64);
+        match &self.acks {
+            Acks::Tracker(t) => t.acknowledge(group as u64),
+            Acks::Spool(s) => s.acknowledge(group as u64),
+        }
     }
 }
 
@@ -76,6 +94,33 @@ pub struct KafkaSink {
     tracker: Arc<AckTracker>,
     buf: Vec<u8>,
     shutdown_timeout: Duration,
+    spool: Option<Spooling>,
+}
+
+/// The sink's spool: its writer and the forwarder producing from it.
+struct Spooling {
+    writer: SpoolWriter,
+    spool: Arc<Spool>,
+    forwarder: Option<std::thread::JoinHandle<()>>,
+    /// The run's stop flag: a full spool stops waiting when it is set.
+    stop: Arc<std::sync::atomic::AtomicBool>,
+}
+
+/// What [`KafkaSink::new`] needs for a spool.
+#[derive(Debug)]
+pub struct SpoolSetup<'a> {
+    pub config: &'a crate::config::SpoolConfig,
+    pub gauges: Arc<crate::telemetry::SpoolGauges>,
+    pub stop: Arc<std::sync::atomic::AtomicBool>,
+}
+
+/// Why [`KafkaSink::new`] failed.
+#[derive(Debug, thiserror::Error)]
+pub enum SinkError {
+    #[error(transparent)]
+    Kafka(#[from] KafkaError),
+    #[error("cannot open the spool in {0}: {1}")]
+    Spool(std::path::PathBuf, io::Error),
 }
 
 impl std::fmt::Debug for KafkaSink {
@@ -88,16 +133,28 @@ impl std::fmt::Debug for KafkaSink {
 
 impl KafkaSink {
     /// Creates the producer (idempotent, acks=all, retrying until delivered); in exactly-once
-    /// mode it is transactional, and its first transaction is open.
+    /// mode it is transactional, and its first transaction is open. With `spool`, opens it (and
+    /// forwards what an earlier run left there first).
     pub fn new(
         kafka: &KafkaConfig,
         names: Names,
         tracker: Arc<AckTracker>,
         health: Arc<Health>,
-    ) -> Result<(KafkaSink, Arc<AtomicU64>), KafkaError> {
+        spool: Option<SpoolSetup<'_>>,
+    ) -> Result<(KafkaSink, Arc<AtomicU64>), SinkError> {
         let failed = Arc::new(AtomicU64::new(0));
+        let opened = match &spool {
+            Some(s) => Some(
+                Spool::open(&s.config.dir, s.config.max_bytes, s.gauges.clone())
+                    .map_err(|e| SinkError::Spool(s.config.dir.clone(), e))?,
+            ),
+            None => None,
+        };
         let context = DeliveryContext {
-            tracker: tracker.clone(),
+            acks: match &opened {
+                Some((s, _)) => Acks::Spool(s.clone()),
+                None => Acks::Tracker(tracker.clone()),
+            },
             failed: failed.clone(),
             log: crate::kafka::ClientLog::default(),
             health,
@@ -142,8 +199,27 @@ impl KafkaSink {
                 *interval,
             )?)),
         };
+        let spool = match (opened, spool) {
+            (Some((spool, writer)), Some(setup)) => {
+                let forwarder = {
+                    let (spool, producer) = (spool.clone(), producer.clone());
+                    std::thread::Builder::new()
+                        .name("vigil-spool".into())
+                        .spawn(move || spool.forward(|m, n| forward(&producer, &spool, &m, n)))
+                        .map_err(|e| SinkError::Spool(setup.config.dir.clone(), e))?
+                };
+                Some(Spooling {
+                    writer,
+                    spool,
+                    forwarder: Some(forwarder),
+                    stop: setup.stop,
+                })
+            }
+            _ => None,
+        };
         Ok((
             KafkaSink {
+                spool,
                 producer,
                 transactions,
                 alert_topic: kafka.alert_topic.clone(),
@@ -163,6 +239,38 @@ impl KafkaSink {
         self.transactions.clone()
     }
 
+    /// Sends one message: to the spool's batch when there is one, else to the producer.
+    fn emit(&mut self, group: usize, m: &Outgoing<'_>) -> io::Result<()> {
+        if let Some(s) = &mut self.spool {
+            s.writer.add(m);
+            return Ok(());
+        }
+        let headers = m.headers.iter().fold(OwnedHeaders::new(), |h, (k, v)| {
+            h.insert(Header {
+                key: k,
+                value: Some(*v),
+            })
+        });
+        let mut r = BaseRecord::with_opaque_to(m.topic, group).payload(m.payload);
+        if let Some(k) = m.key {
+            r = r.key(k);
+        }
+        if !m.headers.is_empty() {
+            r = r.headers(headers);
+        }
+        self.send(r)
+    }
+
+    /// With a spool: syncs the batch there and completes it. Without: the delivery reports
+    /// complete it.
+    fn done(&mut self, done: &Completion) -> io::Result<()> {
+        if let Some(s) = &mut self.spool {
+            s.writer.commit(&s.stop)?;
+            self.tracker.complete(done);
+        }
+        Ok(())
+    }
+
     /// Sends one record, waiting while the producer queue is full.
     fn send(&self, mut record: BaseRecord<'_, [u8], [u8], usize>) -> io::Result<()> {
         loop {
@@ -178,13 +286,59 @@ impl KafkaSink {
     }
 }
 
+impl KafkaSink {
+    /// A batch of `n` messages: its group in the tracker (the delivery reports complete it), or,
+    /// with a spool, the completion itself (given once the spool has the batch).
+    fn batch(&self, done: Completion, n: usize) -> (usize, Option<Completion>) {
+        match self.spool {
+            Some(_) => (0, Some(done)),
+            None => (self.tracker.group(done, n as u32) as usize, None),
+        }
+    }
+}
+
+/// Produces one message from the spool, numbered `n`, waiting while the producer queue is full.
+fn forward(
+    producer: &ThreadedProducer<DeliveryContext>,
+    spool: &Spool,
+    m: &super::spool::segment::Stored,
+    n: u64,
+) -> Sent {
+    let headers = m.headers.iter().fold(OwnedHeaders::new(), |h, (k, v)| {
+        h.insert(Header {
+            key: k,
+            value: Some(v.as_str()),
+        })
+    });
+    let mut record = BaseRecord::with_opaque_to(&m.topic, n as usize).payload(m.payload.as_slice());
+    if let Some(k) = &m.key {
+        record = record.key(k.as_slice());
+    }
+    if !m.headers.is_empty() {
+        record = record.headers(headers);
+    }
+    loop {
+        match producer.send(record) {
+            Ok(()) => return Sent::Handed,
+            Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
+                if spool.stopping() {
+                    return Sent::Stopping;
+                }
+                record = back;
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            Err((e, _)) => return Sent::Refused(e.to_string()),
+        }
+    }
+}
+
 impl Sink for KafkaSink {
     fn alerts(&mut self, alerts: &[Alert], done: Completion) -> io::Result<()> {
         if alerts.is_empty() {
             self.tracker.complete(&done);
             return Ok(());
         }
-        let group = self.tracker.group(done, alerts.len() as u32) as usize;
+        let (group, spooled) = self.batch(done, alerts.len());
         for a in alerts {
             self.buf.clear();
             alert_json(a, &self.names, &mut self.buf);
@@ -216,17 +370,24 @@ impl Sink for KafkaSink {
             let payload = std::mem::take(&mut self.buf);
             // Shadow alerts never reach the serving topic.
             let topic = if a.shadow {
-                &self.shadow_alert_topic
+                self.shadow_alert_topic.clone()
             } else {
-                &self.alert_topic
+                self.alert_topic.clone()
             };
-            let r = BaseRecord::with_opaque_to(topic, group)
-                .key(key.as_bytes())
-                .payload(payload.as_slice());
-            self.send(r)?;
+            let m = Outgoing {
+                topic: &topic,
+                key: Some(key.as_bytes()),
+                headers: &[],
+                payload: &payload,
+            };
+            let sent = self.emit(group, &m);
             self.buf = payload;
+            sent?;
         }
-        Ok(())
+        match spooled {
+            Some(done) => self.done(&done),
+            None => Ok(()),
+        }
     }
 
     fn dead_letters(&mut self, dead: &[DeadLetter], done: Completion) -> io::Result<()> {
@@ -234,7 +395,7 @@ impl Sink for KafkaSink {
             self.tracker.complete(&done);
             return Ok(());
         }
-        let group = self.tracker.group(done, dead.len() as u32) as usize;
+        let (group, spooled) = self.batch(done, dead.len());
         for d in dead {
             let source = self.names.sources.get(d.origin.source);
             // A Kafka source is `topic/partition`; an MQTT one `mqtt:topic` (no partition).
@@ -243,40 +404,53 @@ impl Sink for KafkaSink {
                 false => source.rsplit_once('/').unwrap_or((&source, "-1")),
             };
             let offset = d.origin.position.to_string();
-            let headers = OwnedHeaders::new()
-                .insert(Header {
-                    key: "vigil.reason",
-                    value: Some(d.reason.as_str()),
-                })
-                .insert(Header {
-                    key: "vigil.source.topic",
-                    value: Some(topic),
-                })
-                .insert(Header {
-                    key: "vigil.source.partition",
-                    value: Some(partition),
-                })
-                .insert(Header {
-                    key: "vigil.source.offset",
-                    value: Some(offset.as_str()),
-                });
             // Keep the dead-letter message under the broker's usual 1 MB limit.
             let keep = d.raw.len().min(MAX_DEAD_LETTER_BYTES);
             let size = d.raw.len().to_string();
-            let headers = headers.insert(Header {
-                key: "vigil.original.bytes",
-                value: Some(size.as_str()),
-            });
-            let r = BaseRecord::with_opaque_to(&self.dead_topic, group)
-                .payload(&d.raw[..keep])
-                .headers(headers);
-            self.send(r)?;
+            let headers = [
+                ("vigil.reason", d.reason.as_str()),
+                ("vigil.source.topic", topic),
+                ("vigil.source.partition", partition),
+                ("vigil.source.offset", offset.as_str()),
+                ("vigil.original.bytes", size.as_str()),
+            ];
+            let dead_topic = self.dead_topic.clone();
+            self.emit(
+                group,
+                &Outgoing {
+                    topic: &dead_topic,
+                    key: None,
+                    headers: &headers,
+                    payload: &d.raw[..keep],
+                },
+            )?;
         }
-        Ok(())
+        match spooled {
+            Some(done) => self.done(&done),
+            None => Ok(()),
+        }
     }
 
     fn flush(&mut self) -> io::Result<()> {
-        self.producer.flush(self.shutdown_timeout).map_err(|e| {
+        let start = std::time::Instant::now();
+        if let Some(s) = &mut self.spool {
+            let (left, bytes) = s.spool.finish(self.shutdown_timeout);
+            if let Some(f) = s.forwarder.take() {
+                let _ = f.join();
+            }
+            if left > 0 {
+                tracing::warn!(
+                    "spool: {left} messages ({bytes} bytes) wait in {} for the uplink; they are \
+                     forwarded at the next start",
+                    s.writer.dir().display()
+                );
+                // They are safe on disk: what librdkafka still holds of them is sent again then.
+                let _ = self.producer.flush(Duration::from_millis(100));
+                return Ok(());
+            }
+        }
+        let left = self.shutdown_timeout.saturating_sub(start.elapsed());
+        self.producer.flush(left).map_err(|e| {
             io::Error::new(
                 io::ErrorKind::TimedOut,
                 format!("the broker did not acknowledge everything in time: {e}"),

@@ -2,6 +2,7 @@
 
 pub mod file;
 pub mod kafka;
+pub mod spool;
 
 use crate::contract::{Alert, AlertEvent, Names};
 use crate::record::DeadLetter;

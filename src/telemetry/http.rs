@@ -335,6 +335,46 @@ pub fn metrics(state: &HttpState) -> String {
         let _ = writeln!(out, "# HELP vigil_undelivered_messages Alerts and dead letters sent and not yet acknowledged by the broker.\n# TYPE vigil_undelivered_messages gauge\nvigil_undelivered_messages {}", h.undelivered());
         let _ = writeln!(out, "# HELP vigil_delivery_stalled_seconds How long messages have waited with no delivery report, once that is 10 s or more (0 otherwise).\n# TYPE vigil_delivery_stalled_seconds gauge\nvigil_delivery_stalled_seconds {}", h.stuck_for().map_or(0.0, |d| d.as_secs_f64()));
     }
+    if let Some(g) = state.counters.spool.get() {
+        for (name, kind, help, v) in [
+            (
+                "vigil_spool_bytes",
+                "gauge",
+                "Bytes of the spool's segments on disk.",
+                &g.bytes,
+            ),
+            (
+                "vigil_spool_messages",
+                "gauge",
+                "Alerts and dead letters in the spool not yet acknowledged by the uplink.",
+                &g.messages,
+            ),
+            (
+                "vigil_spool_full",
+                "gauge",
+                "1 while the spool is full and input waits.",
+                &g.full,
+            ),
+            (
+                "vigil_spool_forwarded_total",
+                "counter",
+                "Messages forwarded from the spool and acknowledged.",
+                &g.forwarded,
+            ),
+            (
+                "vigil_spool_torn_records_total",
+                "counter",
+                "Torn records (a crash while writing) skipped.",
+                &g.torn,
+            ),
+        ] {
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {}",
+                Counters::get(v)
+            );
+        }
+    }
     let stages = state.telemetry.snapshot();
     let _ = writeln!(out, "# HELP vigil_stage_latency_seconds Latency of each pipeline stage.\n# TYPE vigil_stage_latency_seconds summary");
     for st in &stages {

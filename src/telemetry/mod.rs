@@ -181,6 +181,23 @@ pub struct Counters {
     pub reload_failures: AtomicU64,
     /// Per detector, by name: time spent scoring and records scored (all shards).
     pub detectors: std::sync::Mutex<Vec<DetectorCost>>,
+    /// The store-and-forward spool, when one is set (`None` otherwise).
+    pub spool: std::sync::OnceLock<std::sync::Arc<SpoolGauges>>,
+}
+
+/// What the spool holds and has done.
+#[derive(Debug, Default)]
+pub struct SpoolGauges {
+    /// Bytes of its segments on disk.
+    pub bytes: AtomicU64,
+    /// Messages stored and not yet acknowledged by the uplink.
+    pub messages: AtomicU64,
+    /// 1 while it is full and input waits.
+    pub full: AtomicU64,
+    /// Messages the uplink acknowledged.
+    pub forwarded: AtomicU64,
+    /// Torn records skipped after a crash.
+    pub torn: AtomicU64,
 }
 
 /// One detector's cost so far.

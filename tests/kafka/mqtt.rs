@@ -11,13 +11,13 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// A mosquitto broker on a free loopback port, stopped on drop.
-struct Mosquitto {
+pub(super) struct Mosquitto {
     child: Child,
-    port: u16,
+    pub(super) port: u16,
 }
 
 impl Mosquitto {
-    fn start(bin: &Path, dir: &Path) -> Mosquitto {
+    pub(super) fn start(bin: &Path, dir: &Path) -> Mosquitto {
         let port = free_port();
         let conf = dir.join("mosquitto.conf");
         // Vigil acknowledges a message once its alerts are durable, so the broker's window of
@@ -59,7 +59,7 @@ impl Drop for Mosquitto {
 
 /// Publishes `(topic, payload)` at QoS 1 (at most `rate` a second) and returns once the broker
 /// acknowledged every one.
-fn publish(port: u16, messages: &[(String, String)], rate: Option<u32>) {
+pub(super) fn publish(port: u16, messages: &[(String, String)], rate: Option<u32>) {
     let mut options = MqttOptions::new(format!("feeder-{}", free_port()), "127.0.0.1", port);
     options.set_inflight(200).set_request_channel_capacity(1024);
     let (client, mut connection) = Client::new(options, 1024);
@@ -103,7 +103,7 @@ fn publish(port: u16, messages: &[(String, String)], rate: Option<u32>) {
 
 /// The fixture as MQTT messages: each pump publishes its records to `plant/line-1/<pump>`, whose
 /// layout `plant/+/{sensor}` names the sensor (the payload does not).
-fn fixture_messages() -> Vec<(String, String)> {
+pub(super) fn fixture_messages() -> Vec<(String, String)> {
     let text = std::fs::read_to_string(crate::root().join("fixtures/pumps.csv")).expect("fixture");
     let mut lines = text.lines();
     let header: Vec<&str> = lines.next().expect("header").split(',').collect();
@@ -125,7 +125,13 @@ fn fixture_messages() -> Vec<(String, String)> {
 }
 
 /// `vigil score` on `mqtt`'s topics `filter`, alerts to `broker`.
-fn score_mqtt(broker: &Broker, mqtt: &Mosquitto, dir: &Path, tag: &str, extra: &str) -> Scorer {
+pub(super) fn score_mqtt(
+    broker: &Broker,
+    mqtt: &Mosquitto,
+    dir: &Path,
+    tag: &str,
+    extra: &str,
+) -> Scorer {
     let cfg = dir.join(format!("{tag}.toml"));
     std::fs::write(
         &cfg,
