@@ -239,28 +239,6 @@ impl KafkaSink {
         self.transactions.clone()
     }
 
-    /// Sends one message: to the spool's batch when there is one, else to the producer.
-    fn emit(&mut self, group: usize, m: &Outgoing<'_>) -> io::Result<()> {
-        if let Some(s) = &mut self.spool {
-            s.writer.add(m);
-            return Ok(());
-        }
-        let headers = m.headers.iter().fold(OwnedHeaders::new(), |h, (k, v)| {
-            h.insert(Header {
-                key: k,
-                value: Some(*v),
-            })
-        });
-        let mut r = BaseRecord::with_opaque_to(m.topic, group).payload(m.payload);
-        if let Some(k) = m.key {
-            r = r.key(k);
-        }
-        if !m.headers.is_empty() {
-            r = r.headers(headers);
-        }
-        self.send(r)
-    }
-
     /// With a spool: syncs the batch there and completes it. Without: the delivery reports
     /// complete it.
     fn done(&mut self, done: &Completion) -> io::Result<()> {
@@ -269,20 +247,6 @@ impl KafkaSink {
             self.tracker.complete(done);
         }
         Ok(())
-    }
-
-    /// Sends one record, waiting while the producer queue is full.
-    fn send(&self, mut record: BaseRecord<'_, [u8], [u8], usize>) -> io::Result<()> {
-        loop {
-            match self.producer.send(record) {
-                Ok(()) => return Ok(()),
-                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
-                    record = back;
-                    std::thread::sleep(Duration::from_millis(1));
-                }
-                Err((e, _)) => return Err(io::Error::other(e)),
-            }
-        }
     }
 }
 
@@ -297,38 +261,86 @@ impl KafkaSink {
     }
 }
 
-/// Produces one message from the spool, numbered `n`, waiting while the producer queue is full.
+/// `m` to the spool's batch when there is one, else to the producer as part of `group`.
+fn emit(
+    spool: &mut Option<Spooling>,
+    producer: &ThreadedProducer<DeliveryContext>,
+    group: usize,
+    m: &Outgoing<'_>,
+) -> io::Result<()> {
+    match spool {
+        Some(s) => {
+            s.writer.add(m);
+            Ok(())
+        }
+        None => produce(producer, record(m, group), || false)
+            .map(|_| ())
+            .map_err(io::Error::other),
+    }
+}
+
+/// `m` as a record with `opaque`.
+fn record<'a>(m: &Outgoing<'a>, opaque: usize) -> BaseRecord<'a, [u8], [u8], usize> {
+    let mut r = BaseRecord::with_opaque_to(m.topic, opaque).payload(m.payload);
+    if let Some(k) = m.key {
+        r = r.key(k);
+    }
+    if !m.headers.is_empty() {
+        let headers = m.headers.iter().fold(OwnedHeaders::new(), |h, (k, v)| {
+            h.insert(Header {
+                key: k,
+                value: Some(*v),
+            })
+        });
+        r = r.headers(headers);
+    }
+    r
+}
+
+/// Sends `record`, waiting while the producer queue is full; `Ok(false)` when `stopping` says
+/// to give up waiting.
+fn produce(
+    producer: &ThreadedProducer<DeliveryContext>,
+    mut record: BaseRecord<'_, [u8], [u8], usize>,
+    stopping: impl Fn() -> bool,
+) -> Result<bool, KafkaError> {
+    loop {
+        match producer.send(record) {
+            Ok(()) => return Ok(true),
+            Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
+                if stopping() {
+                    return Ok(false);
+                }
+                record = back;
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            Err((e, _)) => return Err(e),
+        }
+    }
+}
+
+/// Produces message `n` of the spool.
 fn forward(
     producer: &ThreadedProducer<DeliveryContext>,
     spool: &Spool,
     m: &super::spool::segment::Stored,
     n: u64,
 ) -> Sent {
-    let headers = m.headers.iter().fold(OwnedHeaders::new(), |h, (k, v)| {
-        h.insert(Header {
-            key: k,
-            value: Some(v.as_str()),
-        })
-    });
-    let mut record = BaseRecord::with_opaque_to(&m.topic, n as usize).payload(m.payload.as_slice());
-    if let Some(k) = &m.key {
-        record = record.key(k.as_slice());
-    }
-    if !m.headers.is_empty() {
-        record = record.headers(headers);
-    }
-    loop {
-        match producer.send(record) {
-            Ok(()) => return Sent::Handed,
-            Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
-                if spool.stopping() {
-                    return Sent::Stopping;
-                }
-                record = back;
-                std::thread::sleep(Duration::from_millis(1));
-            }
-            Err((e, _)) => return Sent::Refused(e.to_string()),
-        }
+    let headers: Vec<(&str, &str)> = m
+        .headers
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    let out = Outgoing {
+        topic: &m.topic,
+        key: m.key.as_deref(),
+        headers: &headers,
+        payload: &m.payload,
+    };
+    match produce(producer, record(&out, n as usize), || spool.stopping()) {
+        Ok(true) => Sent::Handed,
+        Ok(false) => Sent::Stopping,
+        Err(e) => Sent::Refused(e.to_string()),
     }
 }
 
@@ -367,22 +379,19 @@ impl Sink for KafkaSink {
                     continue;
                 }
             }
-            let payload = std::mem::take(&mut self.buf);
             // Shadow alerts never reach the serving topic.
             let topic = if a.shadow {
-                self.shadow_alert_topic.clone()
+                &self.shadow_alert_topic
             } else {
-                self.alert_topic.clone()
+                &self.alert_topic
             };
             let m = Outgoing {
-                topic: &topic,
+                topic,
                 key: Some(key.as_bytes()),
                 headers: &[],
-                payload: &payload,
+                payload: &self.buf,
             };
-            let sent = self.emit(group, &m);
-            self.buf = payload;
-            sent?;
+            emit(&mut self.spool, &self.producer, group, &m)?;
         }
         match spooled {
             Some(done) => self.done(&done),
@@ -414,11 +423,12 @@ impl Sink for KafkaSink {
                 ("vigil.source.offset", offset.as_str()),
                 ("vigil.original.bytes", size.as_str()),
             ];
-            let dead_topic = self.dead_topic.clone();
-            self.emit(
+            emit(
+                &mut self.spool,
+                &self.producer,
                 group,
                 &Outgoing {
-                    topic: &dead_topic,
+                    topic: &self.dead_topic,
                     key: None,
                     headers: &headers,
                     payload: &d.raw[..keep],

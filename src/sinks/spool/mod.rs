@@ -96,8 +96,9 @@ pub struct SpoolWriter {
     file: File,
     id: u64,
     len: u64,
+    /// The batch: its records, and where each ends in `buf`.
     buf: Vec<u8>,
-    messages: u64,
+    ends: Vec<usize>,
     /// When the spool filled up (for the log line when it has room again).
     full_since: Option<Instant>,
 }
@@ -224,7 +225,7 @@ impl Spool {
             id,
             len: start,
             buf: Vec::with_capacity(64 << 10),
-            messages: 0,
+            ends: Vec::new(),
             full_since: None,
         };
         Ok((spool, writer))
@@ -457,24 +458,35 @@ impl SpoolWriter {
     /// Adds `m` to the batch being written.
     pub fn add(&mut self, m: &Outgoing<'_>) {
         segment::encode(m, &mut self.buf);
-        self.messages += 1;
+        self.ends.push(self.buf.len());
     }
 
-    /// Writes and syncs the batch, waiting while the spool has no room for it. When `stop` is
-    /// set while it waits, returns an error: the batch's input is not acknowledged, so it comes
-    /// again after a restart.
+    /// Writes and syncs the batch, waiting while the spool has no room for it: as many whole
+    /// records at a time as fit (a batch may be larger than the spool; one record always fits
+    /// an empty spool). When `stop` is set while it waits, returns an error: the batch's input
+    /// is not acknowledged, so it comes again after a restart.
     pub fn commit(&mut self, stop: &AtomicBool) -> io::Result<()> {
-        if self.buf.is_empty() {
-            return Ok(());
-        }
-        let need = self.buf.len() as u64;
         let sp = self.spool.clone();
-        {
-            let mut s = sp.lock();
-            while s.used > 0 && s.used + need > sp.max_bytes {
+        let (mut from, mut rec) = (0usize, 0usize);
+        while rec < self.ends.len() {
+            let count = {
+                let s = sp.lock();
+                let room = sp.max_bytes.saturating_sub(s.used) as usize;
+                let fit = self.ends[rec..]
+                    .iter()
+                    .take_while(|&&end| end - from <= room)
+                    .count();
+                if fit == 0 && s.pending == 0 {
+                    1
+                } else {
+                    fit
+                }
+            };
+            if count == 0 {
                 if self.full_since.is_none() {
                     self.full_since = Some(Instant::now());
                     sp.gauges.full.store(1, Ordering::Relaxed);
+                    let s = sp.lock();
                     tracing::warn!(
                         "spool full ({} of {} bytes, {} messages not acknowledged by the \
                          uplink): input paused until the uplink takes some",
@@ -485,48 +497,56 @@ impl SpoolWriter {
                 }
                 // The current segment can only go once it is sealed.
                 if self.len > MAGIC.len() as u64 {
-                    drop(s);
                     self.roll()?;
-                    s = sp.lock();
                     continue;
                 }
                 if stop.load(Ordering::Relaxed) {
+                    let left = self.ends.len() - rec;
+                    self.clear();
                     return Err(io::Error::other(format!(
-                        "stopping with the spool full: {} messages not stored; their input is \
-                         not acknowledged and is read again after a restart",
-                        self.messages
+                        "stopping with the spool full: {left} messages not stored; their input \
+                         is not acknowledged and is read again after a restart"
                     )));
                 }
-                s = sp.wait(s);
+                let s = sp.lock();
+                drop(sp.wait(s));
+                continue;
+            }
+            if let Some(since) = self.full_since.take() {
+                sp.gauges.full.store(0, Ordering::Relaxed);
+                tracing::info!(
+                    "spool has room again after {:.1} s: input resumes",
+                    since.elapsed().as_secs_f64()
+                );
+            }
+            let to = self.ends[rec + count - 1];
+            self.file.write_all(&self.buf[from..to])?;
+            self.file.sync_data()?;
+            let need = (to - from) as u64;
+            self.len += need;
+            {
+                let mut s = sp.lock();
+                s.used += need;
+                s.pending += count as u64;
+                if let Some(g) = s.segments.iter_mut().find(|g| g.id == self.id) {
+                    g.len = self.len;
+                    g.size = self.len;
+                }
+                sp.collect(&mut s);
+            }
+            sp.changed.notify_all();
+            (from, rec) = (to, rec + count);
+            if self.len >= sp.segment_bytes {
+                self.roll()?;
             }
         }
-        if let Some(since) = self.full_since.take() {
-            sp.gauges.full.store(0, Ordering::Relaxed);
-            tracing::info!(
-                "spool has room again after {:.1} s: input resumes",
-                since.elapsed().as_secs_f64()
-            );
-        }
-        self.file.write_all(&self.buf)?;
-        self.file.sync_data()?;
-        self.len += need;
-        {
-            let mut s = sp.lock();
-            s.used += need;
-            s.pending += self.messages;
-            if let Some(g) = s.segments.iter_mut().find(|g| g.id == self.id) {
-                g.len = self.len;
-                g.size = self.len;
-            }
-            sp.collect(&mut s);
-        }
-        sp.changed.notify_all();
-        self.buf.clear();
-        self.messages = 0;
-        if self.len >= sp.segment_bytes {
-            self.roll()?;
-        }
+        self.clear();
         Ok(())
+    }
+
+    fn clear(&mut self) {
+        self.buf.clear();
+        self.ends.clear();
     }
 
     /// Seals the current segment and starts the next.

@@ -249,3 +249,43 @@ fn stopping_while_full_fails_the_batch_instead_of_waiting_forever() {
     assert!(e.to_string().contains("spool full"), "{e}");
     let _ = std::fs::remove_dir_all(&d);
 }
+
+#[test]
+fn a_batch_larger_than_the_spool_goes_through_in_parts() {
+    let d = dir("big-batch");
+    let (s, mut w, g) = open(&d, 1 << 20);
+    let (rx, h) = forwarder(&s);
+    let acker = {
+        let s = s.clone();
+        std::thread::spawn(move || {
+            let mut got = Vec::new();
+            while got.len() < 3000 {
+                let (n, p) = rx.recv_timeout(Duration::from_secs(10)).expect("forwarded");
+                s.acknowledge(n);
+                got.push(p);
+            }
+            got
+        })
+    };
+    // 3 MB in one batch, three times the spool.
+    let stop = AtomicBool::new(false);
+    for i in 0..3000 {
+        let payload = format!("message {i:06} {}", "x".repeat(1000));
+        w.add(&Outgoing {
+            topic: "alerts",
+            key: None,
+            headers: &[],
+            payload: payload.as_bytes(),
+        });
+    }
+    w.commit(&stop).expect("commit");
+    let got = acker.join().expect("acker");
+    assert_eq!(
+        got.iter().map(|p| p[..14].to_string()).collect::<Vec<_>>(),
+        expect(0..3000)
+    );
+    assert!(g.bytes.load(Ordering::Relaxed) <= 1 << 20);
+    assert_eq!(s.finish(Duration::from_secs(5)).0, 0);
+    h.join().expect("forwarder");
+    let _ = std::fs::remove_dir_all(&d);
+}
