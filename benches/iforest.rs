@@ -130,9 +130,10 @@ fn main() {
         .expect("the committed model imports");
     let x = data();
     println!(
-        "isolation forest: {} trees, ψ = {}, {FEATURES} features, {ROWS} rows, one thread (best of 5)\n",
+        "isolation forest: {} trees, ψ = {}, {FEATURES} features, {ROWS} rows, one thread (best of 5), {}\n",
         model.forest.n_trees(),
-        model.forest.sample_size()
+        model.forest.sample_size(),
+        common::cpu()
     );
     let mut rates = Vec::new();
     let mut vigil_out = Vec::new();
