@@ -40,7 +40,10 @@ fn verdict(ok: bool) -> &'static str {
 
 fn main() {
     // `cargo bench` passes `--bench`; nothing to parse.
-    println!("vigil ratios (best of several runs on this machine: {})\n", common::cpu());
+    println!(
+        "vigil ratios (best of several runs on this machine: {})\n",
+        common::cpu()
+    );
     let in_cache = 4096;
     let reps = 2000;
     let mut per_slot = Vec::new();
