@@ -386,22 +386,6 @@ fn setup() -> Option<(std::sync::MutexGuard<'static, ()>, Broker)> {
     Some((guard, broker))
 }
 
-/// As [`setup`], with a broker that keeps its log in an S3 server (moto), so it can be killed
-/// and restarted; topics `alerts` (2 partitions) and `dead`. Bind the three in this order: the
-/// broker is dropped before its store.
-fn persistent_setup() -> Option<(std::sync::MutexGuard<'static, ()>, S3, Broker)> {
-    let bin = Tool::Tansu.require()?;
-    let moto = Tool::Moto.require()?;
-    let guard = SERIAL
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
-    let s3 = S3::start(&moto);
-    let broker = Broker::from(Tansu::start_persistent(&bin, &s3));
-    broker.topic("alerts", 2);
-    broker.topic("dead", 1);
-    Some((guard, s3, broker))
-}
-
 #[test]
 fn score_publishes_the_same_alerts_as_replay_and_a_restart_does_not_redo_work() {
     let Some((_serial, broker)) = setup() else {
@@ -1284,10 +1268,21 @@ fn a_dead_broker_makes_the_scorer_not_ready_and_says_why() {
 /// (a rejoin after the long outage rewinds, so some episodes may arrive twice: counted, printed).
 #[test]
 fn broker_restart_twice_loses_no_record_and_no_alert() {
-    let Some((_serial, _s3, mut broker)) = persistent_setup() else {
+    let Some(bin) = Tool::Tansu.require() else {
         return;
     };
+    let Some(moto) = Tool::Moto.require() else {
+        return;
+    };
+    let _serial = SERIAL
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    // Declared first, dropped last: the store outlives every broker on it.
+    let s3 = S3::start(&moto);
+    let mut broker = Broker::from(Tansu::start_persistent(&bin, &s3));
     broker.topic("sensors", 4);
+    broker.topic("alerts", 2);
+    broker.topic("dead", 1);
     let dir = temp_dir("kafka-broker-restart");
     let want = replay_alerts_with(&["--config", &short_memory_config(&dir)]);
     // tansu reading its log back from S3 after a restart answers a fetch empty when the read

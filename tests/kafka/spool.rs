@@ -2,8 +2,8 @@
 //! hangs (SIGSTOP), dies and comes back, and a Vigil killed with SIGKILL in the middle of it.
 
 use super::mqtt::{fixture_messages, publish, score_mqtt, Mosquitto};
-use super::{persistent_setup, replay_alerts, setup, strip};
-use crate::support::Tool;
+use super::{replay_alerts, setup, strip, Broker, SERIAL};
+use crate::support::{Tansu, Tool, S3};
 use crate::temp_dir;
 use serde_json::Value;
 use std::collections::{HashMap, HashSet};
@@ -73,12 +73,20 @@ fn in_order(got: Vec<Value>, want: &[Value]) -> usize {
 /// not take, and every alert arrives, each sensor's in order.
 #[test]
 fn spool_delivers_every_alert_in_order_through_a_hung_and_a_restarted_broker() {
-    let Some(mosquitto) = Tool::Mosquitto.require() else {
+    let (Some(bin), Some(moto), Some(mosquitto)) = (
+        Tool::Tansu.require(),
+        Tool::Moto.require(),
+        Tool::Mosquitto.require(),
+    ) else {
         return;
     };
-    let Some((_serial, _s3, mut broker)) = persistent_setup() else {
-        return;
-    };
+    let _serial = SERIAL
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let s3 = S3::start(&moto);
+    let mut broker = Broker::from(Tansu::start_persistent(&bin, &s3));
+    broker.topic("alerts", 2);
+    broker.topic("dead", 1);
     let mqtt = Mosquitto::start(&mosquitto, &temp_dir("mosquitto"));
     let dir = temp_dir("spool-outage");
     let want = replay_alerts();
