@@ -77,6 +77,21 @@ struct State {
     stop: bool,
 }
 
+impl State {
+    /// Counts in segment `id`, just created with its magic, as the one being written.
+    fn push_fresh(&mut self, id: u64) {
+        let start = MAGIC.len() as u64;
+        self.used += start;
+        self.segments.push_back(Segment {
+            id,
+            len: start,
+            size: start,
+            sealed: false,
+            acked_to: start,
+        });
+    }
+}
+
 /// The spool shared by the sink (writing), the forwarder (reading) and the uplink's
 /// acknowledgements.
 #[derive(Debug)]
@@ -192,15 +207,8 @@ impl Spool {
         }
         let id = state.segments.back().map_or(0, |s| s.id + 1);
         let file = create_segment(dir, id)?;
+        state.push_fresh(id);
         let start = MAGIC.len() as u64;
-        state.used += start;
-        state.segments.push_back(Segment {
-            id,
-            len: start,
-            size: start,
-            sealed: false,
-            acked_to: start,
-        });
         state.cursor = (id, start);
         if state.pending > 0 {
             tracing::info!(
@@ -559,14 +567,7 @@ impl SpoolWriter {
         if let Some(g) = s.segments.iter_mut().find(|g| g.id == self.id) {
             g.sealed = true;
         }
-        s.used += start;
-        s.segments.push_back(Segment {
-            id,
-            len: start,
-            size: start,
-            sealed: false,
-            acked_to: start,
-        });
+        s.push_fresh(id);
         sp.collect(&mut s);
         drop(s);
         sp.changed.notify_all();
