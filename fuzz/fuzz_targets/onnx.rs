@@ -13,11 +13,14 @@ fuzz_target!(|data: &[u8]| {
         threshold: None,
     };
     if let Ok(model) = import(data, "fuzz.onnx", &opts) {
-        let again = IForestModel::from_json(&model.to_json());
-        assert!(
-            again.is_ok(),
-            "an imported model does not load: {:?}",
-            again.err()
-        );
+        let json = model.to_json();
+        match IForestModel::from_json(&json) {
+            Ok(again) => assert_eq!(
+                again.to_json(),
+                json,
+                "a imported model changes when written back"
+            ),
+            Err(e) => panic!("a imported model does not load back: {e}"),
+        }
     }
 });
