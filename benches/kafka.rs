@@ -24,8 +24,7 @@ use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
 use rdkafka::producer::{
-    BaseRecord, DefaultProducerContext, DeliveryResult, Producer, ProducerContext,
-    ThreadedProducer,
+    BaseRecord, DefaultProducerContext, DeliveryResult, Producer, ProducerContext, ThreadedProducer,
 };
 use rdkafka::ClientContext;
 use std::path::{Path, PathBuf};
@@ -422,8 +421,8 @@ impl PassThrough {
                 .expect("consumer");
             consumer.subscribe(&[input.as_str()]).expect("subscribe");
             let delivered = Arc::new(Mutex::new(Delivered {
-                read_to_ack: Histogram::new(3).expect("histogram"),
-                kafka_to_ack: Histogram::new(3).expect("histogram"),
+                read_to_ack: Histogram::new_with_bounds(1, 600_000_000, 3).expect("histogram"),
+                kafka_to_ack: Histogram::new_with_bounds(1, 3_600_000, 3).expect("histogram"),
                 count: 0,
             }));
             let producer: ThreadedProducer<PassContext> = ClientConfig::new()
