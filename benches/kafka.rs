@@ -32,6 +32,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use support::{free_port, metrics, root, Tansu, Tool};
+use vigil::telemetry::Stage;
 
 fn vigil_bin() -> PathBuf {
     let release = root().join("target/release/vigil");
@@ -272,14 +273,12 @@ fn main() {
             v50 / b50,
             v99 / b99
         );
-        for stage in [
-            "decode",
-            "queue_wait",
-            "batch_linger",
-            "scoring",
-            "alert_policy",
-            "sink_write",
-        ] {
+        // The per-batch stages; the per-record ones are above.
+        for stage in Stage::ALL
+            .into_iter()
+            .filter(|s| !matches!(s, Stage::EndToEnd | Stage::KafkaToAck))
+        {
+            let stage = stage.name();
             println!(
                 "  stage {stage:<13} p50 {:.3} ms, p99 {:.3} ms",
                 q(stage, "0.5"),
