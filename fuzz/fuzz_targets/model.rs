@@ -2,6 +2,8 @@
 //! and a model that loads writes itself back as the same model.
 #![no_main]
 
+mod common;
+
 use libfuzzer_sys::fuzz_target;
 use vigil::iforest::model::IForestModel;
 
@@ -10,14 +12,6 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     if let Ok(model) = IForestModel::from_json(text) {
-        let json = model.to_json();
-        match IForestModel::from_json(&json) {
-            Ok(again) => assert_eq!(
-                again.to_json(),
-                json,
-                "a loaded model changes when written back"
-            ),
-            Err(e) => panic!("a loaded model does not load back: {e}"),
-        }
+        common::assert_writes_back_the_same(&model);
     }
 });

@@ -1,9 +1,10 @@
-//! What the decoder targets share.
+//! What the targets share.
 
 use std::sync::Arc;
 use std::time::Instant;
 use vigil::config::{Config, RawConfig, Speed};
 use vigil::decode::Decoder;
+use vigil::iforest::model::IForestModel;
 use vigil::record::{DeadLetter, NameTable, Origin, RecordBatch, TopicFields};
 
 /// Checks that a batch's columns agree; returns its rows.
@@ -39,4 +40,15 @@ pub fn decode_json(payload: &[u8], topic: Option<&TopicFields>) -> (usize, Vec<D
         .iter()
         .all(|d| !d.reason.is_empty() && d.raw == payload));
     (rows, dead)
+}
+
+/// Checks that a model that loaded (or was imported) writes itself back in a form that loads to
+/// the same model. (The model and ONNX targets use it.)
+#[allow(dead_code)]
+pub fn assert_writes_back_the_same(model: &IForestModel) {
+    let json = model.to_json();
+    match IForestModel::from_json(&json) {
+        Ok(again) => assert_eq!(again.to_json(), json, "a model changes when written back"),
+        Err(e) => panic!("a model does not load back: {e}"),
+    }
 }
