@@ -1,15 +1,17 @@
-//! Isolation-forest scoring, in one run on the same model and data: Vigil's kernel (every path
-//! this CPU has: scalar, AVX2, AVX-512), ONNX Runtime through ort on the same forest as one
-//! TreeEnsembleRegressor node (one thread), and scikit-learn's `score_samples` (n_jobs=1) timed by
-//! `models/iforest/bench_sklearn.py`. Prints rows/s for each and the ratios against the targets
-//! (Vigil's best path ≥ 3× ONNX Runtime, ≥ 30× scikit-learn), then Vigil's paths on a forest of
-//! 16 features. `cargo bench --bench iforest`.
+//! Isolation-forest scoring, in one run on the same model and data, one thread each: Vigil's
+//! kernel (every path this CPU has: scalar, AVX2, AVX-512 with both ways of reading values), ONNX
+//! Runtime through ort on the same forest as one TreeEnsembleRegressor node, and the peers
+//! `models/iforest/bench_peers.py` times (scikit-learn, treelite's GTIL and tl2cgen-compiled C on
+//! the same forest, isotree on its own forest grown with the same parameters). Prints rows/s for
+//! each and the ratios against the targets (Vigil's best ≥ 3× ONNX Runtime, ≥ 1.5× the best peer,
+//! ≥ 30× scikit-learn), then Vigil's paths on a forest of 16 features.
+//! `cargo bench --bench iforest`.
 //!
 //! The model is `models/iforest/skab_sklearn.onnx` (100 trees, ψ = 256, 8 features), imported into
 //! Vigil's format; the data are 100 000 rows tiled from SKAB's valve1 recordings. ONNX Runtime is
 //! found through `ORT_DYLIB_PATH` (`.ci/run` and the README fetch it); Python through
-//! `VIGIL_PYTHON` (default `python3`) with the pinned requirements. A part that is missing is
-//! reported as skipped, with how to get it.
+//! `VIGIL_PYTHON` (default `python3`) with `models/iforest/requirements-bench.txt`. A part that is
+//! missing is reported as skipped, with how to get it.
 
 mod common;
 use common::best;
@@ -18,7 +20,7 @@ use std::path::Path;
 use std::time::Duration;
 use vigil::iforest::model::IForestModel;
 use vigil::iforest::onnx::{import, ImportOptions};
-use vigil_kernels::iforest::Scorer;
+use vigil_kernels::iforest::{Fetch, Scorer};
 use vigil_kernels::isa::Isa;
 
 const ROWS: usize = 100_000;
@@ -93,12 +95,20 @@ fn onnx_runtime(model: &Path, x: &[f32]) -> Result<(Duration, Vec<f32>), String>
     }
 }
 
-fn scikit_learn(x: &[f32]) -> Result<f64, String> {
+/// What `bench_peers.py` measured: each peer's rows/s (or why it was skipped), and for those that
+/// score the same forest, their largest difference from scikit-learn's scores.
+struct Peer {
+    name: String,
+    rate: Result<f64, String>,
+    agree: Option<String>,
+}
+
+fn peers(x: &[f32]) -> Result<Vec<Peer>, String> {
     let python = std::env::var("VIGIL_PYTHON").unwrap_or_else(|_| "python3".into());
     let data = std::env::temp_dir().join(format!("vigil-iforest-bench-{}.f32", std::process::id()));
     let bytes: Vec<u8> = x.iter().flat_map(|v| v.to_le_bytes()).collect();
     std::fs::write(&data, bytes).map_err(|e| e.to_string())?;
-    let script = root().join("models/iforest/bench_sklearn.py");
+    let script = root().join("models/iforest/bench_peers.py");
     let skab = root().join("../shared/datasets/skab-dev");
     let out = std::process::Command::new(&python)
         .arg(&script)
@@ -111,16 +121,84 @@ fn scikit_learn(x: &[f32]) -> Result<f64, String> {
     if !out.status.success() {
         let err = String::from_utf8_lossy(&out.stderr);
         return Err(format!(
-            "{python} {}: {} (pip install -r models/iforest/requirements.txt, then VIGIL_PYTHON=that python)",
+            "{python} {}: {} (pip install -r models/iforest/requirements-bench.txt, then VIGIL_PYTHON=that python)",
             script.display(),
             err.lines().last().unwrap_or("failed")
         ));
     }
     let text = String::from_utf8_lossy(&out.stdout);
-    text.lines()
-        .find_map(|l| l.strip_prefix("rows_per_s "))
-        .and_then(|v| v.trim().parse().ok())
-        .ok_or_else(|| format!("unexpected output: {text}"))
+    let mut found: Vec<Peer> = Vec::new();
+    for line in text.lines() {
+        let mut w = line.splitn(3, ' ');
+        let (Some(kind), Some(name), rest) = (w.next(), w.next(), w.next()) else {
+            continue;
+        };
+        let rest = rest.unwrap_or("").trim();
+        match kind {
+            "rows_per_s" => found.push(Peer {
+                name: name.into(),
+                rate: rest
+                    .parse()
+                    .map_err(|_| format!("unexpected output: {line}")),
+                agree: None,
+            }),
+            "skipped" => found.push(Peer {
+                name: name.into(),
+                rate: Err(format!("not installed ({rest})")),
+                agree: None,
+            }),
+            "agree" => {
+                if let Some(p) = found.iter_mut().find(|p| p.name == name) {
+                    p.agree = Some(rest.into());
+                }
+            }
+            _ => {}
+        }
+    }
+    if found.is_empty() {
+        return Err(format!("unexpected output: {text}"));
+    }
+    Ok(found)
+}
+
+/// `met` or `MISSED` for a ratio against its target.
+fn verdict(ratio: f64, target: f64) -> &'static str {
+    if ratio >= target {
+        "met"
+    } else {
+        "MISSED"
+    }
+}
+
+/// Vigil's paths on this CPU: scalar and AVX2, and AVX-512 with each way of reading values.
+fn vigil_paths() -> Vec<(String, Scorer)> {
+    let mut paths = Vec::new();
+    for isa in [Isa::Scalar, Isa::Avx2, Isa::Avx512] {
+        if !isa.is_available() {
+            println!(
+                "{:<28} skipped: this CPU lacks it",
+                format!("vigil {}", isa.name())
+            );
+            continue;
+        }
+        let fetches: &[Fetch] = if isa == Isa::Avx512 {
+            &Fetch::ALL
+        } else {
+            &[Fetch::Gather]
+        };
+        for &fetch in fetches {
+            let Some(scorer) = Scorer::with_fetch(isa, fetch) else {
+                continue;
+            };
+            let name = if isa == Isa::Avx512 {
+                format!("vigil {isa} {}", fetch.name())
+            } else {
+                format!("vigil {isa}")
+            };
+            paths.push((name, scorer));
+        }
+    }
+    paths
 }
 
 fn main() {
@@ -135,27 +213,20 @@ fn main() {
         model.forest.sample_size(),
         common::cpu()
     );
+    println!(
+        "(this CPU's default read on the AVX-512 path: {})\n",
+        Fetch::for_this_cpu().name()
+    );
     let mut rates = Vec::new();
     let mut vigil_out = Vec::new();
-    for isa in [Isa::Scalar, Isa::Avx2, Isa::Avx512] {
-        let Some(scorer) = Scorer::new(isa) else {
-            println!(
-                "{:<28} skipped: this CPU lacks it",
-                format!("vigil {}", isa.name())
-            );
-            continue;
-        };
+    for (name, scorer) in vigil_paths() {
         let mut out = vec![0.0f32; ROWS];
         let t = best(5, || {
             scorer.path_sums(&model.forest, black_box(&x), &mut out)
         });
         let rate = ROWS as f64 / t.as_secs_f64();
-        println!(
-            "{:<28} {:>12.0} rows/s",
-            format!("vigil {}", isa.name()),
-            rate
-        );
-        rates.push((isa, rate));
+        println!("{name:<28} {rate:>12.0} rows/s");
+        rates.push((name, rate));
         vigil_out = out;
     }
     let vigil_best = rates.iter().map(|r| r.1).fold(0.0, f64::max);
@@ -175,36 +246,60 @@ fn main() {
             println!(
                 "  vigil best / onnx runtime = {:.2}  (target ≥ 3: {})",
                 vigil_best / rate,
-                if vigil_best / rate >= 3.0 {
-                    "met"
-                } else {
-                    "MISSED"
-                }
+                verdict(vigil_best / rate, 3.0)
             );
-            for (isa, r) in rates.iter().filter(|(isa, _)| *isa != Isa::Scalar) {
-                println!("  vigil {isa} / onnx runtime = {:.2}", r / rate);
+            for (name, r) in rates.iter().skip(1) {
+                println!("  {name} / onnx runtime = {:.2}", r / rate);
             }
         }
         Err(e) => println!("{:<28} skipped: {e}", "onnx runtime"),
     }
-    match scikit_learn(&x) {
-        Ok(rate) => {
-            println!("{:<28} {:>12.0} rows/s", "scikit-learn (n_jobs=1)", rate);
-            println!(
-                "  vigil best / scikit-learn = {:.1}  (target ≥ 30: {})",
-                vigil_best / rate,
-                if vigil_best / rate >= 30.0 {
-                    "met"
-                } else {
-                    "MISSED"
+    match peers(&x) {
+        Ok(peers) => {
+            let mut best_peer: Option<(&str, f64)> = None;
+            for p in &peers {
+                match &p.rate {
+                    Ok(rate) => {
+                        let agree = match &p.agree {
+                            Some(d) => format!("   (scores agree with scikit-learn's to {d})"),
+                            None if p.name == "isotree" => {
+                                "   (its own forest, same parameters)".into()
+                            }
+                            None => String::new(),
+                        };
+                        println!("{:<28} {rate:>12.0} rows/s{agree}", p.name);
+                        println!("  vigil best / {} = {:.2}", p.name, vigil_best / rate);
+                        if best_peer.is_none_or(|(_, r)| *rate > r) {
+                            best_peer = Some((&p.name, *rate));
+                        }
+                    }
+                    Err(e) => println!("{:<28} skipped: {e}", p.name),
                 }
-            );
+            }
+            if let Some((name, rate)) = best_peer {
+                println!(
+                    "  vigil best / best peer ({name}) = {:.2}  (target ≥ 1.5: {})",
+                    vigil_best / rate,
+                    verdict(vigil_best / rate, 1.5)
+                );
+            }
+            if let Some(Ok(rate)) = peers
+                .iter()
+                .find(|p| p.name == "scikit-learn")
+                .map(|p| &p.rate)
+            {
+                println!(
+                    "  vigil best / scikit-learn = {:.1}  (target ≥ 30: {})",
+                    vigil_best / rate,
+                    verdict(vigil_best / rate, 30.0)
+                );
+            }
         }
-        Err(e) => println!("{:<28} skipped: {e}", "scikit-learn"),
+        Err(e) => println!("{:<28} skipped: {e}", "peers"),
     }
     if let [(_, scalar), vector @ ..] = &rates[..] {
-        for (isa, rate) in vector {
-            println!("  vigil {isa} / scalar = {:.2}", rate / scalar);
+        for (name, rate) in vector {
+            println!("  {name} / scalar = {:.2}", rate / scalar);
         }
     }
     wide(&x);
@@ -231,16 +326,9 @@ fn wide(x: &[f32]) {
     println!(
         "\nVigil's own forest on {w} features (channels and differences), 100 trees, ψ = 256:"
     );
-    for isa in [Isa::Scalar, Isa::Avx2, Isa::Avx512] {
-        let Some(scorer) = Scorer::new(isa) else {
-            continue;
-        };
+    for (name, scorer) in vigil_paths() {
         let mut out = vec![0.0f32; ROWS];
         let t = best(5, || scorer.path_sums(&forest, black_box(&rows), &mut out));
-        println!(
-            "{:<28} {:>12.0} rows/s",
-            format!("vigil {}", isa.name()),
-            ROWS as f64 / t.as_secs_f64()
-        );
+        println!("{name:<28} {:>12.0} rows/s", ROWS as f64 / t.as_secs_f64());
     }
 }

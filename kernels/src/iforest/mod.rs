@@ -420,23 +420,70 @@ impl Forest {
 /// rows walk it.
 pub(crate) const TILE: usize = 512;
 
+/// How the AVX-512 path reads each row's value at the feature a node tests. Both give the same
+/// bits; which is faster depends on the core: gathers are quick on Intel's and slow on AMD's.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Fetch {
+    /// One gather per step from the rows as they are.
+    Gather,
+    /// Each tile laid out once in blocks of 16 rows padded to 2, 4, 8 or 16 features; a step
+    /// picks each lane's value from its block's registers with two-register permutes (forests of
+    /// at most 16 features; wider ones gather).
+    Permute,
+}
+
+impl Fetch {
+    /// Every way, for tests and benches.
+    pub const ALL: [Fetch; 2] = [Fetch::Gather, Fetch::Permute];
+
+    /// The faster way on this CPU, as measured by `cargo bench --bench iforest`: permute on AMD's
+    /// cores, gather elsewhere.
+    pub fn for_this_cpu() -> Fetch {
+        if crate::isa::is_amd() {
+            Fetch::Permute
+        } else {
+            Fetch::Gather
+        }
+    }
+
+    /// The name benches print.
+    pub fn name(self) -> &'static str {
+        match self {
+            Fetch::Gather => "gather",
+            Fetch::Permute => "permute",
+        }
+    }
+}
+
 /// The scoring kernel on one instruction set. Holding one means the ISA is available.
 #[derive(Clone, Copy, Debug)]
 pub struct Scorer {
     isa: Isa,
+    fetch: Fetch,
 }
 
 impl Scorer {
     /// `None` when this CPU cannot run `isa`. (The AVX-512 path hands the forests it does not
-    /// cover to the AVX2 one, so it needs both.)
+    /// cover to the AVX2 one, so it needs both.) Reads values the way [`Fetch::for_this_cpu`] says.
     pub fn new(isa: Isa) -> Option<Scorer> {
+        Scorer::with_fetch(isa, Fetch::for_this_cpu())
+    }
+
+    /// [`Scorer::new`] with the way values are read chosen by the caller (it only changes the
+    /// AVX-512 path; the sums are the same either way).
+    pub fn with_fetch(isa: Isa, fetch: Fetch) -> Option<Scorer> {
         let ok = isa.is_available() && (isa != Isa::Avx512 || Isa::Avx2.is_available());
-        ok.then_some(Scorer { isa })
+        ok.then_some(Scorer { isa, fetch })
     }
 
     /// The path this scorer runs.
     pub fn isa(&self) -> Isa {
         self.isa
+    }
+
+    /// How its AVX-512 path reads values.
+    pub fn fetch(&self) -> Fetch {
+        self.fetch
     }
 
     /// Sums each row's path lengths over all trees: `x` holds rows of `forest.n_features()` values,
@@ -467,7 +514,7 @@ impl Scorer {
                 Isa::Avx2 => unsafe { x86_64::avx2::add_tile(forest, xt, ot) },
                 #[cfg(target_arch = "x86_64")]
                 // SAFETY: as for Avx2: an Avx512 scorer exists only where AVX-512F and AVX2 are.
-                Isa::Avx512 => unsafe { x86_64::avx512::add_tile(forest, xt, ot) },
+                Isa::Avx512 => unsafe { x86_64::avx512::add_tile(forest, xt, ot, self.fetch) },
                 #[cfg(not(target_arch = "x86_64"))]
                 Isa::Avx2 | Isa::Avx512 => {
                     unreachable!("x86_64 paths are never available elsewhere")

@@ -2,7 +2,7 @@
 //! other, and training.
 
 use super::train::{train, TrainParams};
-use super::{average_path_length, oracle, Forest, Node, Scorer};
+use super::{average_path_length, oracle, Fetch, Forest, Node, Scorer};
 use crate::isa::Isa;
 use crate::rng::Rng;
 
@@ -53,6 +53,19 @@ fn random_rows(rng: &mut Rng, rows: usize, f: usize, with_bad: bool) -> Vec<f32>
         .collect()
 }
 
+/// A scorer for every available path and every way the vector paths read values.
+fn scorers() -> Vec<Scorer> {
+    Isa::under_test()
+        .into_iter()
+        .flat_map(|isa| Fetch::ALL.map(|fetch| Scorer::with_fetch(isa, fetch).expect("available")))
+        .collect()
+}
+
+/// Names a scorer in a failure message.
+fn name(s: &Scorer) -> String {
+    format!("{} ({})", s.isa(), s.fetch().name())
+}
+
 fn close(got: f32, want: f64) -> bool {
     (got as f64 - want).abs() <= 1e-5 * want.abs().max(1.0)
 }
@@ -76,15 +89,15 @@ fn every_path_matches_the_oracle_over_random_forests() {
         // Row counts around the 8- and 16-lane widths and the tile size.
         let rows = [0, 1, 7, 8, 9, 15, 16, 17, 33, 63, 511, 512, 513, 1100][case % 14];
         let x = random_rows(&mut rng, rows, f, true);
-        for isa in Isa::under_test() {
-            let scorer = Scorer::new(isa).expect("available");
+        for scorer in scorers() {
             let mut got = vec![0.0f32; rows];
             scorer.path_sums(&forest, &x, &mut got);
             for (i, row) in x.chunks_exact(f).enumerate() {
                 let want = oracle::path_sum(&trees, row);
                 assert!(
                     close(got[i], want),
-                    "{isa} case {case} row {i}: {} want {want}",
+                    "{} case {case} row {i}: {} want {want}",
+                    name(&scorer),
                     got[i]
                 );
             }
@@ -95,20 +108,24 @@ fn every_path_matches_the_oracle_over_random_forests() {
 #[test]
 fn the_paths_agree_bit_for_bit() {
     let mut rng = Rng(12);
-    let f = 8;
-    let trees: Vec<Vec<Node>> = (0..100).map(|_| random_tree(&mut rng, f, 8)).collect();
-    let forest = Forest::new(f, 256, &trees).expect("valid forest");
-    let x = random_rows(&mut rng, 2001, f, true);
-    let run = |isa: Isa| {
-        let mut out = vec![0.0f32; 2001];
-        Scorer::new(isa)
-            .expect("available")
-            .score(&forest, &x, &mut out);
-        out.iter().map(|v| v.to_bits()).collect::<Vec<_>>()
-    };
-    let reference = run(Isa::Scalar);
-    for isa in Isa::under_test() {
-        assert!(run(isa) == reference, "{isa} differs from scalar");
+    // Every width of column selection (2, 4, 8 and 16 columns), and one that gathers.
+    for f in [2, 3, 8, 13, 16, 17] {
+        let trees: Vec<Vec<Node>> = (0..100).map(|_| random_tree(&mut rng, f, 8)).collect();
+        let forest = Forest::new(f, 256, &trees).expect("valid forest");
+        let x = random_rows(&mut rng, 2001, f, true);
+        let run = |scorer: Scorer| {
+            let mut out = vec![0.0f32; 2001];
+            scorer.score(&forest, &x, &mut out);
+            out.iter().map(|v| v.to_bits()).collect::<Vec<_>>()
+        };
+        let reference = run(Scorer::new(Isa::Scalar).expect("available"));
+        for scorer in scorers() {
+            assert!(
+                run(scorer) == reference,
+                "{} differs from scalar with {f} features",
+                name(&scorer)
+            );
+        }
     }
 }
 
@@ -139,11 +156,18 @@ fn nan_goes_right_at_every_split() {
             0.0,
         ]
         .to_vec();
-        let mut out = vec![0.0; x.len()];
-        Scorer::new(isa)
-            .expect("available")
-            .path_sums(&forest, &x, &mut out);
-        assert_eq!(out, [1.0, 2.0, 2.0, 1.0, 1.0, 2.0, 1.0, 1.0, 1.0], "{isa}");
+        for fetch in Fetch::ALL {
+            let mut out = vec![0.0; x.len()];
+            Scorer::with_fetch(isa, fetch)
+                .expect("available")
+                .path_sums(&forest, &x, &mut out);
+            assert_eq!(
+                out,
+                [1.0, 2.0, 2.0, 1.0, 1.0, 2.0, 1.0, 1.0, 1.0],
+                "{isa} ({})",
+                fetch.name()
+            );
+        }
     }
 }
 

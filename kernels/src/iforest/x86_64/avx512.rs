@@ -2,19 +2,28 @@
 //! whose trees are all in heap order (scikit-learn's and Vigil's own, ψ ≤ 1024). Any other forest
 //! runs the AVX2 path (a scorer holds this path only where AVX2 is available too).
 //!
-//! A step gathers each row's value from the rows as they are; the last rows of a tile that do not
-//! fill a block of 16 walk as one block padded with zeros, so no row is left to a scalar tail. The
-//! first six levels of a tree come from registers: levels 0 to 4 (at most 16 nodes) by one permute
-//! each, level 5 (32 nodes) by one two-register permute; deeper levels by two 64-bit gathers
-//! (threshold and feature together) per 16 rows.
+//! The first six levels of a tree come from registers: levels 0 to 4 (at most 16 nodes) by one
+//! permute each, level 5 (32 nodes) by one two-register permute; deeper levels by two 64-bit
+//! gathers (threshold and feature together) per 16 rows. Each row's value at the feature its node
+//! tests is read one of two ways ([`Fetch`]), with the same bits:
 //!
-//! Measured on the SKAB forest (`cargo bench --bench iforest`), the walk is bound by the latency
-//! of each step's chain, not by the vector ports: 8 blocks in lockstep beat 4 by 15 % (16 spill),
-//! gathering the values beats selecting them from a transposed tile by 7 mask blends, and serving
-//! level 6 from four registers (two permutes and a blend per field) loses to gathering it.
+//! - **Gather**: one gather per step from the rows as they are; the last rows of a tile that do
+//!   not fill a block of 16 walk as one block padded with zeros.
+//! - **Permute** (forests of at most 16 features): each tile is laid out once in blocks of 16 rows
+//!   padded to 2, 4, 8 or 16 features ([`Padded`]); a step picks the values from the block's
+//!   registers with two-register permutes (4 and 3 blends for 8 features), and levels 0 and 1,
+//!   where every lane tests one of at most two features, load them from a transposed copy.
+//!
+//! Measured on the SKAB forest (`cargo bench --bench iforest`, 8 features): the walk is bound by
+//! each step's chain and by the gathers' cost, not by the vector ports. On an Intel Xeon (Sapphire
+//! Rapids) gathers are cheap: 8 blocks in lockstep beat 4 by 15 % (16 spill), and gathering beat
+//! selecting values from a transposed tile by 7 mask blends. On an AMD EPYC (Zen 5) a gather costs
+//! about as much as 16 loads: permutes score 7.0 M rows/s against 3.2 M for gathers (blends of
+//! transposed columns 5.5 M, and 6.0 M with levels 0 and 1 loaded), so [`Fetch::for_this_cpu`]
+//! permutes there; serving level 6 from four registers lost to gathering it on the Xeon and gained nothing measurable on the EPYC.
 
 use super::avx2;
-use crate::iforest::{unpack_heap_node, Forest, Heap, TILE};
+use crate::iforest::{unpack_heap_node, Fetch, Forest, Heap, TILE};
 use core::arch::x86_64::*;
 
 /// Most features a forest may have for this path (a padded block stays on the stack, 4 KiB).
@@ -32,6 +41,8 @@ struct HeapWalk {
     feat: [__m512i; REGISTER_LEVELS + 1],
     nodes: *const i64,
     values: *const f32,
+    /// The features levels 0 and 1 test (`[root, left, right]`).
+    top: [usize; 3],
 }
 
 impl HeapWalk {
@@ -67,7 +78,10 @@ impl HeapWalk {
                 feat[r] = _mm512_loadu_si512(f16.as_ptr() as *const __m512i);
             }
         }
+        let top =
+            core::array::from_fn(|i| nodes.get(i).map_or(0, |&n| unpack_heap_node(n).1 as usize));
         HeapWalk {
+            top,
             depth,
             inner: inner as i32,
             thr,
@@ -114,6 +128,33 @@ impl HeapWalk {
         }
     }
 
+    /// The values of block `b`'s rows at the features its lanes' nodes `node` (of `level`) test,
+    /// `feat`. Where the values are columns, levels 0 and 1 load their one or two columns.
+    ///
+    /// # Safety
+    /// As [`Values::value`].
+    #[inline(always)]
+    unsafe fn value<V: Values>(
+        &self,
+        x: &V,
+        b: usize,
+        level: usize,
+        node: __m512i,
+        feat: __m512i,
+    ) -> __m512 {
+        // SAFETY: the caller's contract; `top` holds features of the tree.
+        unsafe {
+            if V::COLUMNS && level == 0 {
+                x.column(b, self.top[0])
+            } else if V::COLUMNS && level == 1 {
+                let right = _mm512_cmpeq_epi32_mask(node, _mm512_set1_epi32(2));
+                _mm512_mask_blend_ps(right, x.column(b, self.top[1]), x.column(b, self.top[2]))
+            } else {
+                x.value(b, feat)
+            }
+        }
+    }
+
     /// The children the 16 lanes go to: `x <= threshold` (false for NaN) to `2i + 1`, else
     /// `2i + 2`.
     ///
@@ -147,18 +188,11 @@ impl HeapWalk {
     /// overlap, then single ones) and adds their path lengths to `acc`.
     ///
     /// # Safety
-    /// AVX-512F; `x` holds `blocks` × 16 rows of `f` values (`f` ≤ [`MAX_FEATURES`]), `acc`
-    /// `blocks` × 16 sums, and every feature index of the tree is below `f`.
+    /// AVX-512F; `x` holds `blocks` blocks of 16 rows, `acc` `blocks` × 16 sums, and every
+    /// feature index of the tree is a feature of `x`.
     #[inline(always)]
-    unsafe fn walk(&self, x: &[f32], f: usize, acc: &mut [f32], blocks: usize) {
+    unsafe fn walk<V: Values>(&self, x: &V, acc: &mut [f32], blocks: usize) {
         const LANES: usize = 8;
-        // SAFETY: register arithmetic only.
-        let rows = unsafe {
-            _mm512_mullo_epi32(
-                _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
-                _mm512_set1_epi32(f as i32),
-            )
-        };
         // SAFETY: blocks below `blocks` are inside `xt` and `acc`; `fields` gets indices of the
         // level being walked, `finish` last-level ones.
         unsafe {
@@ -168,7 +202,7 @@ impl HeapWalk {
                 for level in 0..self.depth {
                     for (k, n) in node.iter_mut().enumerate() {
                         let (thr, feat) = self.fields(level, *n);
-                        *n = HeapWalk::down(*n, value(x, (b + k) * 16 * f, rows, feat), thr);
+                        *n = HeapWalk::down(*n, self.value(x, b + k, level, *n, feat), thr);
                     }
                 }
                 for (k, n) in node.iter().enumerate() {
@@ -180,7 +214,7 @@ impl HeapWalk {
                 let mut node = _mm512_setzero_si512();
                 for level in 0..self.depth {
                     let (thr, feat) = self.fields(level, node);
-                    node = HeapWalk::down(node, value(x, b * 16 * f, rows, feat), thr);
+                    node = HeapWalk::down(node, self.value(x, b, level, node, feat), thr);
                 }
                 self.finish(node, acc.as_mut_ptr().add(b * 16));
                 b += 1;
@@ -189,25 +223,156 @@ impl HeapWalk {
     }
 }
 
-/// The values of 16 rows' features `feat`, the rows starting at `x[start]` (`rows` holds each
-/// lane's row offset, `lane · f`).
-///
-/// # Safety
-/// AVX-512F; `start + rows[lane] + feat[lane]` is inside `x` for every lane.
-#[inline(always)]
-unsafe fn value(x: &[f32], start: usize, rows: __m512i, feat: __m512i) -> __m512 {
-    // SAFETY: the caller's contract.
-    unsafe { _mm512_i32gather_ps::<4>(_mm512_add_epi32(rows, feat), x.as_ptr().add(start)) }
+/// Where a walk reads each lane's feature value from.
+trait Values {
+    /// The values of block `b`'s 16 rows at features `feat` (one per lane).
+    ///
+    /// # Safety
+    /// AVX-512F; block `b` is inside the values and every lane of `feat` is one of their features.
+    unsafe fn value(&self, b: usize, feat: __m512i) -> __m512;
+
+    /// Whether [`Values::column`] is a plain load.
+    const COLUMNS: bool;
+
+    /// Block `b`'s rows at one feature.
+    ///
+    /// # Safety
+    /// As [`Values::value`].
+    unsafe fn column(&self, b: usize, feature: usize) -> __m512;
+}
+
+/// The rows as they are (row-major, `f` values each): one gather per step ([`Fetch::Gather`]).
+struct Rows<'a> {
+    x: &'a [f32],
+    f: usize,
+    /// Each lane's row offset, `lane · f`.
+    offsets: __m512i,
+}
+
+impl<'a> Rows<'a> {
+    /// # Safety
+    /// AVX-512F.
+    #[target_feature(enable = "avx512f")]
+    unsafe fn new(x: &'a [f32], f: usize) -> Rows<'a> {
+        let offsets = _mm512_mullo_epi32(
+            _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+            _mm512_set1_epi32(f as i32),
+        );
+        Rows { x, f, offsets }
+    }
+}
+
+impl Values for Rows<'_> {
+    const COLUMNS: bool = false;
+
+    #[inline(always)]
+    unsafe fn column(&self, b: usize, feature: usize) -> __m512 {
+        // SAFETY: the caller's contract.
+        unsafe { self.value(b, _mm512_set1_epi32(feature as i32)) }
+    }
+
+    #[inline(always)]
+    unsafe fn value(&self, b: usize, feat: __m512i) -> __m512 {
+        // SAFETY: the caller's contract: block `b`'s rows, and their features `feat`, are in `x`.
+        unsafe {
+            _mm512_i32gather_ps::<4>(
+                _mm512_add_epi32(self.offsets, feat),
+                self.x.as_ptr().add(b * 16 * self.f),
+            )
+        }
+    }
+}
+
+/// A tile laid out twice, in blocks of 16 rows padded with zeros to `W = 2^L` features (`L` in
+/// 1..=4), for [`Fetch::Permute`]: `rows` row-major (a block is `W` registers, two of them hold
+/// `32 / W` rows, so `W / 2` two-register permutes and `W / 2 − 1` constant-mask blends pick
+/// each lane's value), and `cols` transposed (a block is `W` columns, so that levels 0 and 1,
+/// where every lane tests one of at most two features, load their values).
+struct Padded<'a, const L: usize> {
+    rows: &'a [f32],
+    cols: &'a [f32],
+}
+
+impl<const L: usize> Padded<'_, L> {
+    /// Lanes one permute serves: the rows in two registers.
+    const SPAN: usize = 32 >> L;
+}
+
+impl<const L: usize> Values for Padded<'_, L> {
+    const COLUMNS: bool = true;
+
+    #[inline(always)]
+    unsafe fn column(&self, b: usize, feature: usize) -> __m512 {
+        // SAFETY: the caller's contract: block `b` is in `cols` and `feature < W`.
+        unsafe { _mm512_loadu_ps(self.cols.as_ptr().add(b * (16 << L) + 16 * feature)) }
+    }
+
+    #[inline(always)]
+    unsafe fn value(&self, b: usize, feat: __m512i) -> __m512 {
+        // SAFETY: the caller's contract: block `b`'s `W` registers are in `rows`, and every lane's
+        // index (its row's place among the permute's rows × W + its feature) is below 32.
+        unsafe {
+            let r = self.rows.as_ptr().add(b * (16 << L));
+            let place: [i32; 16] = core::array::from_fn(|l| ((l % Self::SPAN) << L) as i32);
+            let idx = _mm512_add_epi32(feat, _mm512_loadu_si512(place.as_ptr() as *const _));
+            let mut v = [_mm512_setzero_ps(); 8];
+            for (j, v) in v.iter_mut().enumerate().take(1 << (L - 1)) {
+                *v = _mm512_permutex2var_ps(
+                    _mm512_loadu_ps(r.add(32 * j)),
+                    idx,
+                    _mm512_loadu_ps(r.add(32 * j + 16)),
+                );
+            }
+            // Merge neighbours: the upper of each pair of `width`-lane groups from the second.
+            let (mut n, mut width) = (1usize << (L - 1), Self::SPAN);
+            while n > 1 {
+                let upper = (0..16)
+                    .filter(|l| (l / width) % 2 == 1)
+                    .fold(0u16, |m, l| m | 1 << l);
+                for i in 0..n / 2 {
+                    v[i] = _mm512_mask_blend_ps(upper, v[2 * i], v[2 * i + 1]);
+                }
+                n /= 2;
+                width *= 2;
+            }
+            v[0]
+        }
+    }
+}
+
+/// Widest padding [`Padded`] takes: `2^MAX_PAD_LEVEL` = 16 features.
+const MAX_PAD_LEVEL: usize = 4;
+
+/// Lays `x` (rows of `f ≤ 2^L` values) out as [`Padded`] in `rows` and `cols`, the last block
+/// padded with zero rows; returns the number of blocks.
+fn pad<const L: usize>(x: &[f32], f: usize, rows: &mut [f32], cols: &mut [f32]) -> usize {
+    let blocks = (x.len() / f).div_ceil(16);
+    let (rows, cols) = (
+        &mut rows[..blocks * (16 << L)],
+        &mut cols[..blocks * (16 << L)],
+    );
+    rows.fill(0.0);
+    cols.fill(0.0);
+    for (r, row) in x.chunks_exact(f).enumerate() {
+        rows[r << L..(r << L) + f].copy_from_slice(row);
+        let at = (r / 16) * (16 << L) + r % 16;
+        for (j, &v) in row.iter().enumerate() {
+            cols[at + 16 * j] = v;
+        }
+    }
+    blocks
 }
 
 /// Adds every tree's path lengths for one tile of rows (at most [`TILE`]), in tree order, to
-/// `out` (which the caller zeroed, so the sums are bit-identical to the other paths').
+/// `out` (which the caller zeroed, so the sums are bit-identical to the other paths'), reading
+/// the rows' values as `fetch` says (forests of more than `2^MAX_PAD_LEVEL` features always
+/// gather).
 ///
 /// # Safety
 /// AVX-512F and AVX2; `x` holds `out.len() <= TILE` rows of `forest.n_features` values; `forest`
 /// was checked by `Forest::new`.
 #[target_feature(enable = "avx512f,avx2")]
-pub(crate) unsafe fn add_tile(forest: &Forest, x: &[f32], out: &mut [f32]) {
+pub(crate) unsafe fn add_tile(forest: &Forest, x: &[f32], out: &mut [f32], fetch: Fetch) {
     let f = forest.n_features;
     if f > MAX_FEATURES || forest.heap.iter().any(Option::is_none) {
         // SAFETY: as this function (AVX2 is available).
@@ -215,25 +380,54 @@ pub(crate) unsafe fn add_tile(forest: &Forest, x: &[f32], out: &mut [f32]) {
         return;
     }
     let rows = out.len();
-    let (full, rest) = (rows / 16, rows % 16);
-    let mut tail = [0.0f32; 16 * MAX_FEATURES];
-    tail[..rest * f].copy_from_slice(&x[full * 16 * f..]);
     let mut acc = [0.0f32; TILE];
-    let (body, last) = acc[..rows.div_ceil(16) * 16].split_at_mut(full * 16);
     // Every tree is in heap order (checked above).
-    for (t, h) in forest
-        .heap
-        .iter()
-        .enumerate()
-        .filter_map(|(t, h)| Some((t, (*h)?)))
-    {
-        // SAFETY: as this function; `x` holds `full` blocks, `tail` one (its padding rows walk
-        // valid nodes with zeros and are dropped below); features are below `f`.
-        unsafe {
-            let walk = HeapWalk::new(forest, t, h);
-            walk.walk(x, f, body, full);
-            if rest > 0 {
-                walk.walk(&tail, f, last, 1);
+    let trees = || {
+        forest
+            .heap
+            .iter()
+            .enumerate()
+            .filter_map(|(t, h)| Some((t, (*h)?)))
+    };
+    if fetch == Fetch::Permute && f <= 1 << MAX_PAD_LEVEL {
+        let mut rows = [0.0f32; TILE << MAX_PAD_LEVEL];
+        let mut cols = [0.0f32; TILE << MAX_PAD_LEVEL];
+        macro_rules! permute {
+            ($l:literal) => {{
+                let blocks = pad::<$l>(x, f, &mut rows, &mut cols);
+                let values = Padded::<$l> {
+                    rows: &rows,
+                    cols: &cols,
+                };
+                for (t, h) in trees() {
+                    // SAFETY: as this function; `values` holds `blocks` blocks of `2^L >= f`
+                    // features, `acc` their sums; features are below `f`.
+                    unsafe { HeapWalk::new(forest, t, h).walk(&values, &mut acc, blocks) };
+                }
+            }};
+        }
+        match f {
+            1..=2 => permute!(1),
+            3..=4 => permute!(2),
+            5..=8 => permute!(3),
+            _ => permute!(4),
+        }
+    } else {
+        let (full, rest) = (rows / 16, rows % 16);
+        let mut tail = [0.0f32; 16 * MAX_FEATURES];
+        tail[..rest * f].copy_from_slice(&x[full * 16 * f..]);
+        let (body, last) = acc[..rows.div_ceil(16) * 16].split_at_mut(full * 16);
+        // SAFETY: AVX-512F.
+        let (rows_x, rows_tail) = unsafe { (Rows::new(x, f), Rows::new(&tail, f)) };
+        for (t, h) in trees() {
+            // SAFETY: as this function; `x` holds `full` blocks, `tail` one (its padding rows
+            // walk valid nodes with zeros and are dropped below); features are below `f`.
+            unsafe {
+                let walk = HeapWalk::new(forest, t, h);
+                walk.walk(&rows_x, body, full);
+                if rest > 0 {
+                    walk.walk(&rows_tail, last, 1);
+                }
             }
         }
     }
