@@ -176,7 +176,9 @@ pub struct RawPipeline {
     pub shards: Option<usize>,
     /// Rows a shard collects before it scores. Default 1024.
     pub batch_size: Option<usize>,
-    /// Longest a shard waits to fill a batch, in milliseconds. Default 5.
+    /// Longest a shard waits for more rows before it scores a batch, in milliseconds. Default 0:
+    /// it scores what has arrived as soon as its input is empty, so batches are as large as the
+    /// load makes them.
     pub linger_ms: Option<u64>,
     /// Batches each channel between stages holds before the sender waits. Default 16.
     pub channel_capacity: Option<usize>,

@@ -215,7 +215,7 @@ pub(super) fn pipeline(p: RawPipeline) -> Result<PipelineConfig, ConfigError> {
     let pipeline = PipelineConfig {
         shards: positive("pipeline.shards", p.shards.unwrap_or(2))?,
         batch_size: positive("pipeline.batch_size", p.batch_size.unwrap_or(1024))?,
-        linger: Duration::from_millis(p.linger_ms.unwrap_or(5)),
+        linger: Duration::from_millis(p.linger_ms.unwrap_or(0)),
         channel_capacity: positive(
             "pipeline.channel_capacity",
             p.channel_capacity.unwrap_or(16),

@@ -1,4 +1,5 @@
-//! A shard worker: owns the state of its sensors, batches their records by size and linger time,
+//! A shard worker: owns the state of its sensors, batches their records by load (what has queued
+//! when its input runs empty, or within `linger_ms`, up to `batch_size`),
 //! runs every detector on each batch, then the alert policy. Its detectors and their
 //! reconfiguration are in [`super::slots`].
 
