@@ -67,6 +67,13 @@ impl AlertPolicy {
         let w = batch.width();
         let cfg = self.cfg;
         for (r, &key) in keys.iter().enumerate() {
+            // A sensor with no state here and no score (a detector gated to other channel
+            // counts scores all NaN) gets none: nothing could open for it.
+            if self.map.find(key).is_none()
+                && scores.score[r * w..(r + 1) * w].iter().all(|s| s.is_nan())
+            {
+                continue;
+            }
             let (base, new) = self.map.base(key, w);
             if new {
                 let n = self.map.len();
@@ -284,5 +291,21 @@ mod tests {
         assert_eq!((a.value, a.expected, a.peak, a.score), (2.0, 0.5, 8.0, 6.0));
         assert_eq!(a.origin.position, 4);
         assert_eq!(p.open_now(), 1);
+    }
+
+    #[test]
+    fn keeps_no_state_for_sensors_without_a_score() {
+        use AlertEvent::*;
+        // Keys 0..4 score NaN only (a detector gated to other records): no slots for them; key 9
+        // scores and gets one; a key that had state keeps it through NaN.
+        let (b, mut s) = batch(&[f32::NAN, f32::NAN, f32::NAN, f32::NAN, 6.0, 6.0, 6.0]);
+        let mut p = AlertPolicy::new(CFG);
+        let mut out = Vec::new();
+        p.apply(&Arc::from("z"), &b, &[0, 1, 2, 3, 9, 9, 9], &s, &mut out);
+        assert_eq!(p.map.len(), 1);
+        assert_eq!(out.iter().map(|a| a.event).collect::<Vec<_>>(), [Open]);
+        s.score = vec![f32::NAN; 7];
+        p.apply(&Arc::from("z"), &b, &[9, 9, 9, 4, 5, 6, 7], &s, &mut out);
+        assert_eq!((p.map.len(), p.open_now()), (1, 1));
     }
 }
