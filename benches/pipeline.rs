@@ -58,6 +58,60 @@ fn replay_fixture(c: &mut Criterion) {
     let _ = std::fs::remove_dir_all(&out);
 }
 
+/// The decode stage alone on Kafka messages: the fixture's 64,800 records as the load generator
+/// sends them (JSON, channels in the fixture's order), as consumer polls of 1024 messages, decoded
+/// into record batches as `vigil score`'s decode thread does.
+fn decode_messages(c: &mut Criterion) {
+    use vigil::decode::{Input, MessageBatch};
+    use vigil::record::Origin;
+    let rows = common::fixture_rows(&fixture());
+    let polls: Vec<Input> = rows
+        .chunks(1024)
+        .enumerate()
+        .map(|(p, chunk)| {
+            let mut poll = MessageBatch::new(std::time::Instant::now());
+            poll.ticket = p as u64;
+            for (i, (sensor, values)) in chunk.iter().enumerate() {
+                let origin = Origin {
+                    source: 0,
+                    position: (p * 1024 + i) as u64,
+                };
+                let ts = 1_767_571_200_000 + i as i64;
+                poll.push(
+                    origin,
+                    common::payload(sensor, ts, values).as_bytes(),
+                    0,
+                    false,
+                    None,
+                );
+            }
+            Input::Messages(poll)
+        })
+        .collect();
+    let config = Config::validate(RawConfig::default()).expect("valid");
+    let mut decoder = Decoder::new(
+        config.input.clone(),
+        Arc::new(NameTable::default()),
+        config.pipeline.batch_size,
+        config.pipeline.speed,
+    );
+    let mut group = c.benchmark_group("decode_kafka_json");
+    group.throughput(Throughput::Elements(rows.len() as u64));
+    group.bench_function("fixture", |b| {
+        b.iter(|| {
+            let (mut dead, mut n) = (Vec::new(), 0usize);
+            for poll in &polls {
+                decoder.input(poll, &mut dead, &mut |batch| {
+                    n += black_box(batch).len();
+                    true
+                });
+            }
+            assert!(dead.is_empty() && n == rows.len());
+        })
+    });
+    group.finish();
+}
+
 /// Reads and decodes `path` on this thread as the replay's source and decode stages do, and
 /// drops the batches; returns the records decoded.
 fn bare_decode(path: &Path, config: &Config) -> u64 {
@@ -141,4 +195,4 @@ fn main() {
     replay_vs_bare();
 }
 
-criterion_group!(benches, replay_fixture);
+criterion_group!(benches, replay_fixture, decode_messages);

@@ -6,6 +6,7 @@
 
 pub mod csv;
 pub mod json;
+pub mod json_shape;
 
 use crate::config::{InputConfig, Speed};
 use crate::record::{
@@ -54,11 +55,12 @@ impl Input {
     }
 }
 
-/// One message's payload and where it came from.
+/// One message: where it came from, and where its payload is in its batch's
+/// [`MessageBatch::payloads`].
 #[derive(Debug)]
 pub struct Message {
     pub origin: Origin,
-    pub payload: Vec<u8>,
+    pub payload: std::ops::Range<usize>,
     /// Kafka timestamp, epoch ms (0 when absent).
     pub timestamp_ms: i64,
     /// Score the record but raise no alert from it (it is being re-read to rebuild state).
@@ -67,13 +69,53 @@ pub struct Message {
     pub topic: Option<Arc<TopicFields>>,
 }
 
-/// A consumer poll's worth of messages.
+/// A consumer poll's worth of messages, their payloads one after another in one buffer (one
+/// allocation per poll, not one per message).
 #[derive(Debug)]
 pub struct MessageBatch {
     pub ticket: Ticket,
     pub messages: Vec<Message>,
+    pub payloads: Vec<u8>,
     pub read_at: Instant,
     pub sent_at: Instant,
+}
+
+impl MessageBatch {
+    /// An empty batch (its ticket is set when the poll is done).
+    pub fn new(read_at: Instant) -> MessageBatch {
+        MessageBatch {
+            ticket: 0,
+            messages: Vec::new(),
+            payloads: Vec::new(),
+            read_at,
+            sent_at: read_at,
+        }
+    }
+
+    /// Appends a message, copying its payload into the batch.
+    pub fn push(
+        &mut self,
+        origin: Origin,
+        payload: &[u8],
+        timestamp_ms: i64,
+        replay_only: bool,
+        topic: Option<Arc<TopicFields>>,
+    ) {
+        let start = self.payloads.len();
+        self.payloads.extend_from_slice(payload);
+        self.messages.push(Message {
+            origin,
+            payload: start..self.payloads.len(),
+            timestamp_ms,
+            replay_only,
+            topic,
+        });
+    }
+
+    /// The payload of `m`, one of this batch's messages.
+    pub fn payload(&self, m: &Message) -> &[u8] {
+        self.payloads.get(m.payload.clone()).unwrap_or_default()
+    }
 }
 
 /// A run of whole lines of one file, as the source read them.
@@ -179,6 +221,8 @@ pub struct Decoder {
     scope: Option<u32>,
     fields: Vec<std::ops::Range<usize>>,
     values: Vec<f32>,
+    /// The last JSON record read by [`json_shape`] (reused: no allocation per record).
+    shape: json_shape::Shape,
     pub counts: DecodeCounts,
 }
 
@@ -212,6 +256,7 @@ impl Decoder {
             replay_only: false,
             scope: None,
             fields: Vec::new(),
+            shape: json_shape::Shape::default(),
             values: Vec::new(),
             counts: DecodeCounts::default(),
         }
@@ -277,7 +322,7 @@ impl Decoder {
                     // A sensor's state lives as long as its partition's assignment.
                     self.scope = Some(m.origin.source);
                     if !self.json(
-                        &m.payload,
+                        batch.payload(m),
                         m.topic.as_deref(),
                         m.origin,
                         batch.read_at,
@@ -396,6 +441,22 @@ impl Decoder {
             );
             return true;
         }
+        if topic.is_none() && self.input.ignore_columns.is_empty() {
+            if let Some(ts) = self.read_shape(bytes) {
+                let sensor = self
+                    .sensors
+                    .intern_in(self.scope, ascii(bytes, &self.shape.sensor));
+                let schema = self.schema_of_shape(bytes);
+                self.values.clear();
+                self.values.extend(
+                    self.shape
+                        .values
+                        .iter()
+                        .map(|(_, v)| v.map_or(f32::NAN, |v| v as f32)),
+                );
+                return self.push(&schema, sensor, ts, origin, read_at, emit);
+            }
+        }
         let (unit, ignore) = (self.input.epoch_unit, &self.input.ignore_columns);
         let decoded = match topic {
             Some(t) => json::decode_from_topic(bytes, t, unit, ignore),
@@ -433,6 +494,43 @@ impl Decoder {
                 self.dead(dead, origin, reason, bytes);
                 true
             }
+        }
+    }
+
+    /// Reads `bytes` as the common record shape ([`json_shape`]) into `self.shape`, with its
+    /// timestamp in epoch ms; `None` when it is not that shape or its timestamp does not convert
+    /// (the general parser then accepts or refuses the record, with its reason).
+    fn read_shape(&mut self, bytes: &[u8]) -> Option<i64> {
+        if !json_shape::read(bytes, &mut self.shape) {
+            return None;
+        }
+        let unit = self.input.epoch_unit;
+        match self.shape.ts.as_ref()? {
+            json_shape::Ts::Number(n) => unit.to_millis(*n),
+            json_shape::Ts::Text(r) => crate::time::parse_timestamp(ascii(bytes, r), unit),
+        }
+    }
+
+    /// The schema of the record in `self.shape`: the batch's if its channels are the same.
+    fn schema_of_shape(&mut self, bytes: &[u8]) -> Arc<Schema> {
+        let values = &self.shape.values;
+        match &self.current {
+            Some(b)
+                if b.schema.width() == values.len()
+                    && b.schema
+                        .channels
+                        .iter()
+                        .zip(values)
+                        .all(|(c, (k, _))| c.as_bytes() == &bytes[k.clone()]) =>
+            {
+                b.schema.clone()
+            }
+            _ => self.schemas.get(
+                &values
+                    .iter()
+                    .map(|(k, _)| ascii(bytes, k))
+                    .collect::<Vec<_>>(),
+            ),
         }
     }
 
@@ -510,6 +608,11 @@ impl Decoder {
             _ => true,
         }
     }
+}
+
+/// The text of a range [`json_shape`] read (printable ASCII, so always UTF-8).
+fn ascii<'a>(bytes: &'a [u8], r: &std::ops::Range<usize>) -> &'a str {
+    std::str::from_utf8(&bytes[r.clone()]).unwrap_or_default()
 }
 
 #[cfg(test)]
@@ -635,25 +738,16 @@ mod tests {
             r#"{"sensor":"a","ts":2000,"values":{"p":2}}"#,
             r#"{"sensor":"b","ts":3000,"values":{"p":3,"q":4}}"#,
         ];
-        let input = Input::Messages(MessageBatch {
-            ticket: 9,
-            messages: messages
-                .iter()
-                .enumerate()
-                .map(|(i, m)| Message {
-                    origin: Origin {
-                        source: 1,
-                        position: 10 + i as u64,
-                    },
-                    payload: m.as_bytes().to_vec(),
-                    timestamp_ms: 5,
-                    replay_only: i == 0,
-                    topic: None,
-                })
-                .collect(),
-            read_at: Instant::now(),
-            sent_at: Instant::now(),
-        });
+        let mut poll = MessageBatch::new(Instant::now());
+        poll.ticket = 9;
+        for (i, m) in messages.iter().enumerate() {
+            let origin = Origin {
+                source: 1,
+                position: 10 + i as u64,
+            };
+            poll.push(origin, m.as_bytes(), 5, i == 0, None);
+        }
+        let input = Input::Messages(poll);
         let mut batches = Vec::new();
         assert!(d.input(&input, &mut Vec::new(), &mut |b| {
             batches.push(b);

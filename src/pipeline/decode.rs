@@ -65,32 +65,23 @@ mod tests {
     use super::*;
     use crate::ack::Completion;
     use crate::config::{Config, RawConfig};
-    use crate::decode::{Message, MessageBatch};
+    use crate::decode::MessageBatch;
     use crate::record::{NameTable, Origin};
     use crate::telemetry::Telemetry;
     use crossbeam_channel::{bounded, unbounded};
     use std::sync::Arc;
 
     fn poll(ticket: u64, payloads: &[&str]) -> Input {
-        Input::Messages(MessageBatch {
-            ticket,
-            messages: payloads
-                .iter()
-                .enumerate()
-                .map(|(i, p)| Message {
-                    origin: Origin {
-                        source: 0,
-                        position: i as u64,
-                    },
-                    payload: p.as_bytes().to_vec(),
-                    timestamp_ms: 0,
-                    replay_only: false,
-                    topic: None,
-                })
-                .collect(),
-            read_at: Instant::now(),
-            sent_at: Instant::now(),
-        })
+        let mut poll = MessageBatch::new(Instant::now());
+        poll.ticket = ticket;
+        for (i, p) in payloads.iter().enumerate() {
+            let origin = Origin {
+                source: 0,
+                position: i as u64,
+            };
+            poll.push(origin, p.as_bytes(), 0, false, None);
+        }
+        Input::Messages(poll)
     }
 
     /// A decoder with the default configuration, batches of at most `rows`.

@@ -13,7 +13,7 @@
 
 use crate::ack::AckTracker;
 use crate::config::KafkaConfig;
-use crate::decode::{Input, Message, MessageBatch};
+use crate::decode::{Input, MessageBatch};
 use crate::kafka::health::{Health, STATS_INTERVAL_MS};
 use crate::kafka::transactions::Transactions;
 use crate::kafka::{client_config, ConsumerStatus};
@@ -314,6 +314,9 @@ pub struct KafkaSource {
     consumer: BaseConsumer<VigilContext>,
     shared: Arc<Shared>,
     next_ticket: Ticket,
+    /// Subscribed to one topic (not a `^` pattern): a message's partition number names its
+    /// partition, with no need to read its topic name.
+    single_topic: bool,
 }
 
 impl std::fmt::Debug for KafkaSource {
@@ -385,6 +388,7 @@ impl KafkaSource {
             consumer,
             shared,
             next_ticket: 1,
+            single_topic: topics.len() == 1 && !topics[0].starts_with('^'),
         })
     }
 
@@ -527,13 +531,14 @@ impl KafkaSource {
 
     /// One poll's worth of messages (up to [`MAX_BATCH`], or what arrives within 20 ms).
     fn poll_batch(&mut self) -> Option<MessageBatch> {
-        let mut messages = Vec::new();
-        let mut highest: HashMap<SourceId, i64> = HashMap::new();
+        let mut batch = MessageBatch::new(Instant::now());
+        // The highest offset read per partition (few: a short list).
+        let mut highest: Vec<(SourceId, i64)> = Vec::new();
         let deadline = Instant::now() + Duration::from_millis(20);
         let mut read_at = None;
-        while messages.len() < MAX_BATCH {
+        while batch.messages.len() < MAX_BATCH {
             // Wait (up to 20 ms) only for the first message; then take what is already fetched.
-            let timeout = if messages.is_empty() {
+            let timeout = if batch.messages.is_empty() {
                 deadline.saturating_duration_since(Instant::now())
             } else {
                 Duration::ZERO
@@ -561,9 +566,12 @@ impl KafkaSource {
                 partitions,
                 ..
             } = &mut *map;
+            // With one topic subscribed, the partition number alone names the partition.
+            let partition = msg.partition();
+            let single = self.single_topic;
             let Some(tracked) = current
                 .iter_mut()
-                .find(|t| t.partition == msg.partition() && t.topic == msg.topic())
+                .find(|t| t.partition == partition && (single || t.topic == msg.topic()))
             else {
                 continue; // never assigned here
             };
@@ -580,17 +588,20 @@ impl KafkaSource {
             let replay_only = offset < state.committed;
             tracked.next_seen = offset + 1;
             drop(map);
-            highest.insert(id, offset);
-            messages.push(Message {
-                origin: Origin {
+            match highest.iter_mut().find(|(p, _)| *p == id) {
+                Some(h) => h.1 = offset,
+                None => highest.push((id, offset)),
+            }
+            batch.push(
+                Origin {
                     source: id,
                     position: offset as u64,
                 },
-                payload: msg.payload().unwrap_or_default().to_vec(),
-                timestamp_ms: msg.timestamp().to_millis().unwrap_or(0),
+                msg.payload().unwrap_or_default(),
+                msg.timestamp().to_millis().unwrap_or(0),
                 replay_only,
-                topic: None,
-            });
+                None,
+            );
         }
         {
             let mut status = self
@@ -599,23 +610,18 @@ impl KafkaSource {
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner);
             status.last_poll = Some(Instant::now());
-            status.rewound += messages.iter().filter(|m| m.replay_only).count() as u64;
+            status.rewound += batch.messages.iter().filter(|m| m.replay_only).count() as u64;
         }
-        if messages.is_empty() {
+        if batch.messages.is_empty() {
             return None;
         }
-        let ticket = self.next_ticket;
+        batch.ticket = self.next_ticket;
         self.next_ticket += 1;
-        self.shared
-            .tracker
-            .register(ticket, highest.into_iter().collect());
+        self.shared.tracker.register(batch.ticket, highest);
         let now = Instant::now();
-        Some(MessageBatch {
-            ticket,
-            messages,
-            read_at: read_at.unwrap_or(now),
-            sent_at: now,
-        })
+        batch.read_at = read_at.unwrap_or(now);
+        batch.sent_at = now;
+        Some(batch)
     }
 
     /// Refreshes assigned partitions and their lag for the status readers.

@@ -10,7 +10,7 @@
 
 use crate::ack::AckTracker;
 use crate::config::MqttConfig;
-use crate::decode::{Input, Message, MessageBatch};
+use crate::decode::{Input, MessageBatch};
 use crate::kafka::ConsumerStatus;
 use crate::record::{Interner, Origin, SourceId, Ticket, TopicFields};
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
@@ -176,10 +176,10 @@ impl MqttSource {
         next_position: &mut u64,
     ) -> Option<MessageBatch> {
         let deadline = Instant::now() + Duration::from_millis(20);
-        let mut messages = Vec::new();
+        let mut batch = MessageBatch::new(Instant::now());
         let mut read_at = None;
-        while messages.len() < MAX_BATCH {
-            let got = if messages.is_empty() {
+        while batch.messages.len() < MAX_BATCH {
+            let got = if batch.messages.is_empty() {
                 rx.recv_deadline(deadline)
             } else {
                 rx.try_recv().map_err(|_| RecvTimeoutError::Timeout)
@@ -191,13 +191,13 @@ impl MqttSource {
             let position = *next_position;
             *next_position += 1;
             let (source, topic) = self.topic(&publish.topic);
-            messages.push(Message {
-                origin: Origin { source, position },
-                payload: publish.payload.to_vec(),
-                timestamp_ms: 0,
-                replay_only: false,
+            batch.push(
+                Origin { source, position },
+                &publish.payload,
+                0,
+                false,
                 topic,
-            });
+            );
             if publish.qos != QoS::AtMostOnce {
                 unacked.push_back((position, generation, publish));
             }
@@ -206,17 +206,14 @@ impl MqttSource {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .last_poll = Some(Instant::now());
-        let last = messages.last()?.origin.position;
-        let ticket = self.next_ticket;
+        let last = batch.messages.last()?.origin.position;
+        batch.ticket = self.next_ticket;
         self.next_ticket += 1;
         self.tracker
-            .register(ticket, vec![(self.session, last as i64)]);
-        Some(MessageBatch {
-            ticket,
-            messages,
-            read_at: read_at.unwrap_or_else(Instant::now),
-            sent_at: Instant::now(),
-        })
+            .register(batch.ticket, vec![(self.session, last as i64)]);
+        batch.read_at = read_at.unwrap_or_else(Instant::now);
+        batch.sent_at = Instant::now();
+        Some(batch)
     }
 
     /// The source id of `topic` (`mqtt:<topic>`: a dead letter names where it came from) and what
