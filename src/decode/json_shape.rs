@@ -36,15 +36,9 @@ pub fn read(b: &[u8], out: &mut Shape) -> bool {
         return false;
     }
     loop {
-        r.ws();
-        let Some(key) = r.string() else {
+        let Some(key) = r.member() else {
             return false;
         };
-        r.ws();
-        if !r.eat(b':') {
-            return false;
-        }
-        r.ws();
         match &b[key] {
             b"sensor" if !sensor => {
                 let Some(s) = r.string() else {
@@ -74,11 +68,10 @@ pub fn read(b: &[u8], out: &mut Shape) -> bool {
             }
             _ => return false,
         }
-        r.ws();
-        match r.next() {
-            Some(b',') => continue,
-            Some(b'}') => break,
-            _ => return false,
+        match r.after_member() {
+            Some(true) => continue,
+            Some(false) => break,
+            None => return false,
         }
     }
     r.ws();
@@ -186,21 +179,40 @@ impl Reader<'_> {
         }
     }
 
+    /// An object member's name and the colon after it (with the whitespace around them).
+    #[inline]
+    fn member(&mut self) -> Option<Range<usize>> {
+        self.ws();
+        let key = self.string()?;
+        self.ws();
+        if !self.eat(b':') {
+            return None;
+        }
+        self.ws();
+        Some(key)
+    }
+
+    /// After a member's value: `Some(true)` at a comma (another member follows), `Some(false)`
+    /// at the object's end.
+    #[inline]
+    fn after_member(&mut self) -> Option<bool> {
+        self.ws();
+        match self.next()? {
+            b',' => Some(true),
+            b'}' => Some(false),
+            _ => None,
+        }
+    }
+
     /// `{"name": number|null, ...}` (readings finite as f32) appended to `out`.
     fn values(&mut self, out: &mut Vec<(Range<usize>, Option<f64>)>) -> bool {
         if !self.eat(b'{') {
             return false;
         }
         loop {
-            self.ws();
-            let Some(key) = self.string() else {
+            let Some(key) = self.member() else {
                 return false;
             };
-            self.ws();
-            if !self.eat(b':') {
-                return false;
-            }
-            self.ws();
             let v = if self.b[self.at..].starts_with(b"null") {
                 self.at += 4;
                 None
@@ -211,11 +223,10 @@ impl Reader<'_> {
                 }
             };
             out.push((key, v));
-            self.ws();
-            match self.next() {
-                Some(b',') => continue,
-                Some(b'}') => return true,
-                _ => return false,
+            match self.after_member() {
+                Some(true) => continue,
+                Some(false) => return true,
+                None => return false,
             }
         }
     }
