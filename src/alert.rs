@@ -67,14 +67,13 @@ impl AlertPolicy {
         let w = batch.width();
         let cfg = self.cfg;
         for (r, &key) in keys.iter().enumerate() {
-            // A sensor with no state here and no score (a detector gated to other channel
-            // counts scores all NaN) gets none: nothing could open for it.
-            if self.map.find(key).is_none()
-                && scores.score[r * w..(r + 1) * w].iter().all(|s| s.is_nan())
-            {
-                continue;
-            }
-            let (base, new) = self.map.base(key, w);
+            let (base, new) = match self.map.find(key) {
+                Some(base) => (base, false),
+                // A sensor with no state here and no score (a detector gated to other channel
+                // counts scores all NaN) gets none: nothing could open for it.
+                None if scores.score[r * w..(r + 1) * w].iter().all(|s| s.is_nan()) => continue,
+                None => self.map.base(key, w),
+            };
             if new {
                 let n = self.map.len();
                 self.open.resize(n, false);

@@ -443,18 +443,19 @@ impl Decoder {
         }
         if topic.is_none() && self.input.ignore_columns.is_empty() {
             if let Some(ts) = self.read_shape(bytes) {
-                let sensor = self
-                    .sensors
-                    .intern_in(self.scope, ascii(bytes, &self.shape.sensor));
-                let schema = self.schema_of_shape(bytes);
-                self.values.clear();
-                self.values.extend(
-                    self.shape
-                        .values
-                        .iter()
-                        .map(|(_, v)| v.map_or(f32::NAN, |v| v as f32)),
+                // Out of `self` while its ranges are read (moved back after: no allocation).
+                let shape = std::mem::take(&mut self.shape);
+                let readings = shape.values.iter().map(|(k, v)| (&bytes[k.clone()], *v));
+                let ok = self.json_row(
+                    ascii(bytes, &shape.sensor),
+                    ts,
+                    readings,
+                    origin,
+                    read_at,
+                    emit,
                 );
-                return self.push(&schema, sensor, ts, origin, read_at, emit);
+                self.shape = shape;
+                return ok;
             }
         }
         let (unit, ignore) = (self.input.epoch_unit, &self.input.ignore_columns);
@@ -464,37 +465,50 @@ impl Decoder {
         };
         match decoded {
             Ok((rec, ts)) => {
-                let same = self.current.as_ref().is_some_and(|b| {
-                    b.schema.width() == rec.values.len()
-                        && b.schema
-                            .channels
-                            .iter()
-                            .zip(&rec.values)
-                            .all(|(c, (k, _))| **c == **k)
-                });
-                let schema = match &self.current {
-                    Some(b) if same => b.schema.clone(),
-                    _ => self.schemas.get(
-                        &rec.values
-                            .iter()
-                            .map(|(k, _)| k.as_ref())
-                            .collect::<Vec<_>>(),
-                    ),
-                };
-                self.values.clear();
-                self.values.extend(
-                    rec.values
-                        .iter()
-                        .map(|(_, v)| v.map_or(f32::NAN, |v| v as f32)),
-                );
-                let sensor = self.sensors.intern_in(self.scope, &rec.sensor);
-                self.push(&schema, sensor, ts, origin, read_at, emit)
+                let readings = rec.values.iter().map(|(k, v)| (k.as_bytes(), *v));
+                self.json_row(&rec.sensor, ts, readings, origin, read_at, emit)
             }
             Err(reason) => {
                 self.dead(dead, origin, reason, bytes);
                 true
             }
         }
+    }
+
+    /// Appends one decoded JSON record (its readings sorted by channel, names UTF-8), however it
+    /// was parsed: the batch's schema if its channels are the same, else the interned one.
+    fn json_row<'k>(
+        &mut self,
+        sensor: &str,
+        ts: i64,
+        readings: impl ExactSizeIterator<Item = (&'k [u8], Option<f64>)> + Clone,
+        origin: Origin,
+        read_at: Instant,
+        emit: &mut dyn FnMut(RecordBatch) -> bool,
+    ) -> bool {
+        let same = self.current.as_ref().is_some_and(|b| {
+            b.schema.width() == readings.len()
+                && b.schema
+                    .channels
+                    .iter()
+                    .zip(readings.clone())
+                    .all(|(c, (k, _))| c.as_bytes() == k)
+        });
+        let schema = match &self.current {
+            Some(b) if same => b.schema.clone(),
+            // (Both parsers give UTF-8 names: `from_utf8` never fails here.)
+            _ => self.schemas.get(
+                &readings
+                    .clone()
+                    .map(|(k, _)| std::str::from_utf8(k).unwrap_or_default())
+                    .collect::<Vec<_>>(),
+            ),
+        };
+        self.values.clear();
+        self.values
+            .extend(readings.map(|(_, v)| v.map_or(f32::NAN, |v| v as f32)));
+        let sensor = self.sensors.intern_in(self.scope, sensor);
+        self.push(&schema, sensor, ts, origin, read_at, emit)
     }
 
     /// Reads `bytes` as the common record shape ([`json_shape`]) into `self.shape`, with its
@@ -508,29 +522,6 @@ impl Decoder {
         match self.shape.ts.as_ref()? {
             json_shape::Ts::Number(n) => unit.to_millis(*n),
             json_shape::Ts::Text(r) => crate::time::parse_timestamp(ascii(bytes, r), unit),
-        }
-    }
-
-    /// The schema of the record in `self.shape`: the batch's if its channels are the same.
-    fn schema_of_shape(&mut self, bytes: &[u8]) -> Arc<Schema> {
-        let values = &self.shape.values;
-        match &self.current {
-            Some(b)
-                if b.schema.width() == values.len()
-                    && b.schema
-                        .channels
-                        .iter()
-                        .zip(values)
-                        .all(|(c, (k, _))| c.as_bytes() == &bytes[k.clone()]) =>
-            {
-                b.schema.clone()
-            }
-            _ => self.schemas.get(
-                &values
-                    .iter()
-                    .map(|(k, _)| ascii(bytes, k))
-                    .collect::<Vec<_>>(),
-            ),
         }
     }
 

@@ -343,16 +343,10 @@ impl<const L: usize> Values for Padded<'_, L> {
 /// Widest padding [`Padded`] takes: `2^MAX_PAD_LEVEL` = 16 features.
 const MAX_PAD_LEVEL: usize = 4;
 
-/// Lays `x` (rows of `f ≤ 2^L` values) out as [`Padded`] in `rows` and `cols`, the last block
-/// padded with zero rows; returns the number of blocks.
+/// Lays `x` (rows of `f ≤ 2^L` values) out as [`Padded`] in `rows` and `cols`, which the caller
+/// zeroed (the padding stays zero); returns the number of blocks.
 fn pad<const L: usize>(x: &[f32], f: usize, rows: &mut [f32], cols: &mut [f32]) -> usize {
     let blocks = (x.len() / f).div_ceil(16);
-    let (rows, cols) = (
-        &mut rows[..blocks * (16 << L)],
-        &mut cols[..blocks * (16 << L)],
-    );
-    rows.fill(0.0);
-    cols.fill(0.0);
     for (r, row) in x.chunks_exact(f).enumerate() {
         rows[r << L..(r << L) + f].copy_from_slice(row);
         let at = (r / 16) * (16 << L) + r % 16;
@@ -390,10 +384,10 @@ pub(crate) unsafe fn add_tile(forest: &Forest, x: &[f32], out: &mut [f32], fetch
             .filter_map(|(t, h)| Some((t, (*h)?)))
     };
     if fetch == Fetch::Permute && f <= 1 << MAX_PAD_LEVEL {
-        let mut rows = [0.0f32; TILE << MAX_PAD_LEVEL];
-        let mut cols = [0.0f32; TILE << MAX_PAD_LEVEL];
         macro_rules! permute {
             ($l:literal) => {{
+                // Zeroed once, as wide as this forest's padding.
+                let (mut rows, mut cols) = ([0.0f32; TILE << $l], [0.0f32; TILE << $l]);
                 let blocks = pad::<$l>(x, f, &mut rows, &mut cols);
                 let values = Padded::<$l> {
                     rows: &rows,
