@@ -203,6 +203,8 @@ pub(super) fn spec(raw: RawDetector, alerts: &RawPolicy) -> Result<DetectorSpec,
                 learn: n.learn.unwrap_or(d.learn),
                 memory_bits: n.memory_bits.unwrap_or(d.memory_bits),
                 weight: n.weight.unwrap_or(d.weight),
+                extent_tolerance: n.extent_tolerance.unwrap_or(d.extent_tolerance),
+                extent_score: n.extent_score.unwrap_or(d.extent_score),
             };
             let params = SequenceParams::new(&spec)
                 .map_err(|e| ConfigError::invalid(format!("detector {label}: {e}")))?;

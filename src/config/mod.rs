@@ -219,7 +219,7 @@ mod tests {
         use vigil_kernels::likelihood::LikelihoodSpec;
         use vigil_kernels::sequence::{SequenceParams, SequenceSpec};
         let raw = RawConfig::from_toml(
-            "[[detectors]]\nkind = \"sequence\"\nlevels = 8\norder = 2\nlearn = 50\ncap = 5\n",
+            "[[detectors]]\nkind = \"sequence\"\nlevels = 8\norder = 2\nlearn = 50\ncap = 5\nextent_score = 0\n",
         )
         .expect("parses");
         let c = Config::validate(raw).expect("valid");
@@ -227,6 +227,7 @@ mod tests {
             levels: 8,
             order: 2,
             learn: 50,
+            extent_score: 0.0,
             likelihood: LikelihoodSpec {
                 cap: 5.0,
                 ..LikelihoodSpec::default()

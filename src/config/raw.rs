@@ -419,30 +419,37 @@ pub struct RawSequence {
 #[derive(Debug, Default, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawNovelty {
-    /// Levels across the range of a channel's first `range_warmup` readings. Default 8.
+    /// Levels across the range of a channel's first `range_warmup` readings. Default 16.
     pub levels: Option<u32>,
-    /// Levels per remembered context (1..=8). Default 4.
+    /// Levels per remembered context (1..=8). Default 3.
     pub order: Option<u32>,
-    /// Readings that set a channel's levels. Default 150.
+    /// Readings that set a channel's levels. Default 300.
     pub range_warmup: Option<u32>,
-    /// Readings after that which only fill the memory. Default 150.
+    /// Readings after that which only fill the memory. Default 300.
     pub learn: Option<u32>,
     /// Each memory generation holds 2^memory_bits bits per channel (10..=20). Default 12.
     pub memory_bits: Option<u32>,
     /// Raw surprise of a reading none of whose contexts is known, in standard deviations.
-    /// Default 10.
+    /// Default 1.
     pub weight: Option<f32>,
+    /// A reading beyond the channel's lowest or highest so far by this fraction of their span
+    /// is an excursion. Default 0.05.
+    pub extent_tolerance: Option<f32>,
+    /// The score of an excursion; 0 turns the check off. Default 10.
+    pub extent_score: Option<f32>,
 }
 
 impl RawNovelty {
     /// The keys, as written.
-    pub const KEYS: [&'static str; 6] = [
+    pub const KEYS: [&'static str; 8] = [
         "levels",
         "order",
         "range_warmup",
         "learn",
         "memory_bits",
         "weight",
+        "extent_tolerance",
+        "extent_score",
     ];
 }
 

@@ -20,7 +20,8 @@
 //!
 //! The value likelihood catches readings outside their usual range; the novelty's own history
 //! catches a run of unfamiliar sequences in a series where novelty is usually rare, and stays
-//! quiet in one (like a noisy count) where it is common.
+//! quiet in one (like a noisy count) where it is common. A reading beyond everything the slot has
+//! seen scores on its own ([`extent`]): a spike the z-scores' cap and smoothing would dilute.
 //!
 //! The memory of a slot is two bitsets of `2^memory_bits` bits (current and previous
 //! generation): a key is known when its bit is set in either. When the current one holds
@@ -32,6 +33,7 @@
 //! instruction-set path gives the same bits; the z-score stages run on the chosen path as the
 //! likelihood detector's do.
 
+pub mod extent;
 #[cfg(test)]
 mod oracle;
 mod scalar;
@@ -43,6 +45,7 @@ mod x86_64;
 use crate::isa::Isa;
 use crate::likelihood::{Likelihood, LikelihoodParams, LikelihoodSlots, LikelihoodSpec};
 use crate::zscore::{ParamError, ZScore, ZSlots};
+use extent::ExtentSlots;
 
 /// Smoothed novelty below this is 0 (novelty is a multiple of `1 / order`).
 const NOVELTY_FLOOR: f32 = 1e-12;
@@ -55,6 +58,20 @@ pub const MAX_ORDER: usize = 8;
 pub struct SequenceParams {
     pub(crate) likelihood: LikelihoodParams,
     pub(crate) novelty: NoveltyParams,
+    pub(crate) extent: ExtentParams,
+}
+
+/// The extent stage's parameters.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) struct ExtentParams {
+    /// Beyond the extent by this fraction of it, a reading is an excursion.
+    pub(crate) tolerance: f32,
+    /// The score of an excursion (0: the stage never scores).
+    pub(crate) score: f32,
+    /// Per reading, the excursion score is multiplied by this.
+    pub(crate) decay: f32,
+    /// Readings a slot has absorbed before an excursion scores.
+    pub(crate) armed_from: u32,
 }
 
 /// The novelty stage's parameters.
@@ -97,6 +114,12 @@ pub struct SequenceSpec {
     pub memory_bits: u32,
     /// The raw surprise of a reading none of whose contexts is known.
     pub weight: f32,
+    /// A reading beyond the lowest or highest so far by this fraction of their span is an
+    /// excursion (Numenta's spatial tolerance, 0.05).
+    pub extent_tolerance: f32,
+    /// The score of an excursion, which then decays as the likelihood's smoothing does; 0 turns
+    /// the extent stage off.
+    pub extent_score: f32,
 }
 
 impl Default for SequenceSpec {
@@ -110,6 +133,8 @@ impl Default for SequenceSpec {
             learn: 300,
             memory_bits: 12,
             weight: 1.0,
+            extent_tolerance: 0.05,
+            extent_score: 10.0,
         }
     }
 }
@@ -154,7 +179,25 @@ impl SequenceParams {
                 spec.weight
             )));
         }
+        if !(spec.extent_tolerance.is_finite() && spec.extent_tolerance >= 0.0) {
+            return Err(ParamError(format!(
+                "extent_tolerance must be a non-negative number, got {}",
+                spec.extent_tolerance
+            )));
+        }
+        if !(spec.extent_score.is_finite() && spec.extent_score >= 0.0) {
+            return Err(ParamError(format!(
+                "extent_score must be a non-negative number, got {}",
+                spec.extent_score
+            )));
+        }
         Ok(SequenceParams {
+            extent: ExtentParams {
+                tolerance: spec.extent_tolerance,
+                score: spec.extent_score,
+                decay: 1.0 - likelihood.beta,
+                armed_from: spec.range_warmup,
+            },
             likelihood,
             novelty: NoveltyParams {
                 levels: spec.levels as f32,
@@ -170,7 +213,11 @@ impl SequenceParams {
     /// Bytes of state per slot.
     pub fn bytes_per_slot(&self) -> usize {
         let n = &self.novelty;
-        2 * n.words() * 4 + MAX_ORDER * 4 + 5 * 4 + LikelihoodSlots::BYTES_PER_SLOT
+        2 * n.words() * 4
+            + MAX_ORDER * 4
+            + 5 * 4
+            + LikelihoodSlots::BYTES_PER_SLOT
+            + ExtentSlots::BYTES_PER_SLOT
     }
 }
 
@@ -220,6 +267,7 @@ pub struct SequenceSlots {
     pub smooth: Vec<f32>,
     /// The smoothed novelty's history.
     pub history: ZSlots,
+    pub extent: ExtentSlots,
 }
 
 impl SequenceSlots {
@@ -246,6 +294,7 @@ impl SequenceSlots {
         self.novelty.grow(n, params.novelty.words());
         self.smooth.resize(self.smooth.len() + n, 0.0);
         self.history.grow(n);
+        self.extent.grow(n);
     }
 
     /// The slow level each slot expects.
@@ -344,6 +393,14 @@ impl Sequence {
             let z = w * z;
             *s = if z > *s { z } else { *s };
         }
+        extent::update(
+            &self.params.extent,
+            &mut slots.extent,
+            &slots.novelty.count,
+            start,
+            x,
+            score,
+        );
     }
 }
 

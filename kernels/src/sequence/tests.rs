@@ -29,6 +29,8 @@ fn spec() -> SequenceSpec {
         learn: 30,
         memory_bits: 10,
         weight: 1.0,
+        extent_tolerance: 0.05,
+        extent_score: 10.0,
     }
 }
 
@@ -242,6 +244,18 @@ fn params_are_validated() {
         SequenceSpec { weight: -1.0, ..ok },
         SequenceSpec {
             weight: f32::NAN,
+            ..ok
+        },
+        SequenceSpec {
+            extent_tolerance: -0.1,
+            ..ok
+        },
+        SequenceSpec {
+            extent_tolerance: f32::INFINITY,
+            ..ok
+        },
+        SequenceSpec {
+            extent_score: f32::NAN,
             ..ok
         },
     ];
