@@ -94,6 +94,26 @@ pub fn read(b: &[u8], out: &mut Shape) -> bool {
         && v.windows(2).all(|w| b[w[0].0.clone()] != b[w[1].0.clone()])
 }
 
+/// `mantissa · 10^exp` to the nearest double when that takes one correctly rounded operation
+/// (Clinger's fast path: the mantissa exact in a double, the power of ten too), else `None`.
+#[inline]
+fn exact(mantissa: u64, digits: u32, exp: i32) -> Option<f64> {
+    const POW10: [f64; 23] = [
+        1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16,
+        1e17, 1e18, 1e19, 1e20, 1e21, 1e22,
+    ];
+    if digits > 19 || mantissa > 1 << 53 {
+        return None;
+    }
+    let m = mantissa as f64;
+    match exp {
+        0..=22 => Some(m * POW10[exp as usize]),
+        -22..=-1 => Some(m / POW10[(-exp) as usize]),
+        _ if mantissa == 0 => Some(0.0),
+        _ => None,
+    }
+}
+
 struct Reader<'a> {
     b: &'a [u8],
     at: usize,
@@ -143,40 +163,73 @@ impl Reader<'_> {
     }
 
     /// A JSON number, finite as an f64, parsed to the nearest double as the general parser does.
+    /// Most readings take the exact fast path ([`exact`]); the rest go through `str::parse`.
     #[inline]
     fn number(&mut self) -> Option<f64> {
+        let negative = self.eat(b'-');
         let start = self.at;
-        self.eat(b'-');
+        // Significant digits (leading zeros aside) as an integer, while they fit.
+        let (mut mantissa, mut digits, mut scale) = (0u64, 0u32, 0i32);
+        let mut take = |c: u8, fraction: bool| {
+            if mantissa == 0 && c == b'0' {
+                scale -= fraction as i32;
+                return;
+            }
+            if digits < 19 {
+                mantissa = mantissa * 10 + (c - b'0') as u64;
+                scale -= fraction as i32;
+            } else {
+                scale += !fraction as i32;
+            }
+            digits += 1;
+        };
         match self.next()? {
             b'0' => {}
-            b'1'..=b'9' => self.digits(),
+            c @ b'1'..=b'9' => {
+                take(c, false);
+                while let Some(c @ b'0'..=b'9') = self.peek() {
+                    take(c, false);
+                    self.at += 1;
+                }
+            }
             _ => return None,
         }
         if self.eat(b'.') {
             if !self.peek()?.is_ascii_digit() {
                 return None;
             }
-            self.digits();
+            while let Some(c @ b'0'..=b'9') = self.peek() {
+                take(c, true);
+                self.at += 1;
+            }
         }
+        let mut exponent = 0i32;
         if matches!(self.peek(), Some(b'e' | b'E')) {
             self.at += 1;
+            let minus = self.peek() == Some(b'-');
             if matches!(self.peek(), Some(b'+' | b'-')) {
                 self.at += 1;
             }
             if !self.peek()?.is_ascii_digit() {
                 return None;
             }
-            self.digits();
+            while let Some(c @ b'0'..=b'9') = self.peek() {
+                exponent = (exponent * 10 + (c - b'0') as i32).min(100_000);
+                self.at += 1;
+            }
+            if minus {
+                exponent = -exponent;
+            }
         }
-        let text = std::str::from_utf8(&self.b[start..self.at]).ok()?;
-        text.parse::<f64>().ok().filter(|v| v.is_finite())
-    }
-
-    #[inline]
-    fn digits(&mut self) {
-        while self.peek().is_some_and(|c| c.is_ascii_digit()) {
-            self.at += 1;
-        }
+        let v = match exact(mantissa, digits, scale + exponent) {
+            Some(v) => v,
+            None => std::str::from_utf8(&self.b[start..self.at])
+                .ok()?
+                .parse::<f64>()
+                .ok()?,
+        };
+        let v = if negative { -v } else { v };
+        v.is_finite().then_some(v)
     }
 
     /// An object member's name and the colon after it (with the whitespace around them).
@@ -321,6 +374,71 @@ mod tests {
             }
         }
         assert_eq!(read_fast, 5, "the first five cases");
+    }
+
+    /// The fast path and its fallback give `str::parse`'s double for every kind of number.
+    #[test]
+    fn numbers_are_read_to_the_nearest_double() {
+        let mut rng = vigil_kernels::rng::Rng(9);
+        let mut texts: Vec<String> = [
+            "0",
+            "0.0",
+            "1",
+            "0.1",
+            "0.3",
+            "9007199254740993",
+            "9007199254740992",
+            "1e22",
+            "1e23",
+            "1.5e-22",
+            "1e-23",
+            "123456789012345678901234",
+            "0.000000000000000000001",
+            "2.2250738585072011e-308",
+            "4.9e-324",
+            "1.7976931348623157e308",
+            "0e999",
+            "5E+3",
+            "1234567890123456789",
+            "12345678901234567890",
+            "0.1234567890123456789",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        for _ in 0..20_000 {
+            let digits = 1 + (rng.next_u64() % 20) as usize;
+            let mut t: String = (0..digits)
+                .map(|_| char::from(b'0' + (rng.next_u64() % 10) as u8))
+                .collect();
+            let t0 = t.trim_start_matches('0');
+            t = if t0.is_empty() { "0".into() } else { t0.into() };
+            let dot = (rng.next_u64() % (t.len() as u64 + 1)) as usize;
+            if dot > 0 && dot < t.len() {
+                t.insert(dot, '.');
+            } else if dot == 0 {
+                t = format!("0.{}{t}", "0".repeat((rng.next_u64() % 4) as usize));
+            }
+            if rng.next_u64().is_multiple_of(3) {
+                t.push_str(&format!("e{}", (rng.next_u64() % 60) as i64 - 30));
+            }
+            texts.push(t);
+        }
+        for t in texts {
+            for signed in [t.clone(), format!("-{t}")] {
+                let mut r = Reader {
+                    b: signed.as_bytes(),
+                    at: 0,
+                };
+                let got = r.number();
+                let want: f64 = signed.parse().unwrap_or_else(|e| panic!("{signed}: {e}"));
+                assert_eq!(r.at, signed.len(), "{signed}");
+                match got {
+                    Some(v) => assert_eq!(v.to_bits(), want.to_bits(), "{signed}"),
+                    None => assert!(!want.is_finite(), "{signed}"),
+                }
+            }
+        }
     }
 
     #[test]
