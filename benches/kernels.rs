@@ -87,18 +87,20 @@ fn sequence(c: &mut Criterion) {
         group.throughput(Throughput::Elements(n as u64));
         // Eight shifted copies of the readings, so that successive calls make new contexts.
         let xs: Vec<Vec<f32>> = (0..8).map(|r| readings(n + r).split_off(r)).collect();
+        // Every reading in one hour of the day (the time context is on by default).
+        let hours = vec![9i32; n];
         for isa in Isa::available() {
             let mut kernel = Sequence::new(isa, params).expect("available");
             let mut slots = SequenceSlots::new(n, &params);
             let mut score = vec![0.0f32; n];
             for t in 0..700 {
-                kernel.update(&mut slots, 0, &xs[t % 8], &mut score);
+                kernel.update(&mut slots, 0, &xs[t % 8], &hours, &mut score);
             }
             let mut t = 0;
             group.bench_with_input(BenchmarkId::new(isa.name(), n), &n, |b, _| {
                 b.iter(|| {
                     t += 1;
-                    kernel.update(&mut slots, 0, black_box(&xs[t % 8]), &mut score)
+                    kernel.update(&mut slots, 0, black_box(&xs[t % 8]), &hours, &mut score)
                 })
             });
         }

@@ -204,7 +204,8 @@ fn the_likelihood_detector_beats_random_cut_forest_on_nab_and_0_6_f1_on_skab() {
 
 /// Issue 12's NAB goals, kept by the default set run causally (no file's range known ahead):
 /// standard above Numenta HTM's 70.1, low FP at least 63 and low FN at least 75. The extent stage
-/// carries part of it: without it the same detector loses the spikes beyond a series' past.
+/// carries most of it (without it the same detector loses the spikes beyond a series' past), the
+/// hour context some.
 #[test]
 fn the_default_set_beats_numenta_htm_on_nab() {
     let nab = vigil::eval::eval_nab(&config(""), &datasets().join("nab"), None, None, None)
@@ -232,6 +233,14 @@ fn the_default_set_beats_numenta_htm_on_nab() {
         without.profiles[0].score < standard - 5.0,
         "without the extent stage {} against {standard}",
         without.profiles[0].score
+    );
+    let untimed = config("[[detectors]]\nkind = \"sequence\"\nmax_channels = 1\ntime_of_day = false\n[[detectors]]\nkind = \"baseline\"\nmin_channels = 2\n");
+    let untimed =
+        vigil::eval::eval_nab(&untimed, &datasets().join("nab"), None, None, None).expect("eval");
+    assert!(
+        untimed.profiles[0].score < standard - 1.0,
+        "without the hour context {} against {standard}",
+        untimed.profiles[0].score
     );
 }
 

@@ -205,6 +205,7 @@ pub(super) fn spec(raw: RawDetector, alerts: &RawPolicy) -> Result<DetectorSpec,
                 weight: n.weight.unwrap_or(d.weight),
                 extent_tolerance: n.extent_tolerance.unwrap_or(d.extent_tolerance),
                 extent_score: n.extent_score.unwrap_or(d.extent_score),
+                time_of_day: n.time_of_day.unwrap_or(d.time_of_day),
             };
             let params = SequenceParams::new(&spec)
                 .map_err(|e| ConfigError::invalid(format!("detector {label}: {e}")))?;

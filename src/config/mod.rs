@@ -219,7 +219,7 @@ mod tests {
         use vigil_kernels::likelihood::LikelihoodSpec;
         use vigil_kernels::sequence::{SequenceParams, SequenceSpec};
         let raw = RawConfig::from_toml(
-            "[[detectors]]\nkind = \"sequence\"\nlevels = 8\norder = 2\nlearn = 50\ncap = 5\nextent_score = 0\n",
+            "[[detectors]]\nkind = \"sequence\"\nlevels = 8\norder = 2\nlearn = 50\ncap = 5\nextent_score = 0\ntime_of_day = false\n",
         )
         .expect("parses");
         let c = Config::validate(raw).expect("valid");
@@ -228,6 +228,7 @@ mod tests {
             order: 2,
             learn: 50,
             extent_score: 0.0,
+            time_of_day: false,
             likelihood: LikelihoodSpec {
                 cap: 5.0,
                 ..LikelihoodSpec::default()

@@ -437,11 +437,13 @@ pub struct RawNovelty {
     pub extent_tolerance: Option<f32>,
     /// The score of an excursion; 0 turns the check off. Default 10.
     pub extent_score: Option<f32>,
+    /// Whether the contexts include a reading's level in its hour of the day. Default true.
+    pub time_of_day: Option<bool>,
 }
 
 impl RawNovelty {
     /// The keys, as written.
-    pub const KEYS: [&'static str; 8] = [
+    pub const KEYS: [&'static str; 9] = [
         "levels",
         "order",
         "range_warmup",
@@ -450,6 +452,7 @@ impl RawNovelty {
         "weight",
         "extent_tolerance",
         "extent_score",
+        "time_of_day",
     ];
 }
 

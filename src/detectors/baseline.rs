@@ -28,6 +28,7 @@ impl ChannelKernel for Baseline {
         slots: &mut BaselineSlots,
         start: usize,
         values: &[f32],
+        _hours: &[i32],
         scores: &mut [f32],
     ) {
         Baseline::update(self, slots, start, values, scores);

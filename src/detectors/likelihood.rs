@@ -28,6 +28,7 @@ impl ChannelKernel for Likelihood {
         slots: &mut LikelihoodSlots,
         start: usize,
         values: &[f32],
+        _hours: &[i32],
         scores: &mut [f32],
     ) {
         Likelihood::update(self, slots, start, values, scores);

@@ -20,7 +20,20 @@ pub trait ChannelKernel: Send + fmt::Debug {
     /// What each slot expects its next reading to be.
     fn expected(slots: &Self::Slots) -> &[f32];
     /// Scores `values` (slots `start..start + values.len()`) into `scores`, updating the state.
-    fn update(&mut self, slots: &mut Self::Slots, start: usize, values: &[f32], scores: &mut [f32]);
+    /// `hours[i]` is the hour of the day of `values[i]`'s record when [`ChannelKernel::timed`];
+    /// otherwise `hours` is empty.
+    fn update(
+        &mut self,
+        slots: &mut Self::Slots,
+        start: usize,
+        values: &[f32],
+        hours: &[i32],
+        scores: &mut [f32],
+    );
+    /// Whether [`ChannelKernel::update`] reads the hours of the day (false: the default).
+    fn timed(&self) -> bool {
+        false
+    }
     /// How far reading `x` of slot `slot` deviates, in units comparable across a sensor's
     /// channels, for kernels whose alerts name the channels that deviate with their share.
     /// `None` (the default): the alert names its own channel only.
@@ -36,6 +49,8 @@ pub struct PerChannel<K: ChannelKernel> {
     kernel: K,
     slots: K::Slots,
     map: SlotMap,
+    /// The hour of the day of each reading of a run, for a timed kernel (reused).
+    hours: Vec<i32>,
 }
 
 impl<K: ChannelKernel> PerChannel<K> {
@@ -45,6 +60,7 @@ impl<K: ChannelKernel> PerChannel<K> {
             kernel,
             slots: K::Slots::default(),
             map: SlotMap::default(),
+            hours: Vec::new(),
         }
     }
 
@@ -91,7 +107,8 @@ impl<K: ChannelKernel> Detector for PerChannel<K> {
     fn score(&mut self, batch: &RecordBatch, keys: &[u32], out: &mut Scores) {
         let w = batch.width();
         out.reset(batch.len() * w);
-        let (kernel, slots) = (&mut self.kernel, &mut self.slots);
+        let (kernel, slots, hours) = (&mut self.kernel, &mut self.slots, &mut self.hours);
+        let timed = kernel.timed();
         for_each_run(
             &mut self.map,
             &keys[..batch.len()],
@@ -104,7 +121,15 @@ impl<K: ChannelKernel> Detector for PerChannel<K> {
                 let (a, b) = (rows.start * w, rows.end * w);
                 let end = start + (b - a);
                 out.expected[a..b].copy_from_slice(&K::expected(slots)[start..end]);
-                kernel.update(slots, start, &batch.values[a..b], &mut out.score[a..b]);
+                hours.clear();
+                if timed {
+                    for &ts in &batch.ts[rows.clone()] {
+                        let h = vigil_kernels::sequence::hour_of_day(ts);
+                        hours.extend(std::iter::repeat_n(h, w));
+                    }
+                }
+                let values = &batch.values[a..b];
+                kernel.update(slots, start, values, hours, &mut out.score[a..b]);
             },
         );
     }

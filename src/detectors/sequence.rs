@@ -28,9 +28,14 @@ impl ChannelKernel for Sequence {
         slots: &mut SequenceSlots,
         start: usize,
         values: &[f32],
+        hours: &[i32],
         scores: &mut [f32],
     ) {
-        Sequence::update(self, slots, start, values, scores);
+        Sequence::update(self, slots, start, values, hours, scores);
+    }
+
+    fn timed(&self) -> bool {
+        Sequence::timed(self)
     }
 }
 

@@ -23,7 +23,14 @@ impl ChannelKernel for ZScore {
         &slots.mean
     }
 
-    fn update(&mut self, slots: &mut ZSlots, start: usize, values: &[f32], scores: &mut [f32]) {
+    fn update(
+        &mut self,
+        slots: &mut ZSlots,
+        start: usize,
+        values: &[f32],
+        _hours: &[i32],
+        scores: &mut [f32],
+    ) {
         ZScore::update(self, slots, start, values, scores);
     }
 }

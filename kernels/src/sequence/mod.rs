@@ -84,9 +84,16 @@ pub(crate) struct NoveltyParams {
     pub(crate) scoring_from: u32,
     pub(crate) memory_bits: u32,
     pub(crate) weight: f32,
+    /// Whether a context of the reading's hour of the day joins the level contexts.
+    pub(crate) time_of_day: bool,
 }
 
 impl NoveltyParams {
+    /// Contexts per reading: the `order` level contexts, and the hour of the day's.
+    pub(crate) fn keys(&self) -> usize {
+        self.order + self.time_of_day as usize
+    }
+
     /// 32-bit words per bitset of a slot.
     pub(crate) fn words(&self) -> usize {
         1 << (self.memory_bits - 5)
@@ -120,6 +127,9 @@ pub struct SequenceSpec {
     /// The score of an excursion, which then decays as the likelihood's smoothing does; 0 turns
     /// the extent stage off.
     pub extent_score: f32,
+    /// Whether the contexts include the reading's level (at half resolution) in its hour of the
+    /// day, so a reading usual at noon and never seen at 3 a.m. is new at 3 a.m.
+    pub time_of_day: bool,
 }
 
 impl Default for SequenceSpec {
@@ -135,6 +145,7 @@ impl Default for SequenceSpec {
             weight: 1.0,
             extent_tolerance: 0.05,
             extent_score: 10.0,
+            time_of_day: true,
         }
     }
 }
@@ -206,6 +217,7 @@ impl SequenceParams {
                 scoring_from: spec.range_warmup + spec.learn,
                 memory_bits: spec.memory_bits,
                 weight: spec.weight,
+                time_of_day: spec.time_of_day,
             },
         })
     }
@@ -335,20 +347,33 @@ impl Sequence {
         &self.params
     }
 
+    /// Whether [`Sequence::update`] reads each reading's hour of the day.
+    pub fn timed(&self) -> bool {
+        self.params.novelty.time_of_day
+    }
+
     /// Absorbs `x[i]` into slot `start + i` for every `i` and writes its score to `score[i]`
-    /// (0 while warming up, NaN for a non-finite reading).
+    /// (0 while warming up, NaN for a non-finite reading). `hours[i]` is the hour of the day
+    /// (0..24) of `x[i]` when the detector is [`Sequence::timed`]; otherwise `hours` is not read
+    /// and may be empty.
     ///
     /// # Panics
-    /// If `score` is not as long as `x`, or the slots `start..start + x.len()` do not exist.
+    /// If `score` (or, when timed, `hours`) is not as long as `x`, or the slots
+    /// `start..start + x.len()` do not exist.
     pub fn update(
         &mut self,
         slots: &mut SequenceSlots,
         start: usize,
         x: &[f32],
+        hours: &[i32],
         score: &mut [f32],
     ) {
         let n = x.len();
         assert!(score.len() == n, "sequence: score and x differ in length");
+        assert!(
+            !self.timed() || hours.len() == n,
+            "sequence: hours and x differ in length"
+        );
         assert!(
             start + n <= slots.len(),
             "sequence: slots {start}..{} out of {}",
@@ -364,6 +389,7 @@ impl Sequence {
             &mut slots.novelty,
             start,
             x,
+            hours,
             &mut self.novelty,
         );
         self.likelihood
@@ -404,24 +430,26 @@ impl Sequence {
     }
 }
 
-/// The novelty pass on `isa` (which the caller holds as available).
+/// The novelty pass on `isa` (which the caller holds as available); `hours` as long as `x`
+/// when `p.time_of_day`.
 fn novelty(
     isa: Isa,
     p: &NoveltyParams,
     s: &mut NoveltySlots,
     start: usize,
     x: &[f32],
+    hours: &[i32],
     out: &mut [f32],
 ) {
     match isa {
-        Isa::Scalar => scalar::novelty(p, s, start, x, out),
+        Isa::Scalar => scalar::novelty(p, s, start, x, hours, out),
         #[cfg(target_arch = "x86_64")]
         // SAFETY: `Sequence::new` only builds an Avx2 detector when `Isa::Avx2.is_available()`,
         // and `Sequence::update` checked the lengths.
-        Isa::Avx2 => unsafe { x86_64::avx2::novelty(p, s, start, x, out) },
+        Isa::Avx2 => unsafe { x86_64::avx2::novelty(p, s, start, x, hours, out) },
         #[cfg(target_arch = "x86_64")]
         // SAFETY: as above, for AVX-512.
-        Isa::Avx512 => unsafe { x86_64::avx512::novelty(p, s, start, x, out) },
+        Isa::Avx512 => unsafe { x86_64::avx512::novelty(p, s, start, x, hours, out) },
         #[cfg(not(target_arch = "x86_64"))]
         Isa::Avx2 | Isa::Avx512 => unreachable!("x86_64 paths are never available elsewhere"),
     }
@@ -438,6 +466,19 @@ pub(crate) fn mix(h: u32, level: i32) -> u32 {
 #[inline(always)]
 pub(crate) fn seed(k: usize) -> u32 {
     (k as u32 + 1).wrapping_mul(0x85EB_CA77)
+}
+
+/// The key of a reading's level (at half resolution: a level and its neighbour share an hour's
+/// context) in its hour of the day, `shift` bits dropped as for the level contexts.
+#[inline(always)]
+pub(crate) fn hour_key(level: i32, hour: i32, shift: u32) -> u32 {
+    mix(mix(seed(MAX_ORDER), level >> 1), hour) >> shift
+}
+
+/// The hour of the day (0..24, UTC) of a time in epoch milliseconds.
+#[inline]
+pub fn hour_of_day(ms: i64) -> i32 {
+    (ms.rem_euclid(86_400_000) / 3_600_000) as i32
 }
 
 /// The highest magnitude of a level: readings further out share the outermost level.

@@ -13,6 +13,7 @@ pub(crate) struct Params {
     pub range_warmup: u32,
     pub learn: u32,
     pub memory_bits: u32,
+    pub time_of_day: bool,
 }
 
 /// One slot.
@@ -28,8 +29,9 @@ pub(crate) struct Slot {
     previous: HashSet<u32>,
 }
 
-/// Absorbs `x`; returns its novelty, `None` while the slot learns, NaN for a non-finite `x`.
-pub(crate) fn step(p: &Params, slot: &mut Slot, x: f32) -> Option<f32> {
+/// Absorbs `x`, read in hour `hour` of the day; returns its novelty, `None` while the slot
+/// learns, NaN for a non-finite `x`.
+pub(crate) fn step(p: &Params, slot: &mut Slot, x: f32, hour: i32) -> Option<f32> {
     if !x.is_finite() {
         return Some(f32::NAN);
     }
@@ -68,6 +70,15 @@ pub(crate) fn step(p: &Params, slot: &mut Slot, x: f32) -> Option<f32> {
         }
         slot.current.insert(key);
     }
+    if p.time_of_day {
+        // The level, halved (rounding down), in its hour of the day.
+        let half = level.div_euclid(2);
+        let key = mix(mix(seed(super::MAX_ORDER), half), hour) >> (32 - p.memory_bits);
+        if !slot.current.contains(&key) && !slot.previous.contains(&key) {
+            novel += 1;
+        }
+        slot.current.insert(key);
+    }
     if slot.current.len() >= 1 << (p.memory_bits - 2) {
         slot.previous = std::mem::take(&mut slot.current);
     }
@@ -78,5 +89,5 @@ pub(crate) fn step(p: &Params, slot: &mut Slot, x: f32) -> Option<f32> {
         slot.seen += 1;
         return None;
     }
-    Some(novel as f32 / p.order as f32)
+    Some(novel as f32 / (p.order + p.time_of_day as usize) as f32)
 }

@@ -1,7 +1,7 @@
 //! The portable novelty pass, the reference of the vector paths, and the per-slot memory step
 //! that every path shares.
 
-use super::{mix, seed, NoveltyParams, NoveltySlots, LEVEL_LIMIT, MAX_ORDER};
+use super::{hour_key, mix, seed, NoveltyParams, NoveltySlots, LEVEL_LIMIT, MAX_ORDER};
 
 /// The level of `x` for a slot whose range starts at `lo` with `inv_step` levels per unit.
 #[inline(always)]
@@ -29,15 +29,18 @@ pub(crate) fn novelty(
     s: &mut NoveltySlots,
     start: usize,
     x: &[f32],
+    hours: &[i32],
     out: &mut [f32],
 ) {
     for (i, (&xi, o)) in x.iter().zip(out.iter_mut()).enumerate() {
-        *o = step(p, s, start + i, xi);
+        let hour = if p.time_of_day { hours[i] } else { 0 };
+        *o = step(p, s, start + i, xi, hour);
     }
 }
 
-/// Absorbs `x` into slot `j`; returns its novelty (-1 while learning, NaN for a non-finite `x`).
-pub(crate) fn step(p: &NoveltyParams, s: &mut NoveltySlots, j: usize, x: f32) -> f32 {
+/// Absorbs `x` (read in hour `hour` of the day, when `p.time_of_day`) into slot `j`; returns its
+/// novelty (-1 while learning, NaN for a non-finite `x`).
+pub(crate) fn step(p: &NoveltyParams, s: &mut NoveltySlots, j: usize, x: f32, hour: i32) -> f32 {
     if !x.is_finite() {
         return f32::NAN;
     }
@@ -53,7 +56,7 @@ pub(crate) fn step(p: &NoveltyParams, s: &mut NoveltySlots, j: usize, x: f32) ->
     }
     let lv = level(x, s.lo[j], s.inv_step[j]);
     let shift = 32 - p.memory_bits;
-    let mut keys = [0u32; MAX_ORDER];
+    let mut keys = [0u32; MAX_ORDER + 1];
     let mut h = mix(seed(0), lv);
     for (k, key) in keys[..p.order].iter_mut().enumerate() {
         if k > 0 {
@@ -61,7 +64,8 @@ pub(crate) fn step(p: &NoveltyParams, s: &mut NoveltySlots, j: usize, x: f32) ->
         }
         *key = mix(h, seed(k) as i32) >> shift;
     }
-    let novel = remember(p, s, j, &keys[..p.order]);
+    keys[p.order] = hour_key(lv, hour, shift);
+    let novel = remember(p, s, j, &keys[..p.keys()]);
     for k in (1..MAX_ORDER - 1).rev() {
         s.hist[k][j] = s.hist[k - 1][j];
     }
@@ -100,6 +104,6 @@ pub(crate) fn settle(p: &NoveltyParams, s: &mut NoveltySlots, j: usize, novel: u
         s.count[j] = c + 1;
         -1.0
     } else {
-        novel as f32 / p.order as f32
+        novel as f32 / p.keys() as f32
     }
 }

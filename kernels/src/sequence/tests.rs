@@ -31,6 +31,7 @@ fn spec() -> SequenceSpec {
         weight: 1.0,
         extent_tolerance: 0.05,
         extent_score: 10.0,
+        time_of_day: true,
     }
 }
 
@@ -41,7 +42,13 @@ fn oracle_params(s: &SequenceSpec) -> oracle::Params {
         range_warmup: s.range_warmup,
         learn: s.learn,
         memory_bits: s.memory_bits,
+        time_of_day: s.time_of_day,
     }
+}
+
+/// The hour of the day of slot `s` at step `t`: changing every few steps, differently per slot.
+fn hour(s: usize, t: usize) -> i32 {
+    ((t / (3 + s % 4) + s) % 24) as i32
 }
 
 /// A reading of slot `s` at step `t`: a per-slot cycle with noise, a wide wander in some slots
@@ -68,7 +75,24 @@ fn reading(rng: &mut Rng, s: usize, t: usize, with_bad: bool) -> f32 {
 /// Runs `steps` novelty passes over slots `pad..pad + len` of a padded state on `isa`, checking
 /// every output against the oracle bit for bit, and that the padding is untouched.
 fn run_against_oracle(isa: Isa, len: usize, pad: usize, steps: usize, with_bad: bool, seed: u64) {
-    let spec = spec();
+    for timed in [true, false] {
+        run_against_oracle_timed(isa, len, pad, steps, with_bad, seed, timed);
+    }
+}
+
+fn run_against_oracle_timed(
+    isa: Isa,
+    len: usize,
+    pad: usize,
+    steps: usize,
+    with_bad: bool,
+    seed: u64,
+    timed: bool,
+) {
+    let spec = SequenceSpec {
+        time_of_day: timed,
+        ..spec()
+    };
     let params = SequenceParams::new(&spec).expect("valid spec");
     let op = oracle_params(&spec);
     let mut slots = SequenceSlots::new(len + 2 * pad, &params);
@@ -77,16 +101,28 @@ fn run_against_oracle(isa: Isa, len: usize, pad: usize, steps: usize, with_bad: 
     let mut rng = Rng(seed);
     let mut x = vec![0.0f32; len];
     let mut out = vec![0.0f32; len];
+    let mut hours = vec![0i32; len];
     for t in 0..steps {
         for s in 0..len {
             x[s] = reading(&mut rng, s, t, with_bad);
+            hours[s] = hour(s, t);
         }
-        novelty(isa, &params.novelty, &mut slots.novelty, pad, &x, &mut out);
+        // Untimed, the hours are not read: an empty slice.
+        let h = if timed { &hours[..] } else { &[] };
+        novelty(
+            isa,
+            &params.novelty,
+            &mut slots.novelty,
+            pad,
+            &x,
+            h,
+            &mut out,
+        );
         for s in 0..len {
-            let w = oracle::step(&op, &mut want[s], x[s]).unwrap_or(-1.0);
+            let w = oracle::step(&op, &mut want[s], x[s], hours[s]).unwrap_or(-1.0);
             assert!(
                 out[s].to_bits() == w.to_bits(),
-                "{isa} len {len} pad {pad} step {t} slot {s}: got {} want {w}",
+                "{isa} timed {timed} len {len} pad {pad} step {t} slot {s}: got {} want {w}",
                 out[s]
             );
         }
@@ -140,12 +176,14 @@ fn the_paths_agree_bit_for_bit() {
     let mut rng = Rng(3);
     let mut x = vec![0.0f32; len];
     let mut scores = vec![vec![0.0f32; len]; kernels.len()];
+    let mut hours = vec![0i32; len];
     for t in 0..800 {
         for s in 0..len {
             x[s] = reading(&mut rng, s, t, true);
+            hours[s] = hour(s, t);
         }
         for ((k, slots), score) in kernels.iter_mut().zip(&mut scores) {
-            k.update(slots, 0, &x, score);
+            k.update(slots, 0, &x, &hours, score);
         }
         for (i, score) in scores.iter().enumerate().skip(1) {
             for s in 0..len {
@@ -178,7 +216,7 @@ fn familiar_then_broken(isa: Isa, w: f32) -> (f32, f32) {
     let mut calm = 0.0f32;
     for t in 0..4000 {
         let x = cycle[t % cycle.len()] + 0.3 * rng.normal() as f32;
-        k.update(&mut slots, 0, &[x], &mut score);
+        k.update(&mut slots, 0, &[x], &[12], &mut score);
         if t >= 3000 {
             calm = calm.max(score[0]);
         }
@@ -186,7 +224,7 @@ fn familiar_then_broken(isa: Isa, w: f32) -> (f32, f32) {
     let mut broken = 0.0f32;
     for t in 0..40 {
         let x = if t % 2 == 0 { 10.0 } else { 20.0 } + 0.3 * rng.normal() as f32;
-        k.update(&mut slots, 0, &[x], &mut score);
+        k.update(&mut slots, 0, &[x], &[12], &mut score);
         broken = broken.max(score[0]);
     }
     (calm, broken)
@@ -206,6 +244,56 @@ fn a_broken_cycle_scores_high_and_a_familiar_one_does_not() {
     }
 }
 
+/// The highest score of 60 days of a daily cycle (a sine, a reading every 10 minutes), then of
+/// half a day that runs the cycle half a day out of phase: every level and every step between
+/// levels is familiar, only their hour is not.
+fn cycle_then_out_of_phase(isa: Isa, time_of_day: bool) -> (f32, f32) {
+    let params = SequenceParams::new(&SequenceSpec {
+        time_of_day,
+        ..SequenceSpec::default()
+    })
+    .expect("valid spec");
+    let mut k = Sequence::new(isa, params).expect("available");
+    let mut slots = SequenceSlots::new(1, &params);
+    let mut rng = Rng(8);
+    let mut score = [0.0f32];
+    let (mut calm, mut shifted) = (0.0f32, 0.0f32);
+    let per_day = 144usize;
+    for t in 0..60 * per_day + per_day / 2 {
+        let hour = ((t % per_day) / 6) as i32;
+        let out_of_phase = t >= 60 * per_day;
+        let phase = std::f64::consts::TAU * (t % per_day) as f64 / per_day as f64;
+        let phase = if out_of_phase {
+            phase + std::f64::consts::PI
+        } else {
+            phase
+        };
+        let x = (5.0 * phase.sin() + 0.3 * rng.normal()) as f32;
+        k.update(&mut slots, 0, &[x], &[hour], &mut score);
+        if out_of_phase {
+            shifted = shifted.max(score[0]);
+        } else if t >= 30 * per_day {
+            calm = calm.max(score[0]);
+        }
+    }
+    (calm, shifted)
+}
+
+/// A cycle that runs out of phase, its levels usual but at the wrong hours: without the hour's
+/// context it scores like any quiet stretch; with it, above everything the month in phase scored
+/// (whose highest scores are the value likelihood's on the noise, the same either way).
+#[test]
+fn a_cycle_out_of_phase_stands_out_with_the_time_of_day() {
+    for isa in Isa::under_test() {
+        let (calm, shifted) = cycle_then_out_of_phase(isa, true);
+        let (_, untimed) = cycle_then_out_of_phase(isa, false);
+        assert!(
+            shifted > calm && shifted > 3.0 * untimed,
+            "{isa}: out of phase {shifted}, in phase at most {calm}, untimed {untimed}"
+        );
+    }
+}
+
 #[test]
 fn learning_scores_zero_and_non_finite_scores_nan() {
     let params = SequenceParams::new(&spec()).expect("valid spec");
@@ -214,7 +302,7 @@ fn learning_scores_zero_and_non_finite_scores_nan() {
         let mut slots = SequenceSlots::new(2, &params);
         let mut score = [0.0f32; 2];
         for t in 0..10 {
-            k.update(&mut slots, 0, &[t as f32, f32::NAN], &mut score);
+            k.update(&mut slots, 0, &[t as f32, f32::NAN], &[0, 0], &mut score);
             assert_eq!(score[0], 0.0, "{isa}: step {t} while learning");
             assert!(score[1].is_nan(), "{isa}: a NaN reading scores NaN");
         }

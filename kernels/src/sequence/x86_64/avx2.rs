@@ -4,6 +4,7 @@
 #![allow(clippy::needless_range_loop)]
 
 use super::super::{scalar, seed, NoveltyParams, NoveltySlots, LEVEL_LIMIT, MAX_ORDER};
+use super::hour;
 use core::arch::x86_64::*;
 
 /// [`super::super::mix`] in 8 lanes.
@@ -28,6 +29,7 @@ pub(crate) unsafe fn novelty(
     s: &mut NoveltySlots,
     start: usize,
     x: &[f32],
+    hours: &[i32],
     out: &mut [f32],
 ) {
     let n = x.len();
@@ -39,8 +41,8 @@ pub(crate) unsafe fn novelty(
     // range_warmup <= 1e9 (SequenceParams::new), so the signed compare is exact.
     let ranged_below = _mm256_set1_epi32(p.range_warmup as i32 - 1);
     let shift = _mm_cvtsi32_si128((32 - p.memory_bits) as i32);
-    let mut keys = [[0u32; 8]; MAX_ORDER];
-    let mut lane_keys = [0u32; MAX_ORDER];
+    let mut keys = [[0u32; 8]; MAX_ORDER + 1];
+    let mut lane_keys = [0u32; MAX_ORDER + 1];
     let mut i = 0;
     while i < body {
         let j = start + i;
@@ -53,7 +55,7 @@ pub(crate) unsafe fn novelty(
             let ranged = _mm256_castsi256_ps(_mm256_cmpgt_epi32(c, ranged_below));
             if _mm256_movemask_ps(_mm256_andnot_ps(not_finite, ranged)) != 0xFF {
                 for l in 0..8 {
-                    out[i + l] = scalar::step(p, s, j + l, x[i + l]);
+                    out[i + l] = scalar::step(p, s, j + l, x[i + l], hour(p, hours, i + l));
                 }
                 i += 8;
                 continue;
@@ -72,6 +74,16 @@ pub(crate) unsafe fn novelty(
                 let key = _mm256_srl_epi32(mix(h, _mm256_set1_epi32(seed(k) as i32)), shift);
                 _mm256_storeu_si256(keys[k].as_mut_ptr().cast(), key);
             }
+            if p.time_of_day {
+                // hours holds n entries when timed (Sequence::update checked it).
+                let hv = _mm256_loadu_si256(hours.as_ptr().add(i).cast());
+                let half = _mm256_srai_epi32::<1>(lv);
+                let key = mix(mix(_mm256_set1_epi32(seed(MAX_ORDER) as i32), half), hv);
+                _mm256_storeu_si256(
+                    keys[p.order].as_mut_ptr().cast(),
+                    _mm256_srl_epi32(key, shift),
+                );
+            }
             for k in (1..MAX_ORDER - 1).rev() {
                 let prev = _mm256_loadu_si256(s.hist[k - 1].as_ptr().add(j).cast());
                 _mm256_storeu_si256(s.hist[k].as_mut_ptr().add(j).cast(), prev);
@@ -79,15 +91,15 @@ pub(crate) unsafe fn novelty(
             _mm256_storeu_si256(s.hist[0].as_mut_ptr().add(j).cast(), lv);
         }
         for l in 0..8 {
-            for k in 0..p.order {
+            for k in 0..p.keys() {
                 lane_keys[k] = keys[k][l];
             }
-            let novel = scalar::remember(p, s, j + l, &lane_keys[..p.order]);
+            let novel = scalar::remember(p, s, j + l, &lane_keys[..p.keys()]);
             out[i + l] = scalar::settle(p, s, j + l, novel);
         }
         i += 8;
     }
     for i in body..n {
-        out[i] = scalar::step(p, s, start + i, x[i]);
+        out[i] = scalar::step(p, s, start + i, x[i], hour(p, hours, i));
     }
 }

@@ -4,6 +4,7 @@
 #![allow(clippy::needless_range_loop)]
 
 use super::super::{scalar, seed, NoveltyParams, NoveltySlots, LEVEL_LIMIT, MAX_ORDER};
+use super::hour;
 use core::arch::x86_64::*;
 
 /// [`super::super::mix`] in 16 lanes.
@@ -28,6 +29,7 @@ pub(crate) unsafe fn novelty(
     s: &mut NoveltySlots,
     start: usize,
     x: &[f32],
+    hours: &[i32],
     out: &mut [f32],
 ) {
     let n = x.len();
@@ -37,8 +39,8 @@ pub(crate) unsafe fn novelty(
     // range_warmup <= 1e9 (SequenceParams::new), so the signed compare is exact.
     let ranged_below = _mm512_set1_epi32(p.range_warmup as i32 - 1);
     let shift = _mm_cvtsi32_si128((32 - p.memory_bits) as i32);
-    let mut keys = [[0u32; 16]; MAX_ORDER];
-    let mut lane_keys = [0u32; MAX_ORDER];
+    let mut keys = [[0u32; 16]; MAX_ORDER + 1];
+    let mut lane_keys = [0u32; MAX_ORDER + 1];
     let mut i = 0;
     while i < n {
         let j = start + i;
@@ -58,7 +60,7 @@ pub(crate) unsafe fn novelty(
             let ranged = _mm512_cmpgt_epi32_mask(c, ranged_below);
             if finite & ranged & m != m {
                 for l in 0..lanes {
-                    out[i + l] = scalar::step(p, s, j + l, x[i + l]);
+                    out[i + l] = scalar::step(p, s, j + l, x[i + l], hour(p, hours, i + l));
                 }
                 i += 16;
                 continue;
@@ -79,6 +81,16 @@ pub(crate) unsafe fn novelty(
                 let key = _mm512_srl_epi32(mix(h, _mm512_set1_epi32(seed(k) as i32)), shift);
                 _mm512_storeu_si512(keys[k].as_mut_ptr().cast(), key);
             }
+            if p.time_of_day {
+                // hours holds n entries when timed (Sequence::update checked it).
+                let hv = _mm512_maskz_loadu_epi32(m, hours.as_ptr().add(i).cast());
+                let half = _mm512_srai_epi32::<1>(lv);
+                let key = mix(mix(_mm512_set1_epi32(seed(MAX_ORDER) as i32), half), hv);
+                _mm512_storeu_si512(
+                    keys[p.order].as_mut_ptr().cast(),
+                    _mm512_srl_epi32(key, shift),
+                );
+            }
             for k in (1..MAX_ORDER - 1).rev() {
                 let prev = _mm512_maskz_loadu_epi32(m, s.hist[k - 1].as_ptr().add(j).cast());
                 _mm512_mask_storeu_epi32(s.hist[k].as_mut_ptr().add(j).cast(), m, prev);
@@ -86,10 +98,10 @@ pub(crate) unsafe fn novelty(
             _mm512_mask_storeu_epi32(s.hist[0].as_mut_ptr().add(j).cast(), m, lv);
         }
         for l in 0..lanes {
-            for k in 0..p.order {
+            for k in 0..p.keys() {
                 lane_keys[k] = keys[k][l];
             }
-            let novel = scalar::remember(p, s, j + l, &lane_keys[..p.order]);
+            let novel = scalar::remember(p, s, j + l, &lane_keys[..p.keys()]);
             out[i + l] = scalar::settle(p, s, j + l, novel);
         }
         i += 16;
