@@ -168,20 +168,18 @@ impl Reader<'_> {
     fn number(&mut self) -> Option<f64> {
         let negative = self.eat(b'-');
         let start = self.at;
-        // Significant digits (leading zeros aside) as an integer, while they fit.
+        // Significant digits (a fraction's leading zeros aside) as an integer while they fit; a
+        // number with more takes `str::parse` (`exact` declines it), so only their count matters.
         let (mut mantissa, mut digits, mut scale) = (0u64, 0u32, 0i32);
         let mut take = |c: u8, fraction: bool| {
-            if mantissa == 0 && c == b'0' {
-                scale -= fraction as i32;
-                return;
-            }
-            if digits < 19 {
+            if mantissa != 0 || c != b'0' {
+                digits += 1;
+                if digits > 19 {
+                    return;
+                }
                 mantissa = mantissa * 10 + (c - b'0') as u64;
-                scale -= fraction as i32;
-            } else {
-                scale += !fraction as i32;
             }
-            digits += 1;
+            scale -= fraction as i32;
         };
         match self.next()? {
             b'0' => {}

@@ -33,8 +33,18 @@ pub(crate) fn novelty(
     out: &mut [f32],
 ) {
     for (i, (&xi, o)) in x.iter().zip(out.iter_mut()).enumerate() {
-        let hour = if p.time_of_day { hours[i] } else { 0 };
-        *o = step(p, s, start + i, xi, hour);
+        *o = step(p, s, start + i, xi, hour(p, hours, i));
+    }
+}
+
+/// The hour of reading `i` for [`step`]: `hours[i]` when `p.time_of_day` (then `hours` is as
+/// long as the readings), else unused.
+#[inline(always)]
+pub(crate) fn hour(p: &NoveltyParams, hours: &[i32], i: usize) -> i32 {
+    if p.time_of_day {
+        hours[i]
+    } else {
+        0
     }
 }
 

@@ -4,7 +4,6 @@
 #![allow(clippy::needless_range_loop)]
 
 use super::super::{scalar, seed, NoveltyParams, NoveltySlots, LEVEL_LIMIT, MAX_ORDER};
-use super::hour;
 use core::arch::x86_64::*;
 
 /// [`super::super::mix`] in 8 lanes.
@@ -55,7 +54,7 @@ pub(crate) unsafe fn novelty(
             let ranged = _mm256_castsi256_ps(_mm256_cmpgt_epi32(c, ranged_below));
             if _mm256_movemask_ps(_mm256_andnot_ps(not_finite, ranged)) != 0xFF {
                 for l in 0..8 {
-                    out[i + l] = scalar::step(p, s, j + l, x[i + l], hour(p, hours, i + l));
+                    out[i + l] = scalar::step(p, s, j + l, x[i + l], scalar::hour(p, hours, i + l));
                 }
                 i += 8;
                 continue;
@@ -100,6 +99,6 @@ pub(crate) unsafe fn novelty(
         i += 8;
     }
     for i in body..n {
-        out[i] = scalar::step(p, s, start + i, x[i], hour(p, hours, i));
+        out[i] = scalar::step(p, s, start + i, x[i], scalar::hour(p, hours, i));
     }
 }

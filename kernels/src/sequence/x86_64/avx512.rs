@@ -4,7 +4,6 @@
 #![allow(clippy::needless_range_loop)]
 
 use super::super::{scalar, seed, NoveltyParams, NoveltySlots, LEVEL_LIMIT, MAX_ORDER};
-use super::hour;
 use core::arch::x86_64::*;
 
 /// [`super::super::mix`] in 16 lanes.
@@ -60,7 +59,7 @@ pub(crate) unsafe fn novelty(
             let ranged = _mm512_cmpgt_epi32_mask(c, ranged_below);
             if finite & ranged & m != m {
                 for l in 0..lanes {
-                    out[i + l] = scalar::step(p, s, j + l, x[i + l], hour(p, hours, i + l));
+                    out[i + l] = scalar::step(p, s, j + l, x[i + l], scalar::hour(p, hours, i + l));
                 }
                 i += 16;
                 continue;

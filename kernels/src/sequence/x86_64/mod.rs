@@ -6,15 +6,3 @@
 
 pub(crate) mod avx2;
 pub(crate) mod avx512;
-
-use super::NoveltyParams;
-
-/// The hour of reading `i` for the scalar step (unused unless `p.time_of_day`).
-#[inline]
-fn hour(p: &NoveltyParams, hours: &[i32], i: usize) -> i32 {
-    if p.time_of_day {
-        hours[i]
-    } else {
-        0
-    }
-}
