@@ -2,6 +2,7 @@
 //! the producers (`sinks::kafka`, `vigil produce`), and the consumer's status that the operations
 //! endpoint and the periodic log show.
 
+pub mod fetch;
 pub mod health;
 pub mod transactions;
 

@@ -7,6 +7,10 @@
 //! producer's transactions instead, at barriers where nothing is in flight
 //! ([`crate::kafka::transactions`]).
 //!
+//! Messages are read in batches from a queue that every partition's fetched messages are
+//! forwarded to ([`FetchQueue`]); the consumer's own queue (rebalances, errors, statistics) is
+//! served by `BaseConsumer::poll` between batches.
+//!
 //! When a partition is assigned, the source re-reads up to `rewind` records before the committed
 //! offset, marked replay-only: the detectors rebuild their statistics from them, and alerts from
 //! them (already published by whoever read them first) are suppressed.
@@ -14,13 +18,14 @@
 use crate::ack::AckTracker;
 use crate::config::KafkaConfig;
 use crate::decode::{Input, MessageBatch};
+use crate::kafka::fetch::{FetchQueue, Fetched};
 use crate::kafka::health::{Health, STATS_INTERVAL_MS};
 use crate::kafka::transactions::Transactions;
 use crate::kafka::{client_config, ConsumerStatus};
 use crate::record::{Interner, Origin, SourceId, Ticket};
 use crossbeam_channel::{Receiver, Sender};
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
-use rdkafka::error::KafkaResult;
+use rdkafka::error::{KafkaError, KafkaResult};
 use rdkafka::message::Message as _;
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 use std::collections::HashMap;
@@ -30,6 +35,9 @@ use std::time::{Duration, Instant};
 
 /// Most messages one poll batch holds.
 const MAX_BATCH: usize = 4096;
+
+/// Longest a poll waits for a first message.
+const POLL_WAIT: Duration = Duration::from_millis(20);
 
 /// Longest a revocation waits for the records in flight on its partitions to finish (the group's
 /// rebalance waits meanwhile).
@@ -123,6 +131,39 @@ impl SourceMap {
         id
     }
 
+    /// Whether a message at `offset` of `partition` (of `topic`, read only when several topics
+    /// are subscribed) is to be scored: its source id and whether it is replay-only, or none if
+    /// the partition is not (or no longer) this member's, or the message was fetched before a
+    /// rewind took effect (it comes again).
+    fn admit<'t>(
+        &mut self,
+        single_topic: bool,
+        topic: impl FnOnce() -> &'t str,
+        partition: i32,
+        offset: i64,
+    ) -> Option<(SourceId, bool)> {
+        let SourceMap {
+            current,
+            partitions,
+            ..
+        } = self;
+        // With one topic subscribed, the partition number alone names the partition.
+        let topic = if single_topic { "" } else { topic() };
+        let tracked = current
+            .iter_mut()
+            .find(|t| t.partition == partition && (single_topic || t.topic == topic))?;
+        let id = tracked.id;
+        let state = partitions.get_mut(&id)?;
+        if state.awaiting_seek {
+            if offset >= state.committed {
+                return None;
+            }
+            state.awaiting_seek = false;
+        }
+        tracked.next_seen = offset + 1;
+        Some((id, offset < state.committed))
+    }
+
     fn record(&mut self, id: SourceId, topic: &str, partition: i32) {
         if id as usize >= self.by_id.len() {
             self.by_id.resize(id as usize + 1, (String::new(), -1));
@@ -157,6 +198,9 @@ impl Shared {
 pub struct VigilContext {
     shared: Arc<Shared>,
     assigned: Mutex<Vec<(String, i32)>>,
+    /// Where assigned partitions' messages go, set once the consumer exists; taken out and
+    /// destroyed before the consumer is.
+    fetch: Mutex<Option<FetchQueue>>,
     log: crate::kafka::ClientLog,
     health: Arc<Health>,
 }
@@ -177,6 +221,22 @@ impl ClientContext for VigilContext {
 
 impl ConsumerContext for VigilContext {
     fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if let Rebalance::Assign(tpl) = rebalance {
+            // Before the assignment takes effect: every message of these partitions then comes
+            // through the fetch queue, in order.
+            let fetch = self.fetch.lock().unwrap_or_else(PoisonError::into_inner);
+            if let Some(fetch) = fetch.as_ref() {
+                for el in tpl.elements() {
+                    if !fetch.take(consumer, el.topic(), el.partition()) {
+                        tracing::debug!(
+                            "{}/{}: read through the consumer's queue",
+                            el.topic(),
+                            el.partition()
+                        );
+                    }
+                }
+            }
+        }
         if let Rebalance::Revoke(tpl) = rebalance {
             let ids: Vec<SourceId> = {
                 let mut map = self.shared.lock_sources();
@@ -317,6 +377,23 @@ pub struct KafkaSource {
     /// Subscribed to one topic (not a `^` pattern): a message's partition number names its
     /// partition, with no need to read its topic name.
     single_topic: bool,
+    /// Messages read from the fetch queue, held until copied into a batch.
+    fetched: Fetched,
+}
+
+impl Drop for KafkaSource {
+    fn drop(&mut self) {
+        // librdkafka's handles go before the consumer that owns them.
+        self.fetched.clear();
+        let fetch = self
+            .consumer
+            .context()
+            .fetch
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        drop(fetch);
+    }
 }
 
 impl std::fmt::Debug for KafkaSource {
@@ -355,6 +432,7 @@ impl KafkaSource {
         let context = VigilContext {
             shared: shared.clone(),
             assigned: Mutex::new(Vec::new()),
+            fetch: Mutex::new(None),
             log: crate::kafka::ClientLog::default(),
             health,
         };
@@ -382,6 +460,14 @@ impl KafkaSource {
             ],
         )
         .create_with_context(context)?;
+        let fetch = FetchQueue::new(&consumer).ok_or_else(|| {
+            KafkaError::ClientCreation("librdkafka could not make a fetch queue".into())
+        })?;
+        *consumer
+            .context()
+            .fetch
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some(fetch);
         let topics: Vec<&str> = kafka.input_topics.iter().map(String::as_str).collect();
         consumer.subscribe(&topics)?;
         Ok(KafkaSource {
@@ -389,6 +475,7 @@ impl KafkaSource {
             shared,
             next_ticket: 1,
             single_topic: topics.len() == 1 && !topics[0].starts_with('^'),
+            fetched: Fetched::default(),
         })
     }
 
@@ -418,7 +505,6 @@ impl KafkaSource {
                 stop.store(true, Ordering::Relaxed);
                 break;
             }
-            self.plan_rewinds();
             if let Some(batch) = self.poll_batch() {
                 super::send(&out, Input::Messages(batch), stop, || {});
             }
@@ -529,79 +615,93 @@ impl KafkaSource {
         self.update_lag();
     }
 
-    /// One poll's worth of messages (up to [`MAX_BATCH`], or what arrives within 20 ms).
+    /// One poll's worth of messages (up to [`MAX_BATCH`], or what arrives within [`POLL_WAIT`]).
     fn poll_batch(&mut self) -> Option<MessageBatch> {
         let mut batch = MessageBatch::new(Instant::now());
         // The highest offset read per partition (few: a short list).
         let mut highest: Vec<(SourceId, i64)> = Vec::new();
-        let deadline = Instant::now() + Duration::from_millis(20);
         let mut read_at = None;
+        // The consumer's queue first: it serves rebalances, errors, statistics and logs, and holds
+        // any message fetched before its partition was forwarded to the fetch queue (older than
+        // what the fetch queue holds of that partition).
         while batch.messages.len() < MAX_BATCH {
-            // Wait (up to 20 ms) only for the first message; then take what is already fetched.
-            let timeout = if batch.messages.is_empty() {
-                deadline.saturating_duration_since(Instant::now())
-            } else {
-                Duration::ZERO
-            };
-            let Some(result) = self.consumer.poll(timeout) else {
+            let Some(result) = self.consumer.poll(Duration::ZERO) else {
                 break;
             };
             let msg = match result {
                 Ok(m) => m,
                 Err(e) => {
-                    let kind = e.rdkafka_error_code().map(|c| format!("poll {c:?}"));
-                    let kind = kind.as_deref().unwrap_or("poll");
-                    self.consumer
-                        .context()
-                        .log
-                        .warn(kind, &format!("consumer: {e}"));
+                    self.poll_error(&e);
                     break;
                 }
             };
             read_at.get_or_insert_with(Instant::now);
-            let offset = msg.offset();
-            let mut map = self.shared.lock_sources();
-            let SourceMap {
-                current,
-                partitions,
-                ..
-            } = &mut *map;
-            // With one topic subscribed, the partition number alone names the partition.
-            let partition = msg.partition();
-            let single = self.single_topic;
-            let Some(tracked) = current
-                .iter_mut()
-                .find(|t| t.partition == partition && (single || t.topic == msg.topic()))
-            else {
-                continue; // never assigned here
-            };
-            let id = tracked.id;
-            let Some(state) = partitions.get_mut(&id) else {
-                continue; // not (or no longer) ours
-            };
-            if state.awaiting_seek {
-                if offset >= state.committed {
-                    continue; // fetched before the rewind took effect: it will come again
-                }
-                state.awaiting_seek = false;
-            }
-            let replay_only = offset < state.committed;
-            tracked.next_seen = offset + 1;
-            drop(map);
-            match highest.iter_mut().find(|(p, _)| *p == id) {
-                Some(h) => h.1 = offset,
-                None => highest.push((id, offset)),
-            }
-            batch.push(
-                Origin {
-                    source: id,
-                    position: offset as u64,
-                },
-                msg.payload().unwrap_or_default(),
-                msg.timestamp().to_millis().unwrap_or(0),
-                replay_only,
-                None,
+            let admitted = self.shared.lock_sources().admit(
+                self.single_topic,
+                || msg.topic(),
+                msg.partition(),
+                msg.offset(),
             );
+            if let Some((id, replay_only)) = admitted {
+                let (payload, ts) = (
+                    msg.payload().unwrap_or_default(),
+                    msg.timestamp().to_millis(),
+                );
+                Self::take(
+                    &mut batch,
+                    &mut highest,
+                    id,
+                    msg.offset(),
+                    replay_only,
+                    payload,
+                    ts.unwrap_or(0),
+                );
+            }
+        }
+        // A rebalance served just now assigned partitions whose messages may be in the fetch queue
+        // already: their state (committed offset, rewind) is set up before any is read.
+        self.plan_rewinds();
+        // Then the fetch queue: a batch read, waiting for a first message only if there is none.
+        let wait = if batch.messages.is_empty() {
+            POLL_WAIT
+        } else {
+            Duration::ZERO
+        };
+        let room = MAX_BATCH - batch.messages.len();
+        let read = {
+            let fetch = self.consumer.context().fetch.lock();
+            let fetch = fetch.unwrap_or_else(PoisonError::into_inner);
+            fetch
+                .as_ref()
+                .map_or(0, |f| f.read(wait, room, &mut self.fetched))
+        };
+        if read > 0 {
+            read_at.get_or_insert_with(Instant::now);
+            let mut map = self.shared.lock_sources();
+            for m in self.fetched.iter() {
+                if let Some(code) = m.error() {
+                    let e = KafkaError::MessageConsumption(code);
+                    drop(map);
+                    self.poll_error(&e);
+                    map = self.shared.lock_sources();
+                    continue;
+                }
+                if let Some((id, replay_only)) =
+                    map.admit(self.single_topic, || m.topic(), m.partition(), m.offset())
+                {
+                    Self::take(
+                        &mut batch,
+                        &mut highest,
+                        id,
+                        m.offset(),
+                        replay_only,
+                        m.payload(),
+                        m.timestamp_ms(),
+                    );
+                }
+            }
+            drop(map);
+            self.fetched.clear();
         }
         {
             let mut status = self
@@ -622,6 +722,42 @@ impl KafkaSource {
         batch.read_at = read_at.unwrap_or(now);
         batch.sent_at = now;
         Some(batch)
+    }
+
+    /// Adds one admitted message to the batch.
+    fn take(
+        batch: &mut MessageBatch,
+        highest: &mut Vec<(SourceId, i64)>,
+        id: SourceId,
+        offset: i64,
+        replay_only: bool,
+        payload: &[u8],
+        timestamp_ms: i64,
+    ) {
+        match highest.iter_mut().find(|(p, _)| *p == id) {
+            Some(h) => h.1 = offset,
+            None => highest.push((id, offset)),
+        }
+        batch.push(
+            Origin {
+                source: id,
+                position: offset as u64,
+            },
+            payload,
+            timestamp_ms,
+            replay_only,
+            None,
+        );
+    }
+
+    /// Logs what a poll or a batch read reported in place of a message.
+    fn poll_error(&self, e: &KafkaError) {
+        let kind = e.rdkafka_error_code().map(|c| format!("poll {c:?}"));
+        let kind = kind.as_deref().unwrap_or("poll");
+        self.consumer
+            .context()
+            .log
+            .warn(kind, &format!("consumer: {e}"));
     }
 
     /// Refreshes assigned partitions and their lag for the status readers.

@@ -62,9 +62,12 @@ impl Stage {
     }
 }
 
-/// Latencies up to an hour, in nanoseconds, 3 significant digits.
+/// Latencies up to an hour, in nanoseconds, 2 significant digits (a quantile within 1 %). A
+/// snapshot merges every thread's histograms: at 2 digits each is 34 KB and a snapshot took
+/// 130 µs; at 3 digits, 270 KB and 2 ms (measured on an AMD EPYC), which a scraper polling
+/// `/metrics` often took from the pipeline's cores.
 fn new_histogram() -> Histogram<u64> {
-    Histogram::new_with_bounds(1, 3_600_000_000_000, 3).expect("static histogram bounds are valid")
+    Histogram::new_with_bounds(1, 3_600_000_000_000, 2).expect("static histogram bounds are valid")
 }
 
 type StageHistograms = Arc<Mutex<Vec<Histogram<u64>>>>;
