@@ -396,10 +396,23 @@ fn score_publishes_the_same_alerts_as_replay_and_a_restart_does_not_redo_work() 
     assert!(status.success());
     let want = replay_alerts();
 
+    let started = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs_f64();
     let scorer = Scorer::start(&broker, "g1", &dir, "first");
     scorer.wait_until(60, "all records done", |m| {
         m.get("vigil_records_done_total") == Some(&64_800.0)
     });
+    let scored = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs_f64();
+    let last = scorer.metrics()["vigil_last_record_done_timestamp_seconds"];
+    assert!(
+        started < last && last <= scored,
+        "{started} {last} {scored}"
+    );
     assert_eq!(scorer.get("/healthz").map(|r| r.0), Some(200));
     assert_eq!(scorer.get("/readyz").map(|r| r.0), Some(200));
     assert_eq!(scorer.get("/nope").map(|r| r.0), Some(404));

@@ -302,6 +302,11 @@ pub fn metrics(state: &HttpState) -> String {
     }
     let _ = writeln!(
         out,
+        "# HELP vigil_last_record_done_timestamp_seconds When records were last scored and written (Unix time; 0: none yet).\n# TYPE vigil_last_record_done_timestamp_seconds gauge\nvigil_last_record_done_timestamp_seconds {:.6}",
+        Counters::get(&c.last_done_us) as f64 / 1e6
+    );
+    let _ = writeln!(
+        out,
         "# HELP vigil_detector_records_total Records each detector scored, by role.\n# TYPE vigil_detector_records_total counter"
     );
     for d in crate::telemetry::report::DetectorLine::from_counters(c) {

@@ -177,6 +177,8 @@ pub struct Counters {
     pub dead_letters: AtomicU64,
     pub readings_skipped: AtomicU64,
     pub records_done: AtomicU64,
+    /// When `records_done` last grew, in µs since the Unix epoch (0: not yet).
+    pub last_done_us: AtomicU64,
     pub alerts_opened: AtomicU64,
     pub alerts_closed: AtomicU64,
     /// Detector reconfigurations applied, and refused (the running detectors stayed).
