@@ -492,7 +492,7 @@ impl Decoder {
                     .channels
                     .iter()
                     .zip(readings.clone())
-                    .all(|(c, (k, _))| c.as_bytes() == k)
+                    .all(|(c, (k, _))| json_shape::name_eq(c.as_bytes(), k))
         });
         let schema = match &self.current {
             Some(b) if same => b.schema.clone(),
