@@ -30,7 +30,7 @@ use common::fixture_rows;
 
 use hdrhistogram::Histogram;
 use rdkafka::config::ClientConfig;
-use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance};
+use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
 use rdkafka::producer::{
     BaseRecord, DefaultProducerContext, DeliveryResult, Producer, ProducerContext, ThreadedProducer,
@@ -41,7 +41,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use support::{free_port, metrics, root, Tansu, Tool};
-use vigil::kafka::fetch::{FetchQueue, Fetched};
+use vigil::kafka::fetch::{FetchQueue, Fetched, Forwarding};
 use vigil::telemetry::Stage;
 
 fn vigil_bin() -> PathBuf {
@@ -125,27 +125,6 @@ fn bare_consume(addr: &str, group: &str, n: u64) -> f64 {
     }
     std::hint::black_box(bytes);
     n as f64 / first.map_or(f64::NAN, |f| f.elapsed().as_secs_f64())
-}
-
-/// A consumer context that forwards each partition's fetched messages to one queue of its own
-/// before the assignment takes effect, as Vigil's source does.
-#[derive(Default)]
-struct Forwarding {
-    fetch: Mutex<Option<FetchQueue>>,
-}
-
-impl rdkafka::ClientContext for Forwarding {}
-
-impl ConsumerContext for Forwarding {
-    fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
-        if let Rebalance::Assign(tpl) = rebalance {
-            if let Some(fetch) = self.fetch.lock().expect("lock").as_ref() {
-                for el in tpl.elements() {
-                    fetch.take(consumer, el.topic(), el.partition());
-                }
-            }
-        }
-    }
 }
 
 /// The bare loop with librdkafka's batch read, as Vigil's source reads (`vigil::kafka::fetch`):

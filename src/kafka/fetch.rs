@@ -115,6 +115,35 @@ impl Drop for FetchQueue {
     }
 }
 
+/// The smallest consumer context whose partitions are read through a [`FetchQueue`]: it forwards
+/// each assigned partition before the assignment takes effect. (Vigil's source does the same in
+/// its own context, beside its rebalance handling; benches and tests use this one.) Drop the
+/// queue (`fetch.lock()…take()`) before the consumer.
+#[derive(Debug, Default)]
+pub struct Forwarding {
+    pub fetch: std::sync::Mutex<Option<FetchQueue>>,
+}
+
+impl rdkafka::ClientContext for Forwarding {}
+
+impl ConsumerContext for Forwarding {
+    fn pre_rebalance(
+        &self,
+        consumer: &BaseConsumer<Self>,
+        rebalance: &rdkafka::consumer::Rebalance<'_>,
+    ) {
+        if let rdkafka::consumer::Rebalance::Assign(tpl) = rebalance {
+            let fetch = self.fetch.lock();
+            let fetch = fetch.unwrap_or_else(std::sync::PoisonError::into_inner);
+            if let Some(fetch) = fetch.as_ref() {
+                for el in tpl.elements() {
+                    fetch.take(consumer, el.topic(), el.partition());
+                }
+            }
+        }
+    }
+}
+
 /// Messages taken from a [`FetchQueue`], owned until [`Fetched::clear`] or drop.
 #[derive(Debug, Default)]
 pub struct Fetched {
@@ -222,5 +251,73 @@ impl<'a> Fetch<'a> {
             _ if ms == -1 => 0,
             _ => ms,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rdkafka::config::ClientConfig;
+    use rdkafka::mocking::MockCluster;
+    use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
+    use std::time::Instant;
+
+    /// Through librdkafka's mock broker (its own Kafka-protocol server): a group member's two
+    /// partitions read only through the fetch queue, every message once, in order per partition,
+    /// with its payload, timestamp and topic.
+    #[test]
+    fn every_message_comes_through_the_fetch_queue_once_and_in_order() {
+        let cluster = MockCluster::new(1).expect("mock cluster");
+        cluster.create_topic("readings", 2, 1).expect("topic");
+        let servers = cluster.bootstrap_servers();
+        let n = 3000usize;
+        let producer: ThreadedProducer<DefaultProducerContext> = ClientConfig::new()
+            .set("bootstrap.servers", &servers)
+            .create()
+            .expect("producer");
+        for i in 0..n {
+            let payload = format!("m{i}");
+            let record = BaseRecord::<(), _>::to("readings")
+                .partition((i % 2) as i32)
+                .payload(&payload)
+                .timestamp(1_000 + i as i64);
+            producer.send(record).map_err(|(e, _)| e).expect("send");
+        }
+        producer.flush(Duration::from_secs(10)).expect("flush");
+
+        let consumer: BaseConsumer<Forwarding> = ClientConfig::new()
+            .set("bootstrap.servers", &servers)
+            .set("group.id", "fetch-test")
+            .set("auto.offset.reset", "earliest")
+            .create_with_context(Forwarding::default())
+            .expect("consumer");
+        *consumer.context().fetch.lock().expect("lock") = FetchQueue::new(&consumer);
+        consumer.subscribe(&["readings"]).expect("subscribe");
+        let (mut next, mut via_consumer_queue) = ([0i64; 2], 0);
+        let mut fetched = Fetched::default();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while next.iter().sum::<i64>() < n as i64 && Instant::now() < deadline {
+            if let Some(Ok(_)) = consumer.poll(Duration::ZERO) {
+                via_consumer_queue += 1;
+            }
+            let fetch = consumer.context().fetch.lock().expect("lock");
+            let queue = fetch.as_ref().expect("queue");
+            queue.read(Duration::from_millis(50), 256, &mut fetched);
+            drop(fetch);
+            for m in fetched.iter() {
+                assert_eq!(m.error(), None);
+                assert_eq!(m.topic(), "readings");
+                let p = m.partition() as usize;
+                assert_eq!(m.offset(), next[p], "partition {p} in order, once");
+                let i = 2 * m.offset() as usize + p;
+                assert_eq!(m.payload(), format!("m{i}").as_bytes());
+                assert_eq!(m.timestamp_ms(), 1_000 + i as i64);
+                next[p] += 1;
+            }
+            fetched.clear();
+        }
+        assert_eq!(next, [n as i64 / 2; 2]);
+        assert_eq!(via_consumer_queue, 0);
+        drop(consumer.context().fetch.lock().expect("lock").take());
     }
 }
