@@ -198,9 +198,14 @@ pub fn format_iso(ms: i64) -> String {
 
 /// Wall-clock now, as epoch milliseconds.
 pub fn now_millis() -> i64 {
+    (now_micros() / 1000) as i64
+}
+
+/// Wall-clock now, as epoch microseconds (0 for a clock before 1970).
+pub fn now_micros() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
+        .map(|d| d.as_micros() as u64)
         .unwrap_or(0)
 }
 

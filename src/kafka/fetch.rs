@@ -16,7 +16,7 @@
 //! seek or a reassignment) are dropped by librdkafka inside the batch read.
 
 use rdkafka::bindings as rdsys;
-use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance};
 use std::ffi::{c_char, CStr, CString};
 use std::ptr::NonNull;
 use std::time::Duration;
@@ -41,10 +41,32 @@ impl FetchQueue {
         NonNull::new(queue).map(|queue| FetchQueue { queue })
     }
 
-    /// Forwards `topic`/`partition`'s fetched messages here. Called before the partition's
-    /// assignment takes effect, so that none of its messages is left on the consumer's queue
-    /// ahead of them. False if librdkafka has no such partition.
-    pub fn take<C: ConsumerContext>(
+    /// On an assignment, forwards each assigned partition's fetched messages here. Called from
+    /// the rebalance callback before the assignment takes effect, so that none of a partition's
+    /// messages is left on the consumer's queue ahead of them. (A partition librdkafka cannot
+    /// forward is read through the consumer's queue.)
+    pub fn forward_assigned<C: ConsumerContext>(
+        &self,
+        consumer: &BaseConsumer<C>,
+        rebalance: &Rebalance<'_>,
+    ) {
+        let Rebalance::Assign(tpl) = rebalance else {
+            return;
+        };
+        for el in tpl.elements() {
+            if !self.forward(consumer, el.topic(), el.partition()) {
+                tracing::debug!(
+                    "{}/{}: read through the consumer's queue",
+                    el.topic(),
+                    el.partition()
+                );
+            }
+        }
+    }
+
+    /// Forwards `topic`/`partition`'s fetched messages here; false if librdkafka has no such
+    /// partition.
+    fn forward<C: ConsumerContext>(
         &self,
         consumer: &BaseConsumer<C>,
         topic: &str,
@@ -127,19 +149,11 @@ pub struct Forwarding {
 impl rdkafka::ClientContext for Forwarding {}
 
 impl ConsumerContext for Forwarding {
-    fn pre_rebalance(
-        &self,
-        consumer: &BaseConsumer<Self>,
-        rebalance: &rdkafka::consumer::Rebalance<'_>,
-    ) {
-        if let rdkafka::consumer::Rebalance::Assign(tpl) = rebalance {
-            let fetch = self.fetch.lock();
-            let fetch = fetch.unwrap_or_else(std::sync::PoisonError::into_inner);
-            if let Some(fetch) = fetch.as_ref() {
-                for el in tpl.elements() {
-                    fetch.take(consumer, el.topic(), el.partition());
-                }
-            }
+    fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        let fetch = self.fetch.lock();
+        let fetch = fetch.unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(fetch) = fetch.as_ref() {
+            fetch.forward_assigned(consumer, rebalance);
         }
     }
 }
@@ -154,14 +168,6 @@ pub struct Fetched {
 unsafe impl Send for Fetched {}
 
 impl Fetched {
-    pub fn len(&self) -> usize {
-        self.messages.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.messages.is_empty()
-    }
-
     /// The messages in the order they were read.
     pub fn iter(&self) -> impl Iterator<Item = Fetch<'_>> {
         self.messages.iter().map(|&m| Fetch {

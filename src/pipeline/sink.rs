@@ -39,9 +39,8 @@ pub fn run(
                     rec.record(Stage::SinkWrite, t0.elapsed());
                     if !s.replay_only {
                         Counters::add(&counters.records_done, s.rows as u64);
-                        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
-                        let us = now.map_or(0, |d| d.as_micros() as u64);
-                        counters.last_done_us.store(us, std::sync::atomic::Ordering::Relaxed);
+                        let now = crate::time::now_micros();
+                        counters.last_done_us.store(now, std::sync::atomic::Ordering::Relaxed);
                     }
                 }
                 Err(_) => {

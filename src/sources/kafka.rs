@@ -221,21 +221,15 @@ impl ClientContext for VigilContext {
 
 impl ConsumerContext for VigilContext {
     fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
-        if let Rebalance::Assign(tpl) = rebalance {
-            // Before the assignment takes effect: every message of these partitions then comes
-            // through the fetch queue, in order.
-            let fetch = self.fetch.lock().unwrap_or_else(PoisonError::into_inner);
-            if let Some(fetch) = fetch.as_ref() {
-                for el in tpl.elements() {
-                    if !fetch.take(consumer, el.topic(), el.partition()) {
-                        tracing::debug!(
-                            "{}/{}: read through the consumer's queue",
-                            el.topic(),
-                            el.partition()
-                        );
-                    }
-                }
-            }
+        // Before an assignment takes effect: every message of its partitions then comes through
+        // the fetch queue, in order.
+        if let Some(fetch) = self
+            .fetch
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .as_ref()
+        {
+            fetch.forward_assigned(consumer, rebalance);
         }
         if let Rebalance::Revoke(tpl) = rebalance {
             let ids: Vec<SourceId> = {
