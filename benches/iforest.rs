@@ -17,7 +17,7 @@ mod common;
 use common::best;
 use std::hint::black_box;
 use std::path::Path;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use vigil::iforest::model::IForestModel;
 use vigil::iforest::onnx::{import, ImportOptions};
 use vigil_kernels::iforest::{Fetch, Scorer};
@@ -213,10 +213,7 @@ fn main() {
         model.forest.sample_size(),
         common::cpu()
     );
-    println!(
-        "(this CPU's default read on the AVX-512 path: {})\n",
-        Fetch::for_this_cpu().name()
-    );
+    println!("{}\n", chosen_read(&model.forest));
     let mut rates = Vec::new();
     let mut vigil_out = Vec::new();
     for (name, scorer) in vigil_paths() {
@@ -305,6 +302,21 @@ fn main() {
     wide(&x);
 }
 
+/// Which read Vigil's AVX-512 path takes for `forest` on this CPU (it times both when it loads a
+/// model), and how long choosing took.
+fn chosen_read(forest: &vigil_kernels::iforest::Forest) -> String {
+    if !Isa::Avx512.is_available() {
+        return "(no AVX-512 here: no read to choose)".into();
+    }
+    let start = Instant::now();
+    let fetch = Fetch::fastest_for(forest);
+    format!(
+        "(the read Vigil's AVX-512 path chooses for this forest at load, timed in {:.1} ms: {})",
+        start.elapsed().as_secs_f64() * 1e3,
+        fetch.name()
+    )
+}
+
 /// A forest Vigil trains itself on 16 features (the 8 channels and their differences from the
 /// previous row, as `diff(c)` features give), scored on every path.
 fn wide(x: &[f32]) {
@@ -326,6 +338,7 @@ fn wide(x: &[f32]) {
     println!(
         "\nVigil's own forest on {w} features (channels and differences), 100 trees, ψ = 256:"
     );
+    println!("{}", chosen_read(&forest));
     for (name, scorer) in vigil_paths() {
         let mut out = vec![0.0f32; ROWS];
         let t = best(5, || scorer.path_sums(&forest, black_box(&rows), &mut out));

@@ -196,8 +196,9 @@ pub fn train_iforest(config: &Config, opts: &TrainOptions) -> Result<Trained, Tr
     let mut scores = vec![0.0; rows.len() / f];
     // The run's instruction set (VIGIL_ISA, pipeline.isa or the CPU's best), as every command.
     crate::run::note_scalar_fallback(config);
-    let scorer = Scorer::new(config.pipeline.isa())
-        .unwrap_or_else(|| Scorer::new(Isa::Scalar).expect("the scalar path is always available"));
+    let scorer = Scorer::new(config.pipeline.isa(), &forest).unwrap_or_else(|| {
+        Scorer::new(Isa::Scalar, &forest).expect("the scalar path is always available")
+    });
     crate::iforest::score_parallel(scorer, &forest, &rows, &mut scores);
     let threshold = threshold_for(&scores, opts.contamination).map_err(TrainError::Data)?;
     let summary = (0..f).map(|j| FeatureSummary::of(&rows, f, j)).collect();

@@ -9,7 +9,7 @@ use vigil::iforest::model::IForestModel;
 use vigil::iforest::onnx::{import, ImportOptions};
 use vigil::train::{train_iforest, TrainOptions};
 use vigil_kernels::iforest::train::TrainParams;
-use vigil_kernels::iforest::Scorer;
+use vigil_kernels::iforest::{Fetch, Scorer};
 use vigil_kernels::isa::Isa;
 
 /// The first `n` rows of a SKAB file's eight channels, parsed as Vigil parses them (f32).
@@ -54,15 +54,18 @@ fn a_scikit_learn_forest_imported_from_onnx_scores_as_scikit_learn_does() {
             })
             .collect();
         let x = skab_rows(file, want.len());
-        for isa in Isa::under_test() {
+        // Every path, and both of the AVX-512 path's reads.
+        let scorers = Isa::under_test()
+            .into_iter()
+            .flat_map(|isa| Fetch::ALL.map(|fetch| Scorer::with_fetch(isa, fetch)));
+        for scorer in scorers {
+            let scorer = scorer.expect("available");
             let mut got = vec![0.0f32; want.len()];
-            Scorer::new(isa)
-                .expect("available")
-                .score(&model.forest, &x, &mut got);
+            scorer.score(&model.forest, &x, &mut got);
             for (i, (g, w)) in got.iter().zip(&want).enumerate() {
                 assert!(
                     (*g as f64 - w).abs() <= 1e-5,
-                    "{isa} {file} row {i}: {g} vs scikit-learn {w}"
+                    "{scorer:?} {file} row {i}: {g} vs scikit-learn {w}"
                 );
             }
             checked += got.len();

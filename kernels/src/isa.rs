@@ -217,27 +217,6 @@ fn avx512_available() -> bool {
     false
 }
 
-/// Whether this CPU is an AMD (or Hygon) core, whose gathers are slow enough that some kernels
-/// take a different road on it (read once, from CPUID's vendor string).
-pub fn is_amd() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        static AMD: OnceLock<bool> = OnceLock::new();
-        *AMD.get_or_init(|| {
-            let id = core::arch::x86_64::__cpuid(0);
-            let mut vendor = [0u8; 12];
-            for (i, r) in [id.ebx, id.edx, id.ecx].into_iter().enumerate() {
-                vendor[4 * i..4 * i + 4].copy_from_slice(&r.to_le_bytes());
-            }
-            &vendor == b"AuthenticAMD" || &vendor == b"HygonGenuine"
-        })
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        false
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -44,9 +44,15 @@ impl IForestDetector {
         sensors: Arc<[String]>,
         names: Arc<NameTable>,
     ) -> IForestDetector {
-        let scorer = Scorer::new(isa)
-            .or_else(|| Scorer::new(Isa::Scalar))
+        let scorer = Scorer::new(isa, &model.forest)
+            .or_else(|| Scorer::new(Isa::Scalar, &model.forest))
             .expect("the scalar path is always available");
+        tracing::debug!(
+            detector = %name,
+            isa = %scorer.isa(),
+            read = scorer.fetch().name(),
+            "isolation forest scorer ready (on AVX-512, read is the faster way as timed at load)"
+        );
         let typical = typical_features(&model);
         IForestDetector {
             name,

@@ -34,7 +34,7 @@ mod tests {
             .map(|i| ((i * 7919) % 1013) as f32 * 0.01)
             .collect();
         let forest = train(&x[..3000 * f], f, &TrainParams::default()).expect("trains");
-        let scorer = Scorer::new(Isa::best()).expect("available");
+        let scorer = Scorer::new(Isa::best(), &forest).expect("available");
         let (mut a, mut b) = (vec![0.0; 100_003], vec![0.0; 100_003]);
         scorer.score(&forest, &x, &mut a);
         score_parallel(scorer, &forest, &x, &mut b);

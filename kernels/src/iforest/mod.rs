@@ -420,8 +420,13 @@ impl Forest {
 /// rows walk it.
 pub(crate) const TILE: usize = 512;
 
+/// Widest forest (in features) the [`Fetch::Permute`] read serves; wider ones gather.
+pub(crate) const PERMUTE_MAX_FEATURES: usize = 16;
+
 /// How the AVX-512 path reads each row's value at the feature a node tests. Both give the same
-/// bits; which is faster depends on the core: gathers are quick on Intel's and slow on AMD's.
+/// bits; which is faster depends on the core (gathers are quick on some and slow on others, e.g.
+/// AMD's, or Intel's with the microcode that mitigates Gather Data Sampling), so
+/// [`Fetch::fastest_for`] times them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Fetch {
     /// One gather per step from the rows as they are.
@@ -436,23 +441,74 @@ impl Fetch {
     /// Every way, for tests and benches.
     pub const ALL: [Fetch; 2] = [Fetch::Gather, Fetch::Permute];
 
-    /// The faster way on this CPU, as measured by `cargo bench --bench iforest`: permute on AMD's
-    /// cores, gather elsewhere.
-    pub fn for_this_cpu() -> Fetch {
-        if crate::isa::is_amd() {
+    /// The faster way to read `forest`'s values on this CPU, timed: two tiles of rows made from
+    /// the forest's own thresholds are scored both ways, alternately, and the best of five of each
+    /// compared (about 2 ms for 100 trees). [`Fetch::Gather`] where there is nothing to choose:
+    /// without AVX-512, or when the permute read does not serve the forest.
+    pub fn fastest_for(forest: &Forest) -> Fetch {
+        let ways = Fetch::ALL.map(|fetch| Scorer::with_fetch(Isa::Avx512, fetch));
+        let ([Some(gather), Some(permute)], true) = (ways, Fetch::permute_serves(forest)) else {
+            return Fetch::Gather;
+        };
+        let x = probe_rows(forest, 2 * TILE);
+        let mut out = vec![0.0f32; 2 * TILE];
+        let mut best = [std::time::Duration::MAX; 2];
+        for _ in 0..5 {
+            for (i, scorer) in [gather, permute].iter().enumerate() {
+                let start = std::time::Instant::now();
+                scorer.path_sums(forest, &x, &mut out);
+                best[i] = best[i].min(start.elapsed());
+            }
+        }
+        if best[1] < best[0] {
             Fetch::Permute
         } else {
             Fetch::Gather
         }
     }
 
-    /// The name benches print.
+    /// Whether the AVX-512 path reads `forest`'s values by permutes when asked to: at most
+    /// [`PERMUTE_MAX_FEATURES`] features, every tree in heap order.
+    pub fn permute_serves(forest: &Forest) -> bool {
+        forest.n_features <= PERMUTE_MAX_FEATURES && forest.heap.iter().all(Option::is_some)
+    }
+
+    /// The name benches and logs print.
     pub fn name(self) -> &'static str {
         match self {
             Fetch::Gather => "gather",
             Fetch::Permute => "permute",
         }
     }
+}
+
+/// `n` rows that walk `forest` the way data does: each value is one of the thresholds the forest
+/// splits that feature at, nudged to one side or the other (both picked by the kernels' seeded
+/// generator), so rows go left and right. 0 for a feature no split tests.
+fn probe_rows(forest: &Forest, n: usize) -> Vec<f32> {
+    let f = forest.n_features;
+    let mut cuts = vec![Vec::new(); f];
+    for (&feature, &threshold) in forest.feature.iter().zip(&forest.threshold) {
+        if !threshold.is_nan() {
+            cuts[feature as usize].push(threshold);
+        }
+    }
+    let mut rng = crate::rng::Rng(0x5eed);
+    (0..n * f)
+        .map(|i| {
+            let cut = &cuts[i % f];
+            if cut.is_empty() {
+                return 0.0;
+            }
+            let t = cut[rng.below(cut.len())];
+            let nudge = t.abs().max(1.0) * 1e-3;
+            if rng.unit() < 0.5 {
+                t - nudge
+            } else {
+                t + nudge
+            }
+        })
+        .collect()
 }
 
 /// The scoring kernel on one instruction set. Holding one means the ISA is available.
@@ -463,14 +519,22 @@ pub struct Scorer {
 }
 
 impl Scorer {
-    /// `None` when this CPU cannot run `isa`. (The AVX-512 path hands the forests it does not
-    /// cover to the AVX2 one, so it needs both.) Reads values the way [`Fetch::for_this_cpu`] says.
-    pub fn new(isa: Isa) -> Option<Scorer> {
-        Scorer::with_fetch(isa, Fetch::for_this_cpu())
+    /// A scorer of `forest` on `isa`, `None` when this CPU cannot run it (the AVX-512 path hands
+    /// the forests it does not cover to the AVX2 one, so it needs both). On AVX-512 it reads
+    /// values the way [`Fetch::fastest_for`] finds faster for this forest here.
+    pub fn new(isa: Isa, forest: &Forest) -> Option<Scorer> {
+        let scorer = Scorer::with_fetch(isa, Fetch::Gather)?;
+        Some(match isa {
+            Isa::Avx512 => Scorer {
+                fetch: Fetch::fastest_for(forest),
+                ..scorer
+            },
+            _ => scorer,
+        })
     }
 
-    /// [`Scorer::new`] with the way values are read chosen by the caller (it only changes the
-    /// AVX-512 path; the sums are the same either way).
+    /// A scorer on `isa` that reads values as `fetch` says (it only changes the AVX-512 path; the
+    /// sums are the same either way).
     pub fn with_fetch(isa: Isa, fetch: Fetch) -> Option<Scorer> {
         let ok = isa.is_available() && (isa != Isa::Avx512 || Isa::Avx2.is_available());
         ok.then_some(Scorer { isa, fetch })

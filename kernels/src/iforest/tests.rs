@@ -118,7 +118,7 @@ fn the_paths_agree_bit_for_bit() {
             scorer.score(&forest, &x, &mut out);
             out.iter().map(|v| v.to_bits()).collect::<Vec<_>>()
         };
-        let reference = run(Scorer::new(Isa::Scalar).expect("available"));
+        let reference = run(Scorer::new(Isa::Scalar, &forest).expect("available"));
         for scorer in scorers() {
             assert!(
                 run(scorer) == reference,
@@ -241,7 +241,7 @@ fn training_is_deterministic_and_isolates_outliers() {
     assert_eq!((forest.n_trees(), forest.sample_size()), (100, 256));
     // Height limit ceil(log2 256) = 8.
     assert!(forest.depth.iter().all(|&d| d <= 8));
-    let scorer = Scorer::new(Isa::best()).expect("available");
+    let scorer = Scorer::new(Isa::best(), &forest).expect("available");
     let mut normal = vec![0.0; 3000];
     scorer.score(&forest, &x, &mut normal);
     let mean = normal.iter().sum::<f32>() / 3000.0;
@@ -293,4 +293,69 @@ fn median_threshold_is_the_median_of_a_features_splits() {
     let stump = vec![Node::Leaf { path_length: 1.0 }];
     let forest = Forest::new(2, 2, &[stump]).expect("valid");
     assert_eq!(forest.median_threshold(1), None);
+}
+
+#[test]
+fn the_read_is_chosen_only_where_the_permute_read_serves() {
+    let mut rng = Rng(5);
+    let forest_of = |rng: &mut Rng, f: usize, depth: u32| {
+        let trees: Vec<Vec<Node>> = (0..20).map(|_| random_tree(rng, f, depth)).collect();
+        Forest::new(f, 256, &trees).expect("valid forest")
+    };
+    let narrow = forest_of(&mut rng, 8, 8);
+    let wide = forest_of(&mut rng, 17, 8);
+    let deep = forest_of(&mut rng, 8, super::HEAP_MAX_DEPTH + 4);
+    assert!(Fetch::permute_serves(&narrow));
+    assert!(!Fetch::permute_serves(&wide));
+    assert!(
+        deep.depth.iter().any(|&d| d > super::HEAP_MAX_DEPTH),
+        "some tree too deep for heap order"
+    );
+    assert!(!Fetch::permute_serves(&deep));
+    for forest in [&wide, &deep] {
+        assert_eq!(Fetch::fastest_for(forest), Fetch::Gather);
+    }
+    // The scorer a forest gets reads the way timing chose on AVX-512 and gathers elsewhere, and
+    // scores as the scalar path does.
+    let x = random_rows(&mut rng, 1000, 8, true);
+    let sums = |scorer: Scorer| {
+        let mut out = vec![0.0f32; 1000];
+        scorer.path_sums(&narrow, &x, &mut out);
+        out.iter().map(|v| v.to_bits()).collect::<Vec<_>>()
+    };
+    let reference = sums(Scorer::new(Isa::Scalar, &narrow).expect("available"));
+    for isa in Isa::under_test() {
+        let scorer = Scorer::new(isa, &narrow).expect("available");
+        if isa != Isa::Avx512 {
+            assert_eq!(scorer.fetch(), Fetch::Gather, "{isa}");
+        }
+        assert!(
+            sums(scorer) == reference,
+            "{isa} ({})",
+            scorer.fetch().name()
+        );
+    }
+}
+
+#[test]
+fn probe_rows_go_both_ways_at_every_split_they_can() {
+    let mut rng = Rng(9);
+    let trees: Vec<Vec<Node>> = (0..30).map(|_| random_tree(&mut rng, 5, 8)).collect();
+    let forest = Forest::new(5, 256, &trees).expect("valid forest");
+    let x = super::probe_rows(&forest, 2 * super::TILE);
+    assert_eq!(x.len(), 2 * super::TILE * 5);
+    assert!(x.iter().all(|v| v.is_finite()));
+    // At every tree's root, some rows go left and some go right.
+    for &root in &forest.root {
+        let (f, t) = (
+            forest.feature[root as usize] as usize,
+            forest.threshold[root as usize],
+        );
+        let left = x.chunks_exact(5).filter(|row| row[f] <= t).count();
+        assert!(
+            left > 0 && left < 2 * super::TILE,
+            "{left} of {} rows go left at a root",
+            2 * super::TILE
+        );
+    }
 }

@@ -19,11 +19,13 @@
 //! Rapids) gathers are cheap: 8 blocks in lockstep beat 4 by 15 % (16 spill), and gathering beat
 //! selecting values from a transposed tile by 7 mask blends. On an AMD EPYC (Zen 5) a gather costs
 //! about as much as 16 loads: permutes score 7.0 M rows/s against 3.2 M for gathers (blends of
-//! transposed columns 5.5 M, and 6.0 M with levels 0 and 1 loaded), so [`Fetch::for_this_cpu`]
-//! permutes there; serving level 6 from four registers lost to gathering it on the Xeon and gained nothing measurable on the EPYC.
+//! transposed columns 5.5 M, and 6.0 M with levels 0 and 1 loaded). Which read wins is not
+//! assumed from the vendor: [`Fetch::fastest_for`] times both when a scorer is made for a forest
+//! (it picks permutes on that EPYC). Serving level 6 from four registers lost to gathering it on
+//! the Xeon and gained nothing measurable on the EPYC.
 
 use super::avx2;
-use crate::iforest::{unpack_heap_node, Fetch, Forest, Heap, TILE};
+use crate::iforest::{unpack_heap_node, Fetch, Forest, Heap, PERMUTE_MAX_FEATURES, TILE};
 use core::arch::x86_64::*;
 
 /// Most features a forest may have for this path (a padded block stays on the stack, 4 KiB).
@@ -341,7 +343,7 @@ impl<const L: usize> Values for Padded<'_, L> {
 }
 
 /// Widest padding [`Padded`] takes: `2^MAX_PAD_LEVEL` = 16 features.
-const MAX_PAD_LEVEL: usize = 4;
+const MAX_PAD_LEVEL: usize = PERMUTE_MAX_FEATURES.trailing_zeros() as usize;
 
 /// Lays `x` (rows of `f ≤ 2^L` values) out as [`Padded`] in `rows` and `cols`, which the caller
 /// zeroed (the padding stays zero); returns the number of blocks.
