@@ -28,7 +28,8 @@
 //! each lane's place in its level instead of its heap index (one subtraction less a step)
 //! 6.5–6.7 M / 5.2 M; merging the permutes by writemasks (`vpermi2ps` writes its lanes only and
 //! leaves indices in the others, so no blends) 7.1 M / 3.6 M as one chain, 6.6 M / 4.6 M in pairs
-//! and blends: the step is bound by its dependent chain more than by the number of instructions.
+//! and blends. Fewer instructions a step did not make the walk faster; longer chains of
+//! dependent permutes made it slower.
 
 use super::avx2;
 use crate::iforest::{unpack_heap_node, Fetch, Forest, Heap, PERMUTE_MAX_FEATURES, TILE};
