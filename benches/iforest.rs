@@ -181,16 +181,16 @@ fn vigil_paths() -> Vec<(String, Scorer)> {
             );
             continue;
         }
-        let fetches: &[Fetch] = if isa == Isa::Avx512 {
-            &Fetch::ALL
-        } else {
+        let fetches: &[Fetch] = if isa == Isa::Scalar {
             &[Fetch::Gather]
+        } else {
+            &Fetch::ALL
         };
         for &fetch in fetches {
             let Some(scorer) = Scorer::with_fetch(isa, fetch) else {
                 continue;
             };
-            let name = if isa == Isa::Avx512 {
+            let name = if isa != Isa::Scalar {
                 format!("vigil {isa} {}", fetch.name())
             } else {
                 format!("vigil {isa}")
@@ -302,18 +302,28 @@ fn main() {
     wide(&x);
 }
 
-/// Which read Vigil's AVX-512 path takes for `forest` on this CPU (it times both when it loads a
-/// model), and how long choosing took.
+/// Which read each of Vigil's vector paths takes for `forest` on this CPU (it times both when a
+/// model loads), and how long choosing took.
 fn chosen_read(forest: &vigil_kernels::iforest::Forest) -> String {
-    if !Isa::Avx512.is_available() {
-        return "(no AVX-512 here: no read to choose)".into();
+    let chosen: Vec<String> = [Isa::Avx512, Isa::Avx2]
+        .into_iter()
+        .filter(|isa| isa.is_available())
+        .map(|isa| {
+            let start = Instant::now();
+            let fetch = Fetch::fastest_for(isa, forest);
+            format!(
+                "{isa} {} (timed in {:.1} ms)",
+                fetch.name(),
+                start.elapsed().as_secs_f64() * 1e3
+            )
+        })
+        .collect();
+    if chosen.is_empty() {
+        return "(no vector path here: no read to choose)".into();
     }
-    let start = Instant::now();
-    let fetch = Fetch::fastest_for(forest);
     format!(
-        "(the read Vigil's AVX-512 path chooses for this forest at load, timed in {:.1} ms: {})",
-        start.elapsed().as_secs_f64() * 1e3,
-        fetch.name()
+        "(the reads Vigil chooses for this forest when it loads: {})",
+        chosen.join(", ")
     )
 }
 

@@ -420,64 +420,73 @@ impl Forest {
 /// rows walk it.
 pub(crate) const TILE: usize = 512;
 
-/// Widest forest (in features) the [`Fetch::Permute`] read serves; wider ones gather.
-pub(crate) const PERMUTE_MAX_FEATURES: usize = 16;
+/// Widest forest (in features) a path's [`Fetch::Select`] read serves; wider ones gather.
+pub(crate) const fn select_max_features(isa: Isa) -> usize {
+    match isa {
+        Isa::Avx512 => 16,
+        Isa::Avx2 => 8,
+        Isa::Scalar => 0,
+    }
+}
 
-/// How the AVX-512 path reads each row's value at the feature a node tests. Both give the same
+/// How a vector path reads each row's value at the feature a node tests. Both give the same
 /// bits; which is faster depends on the core (gathers are quick on some and slow on others, e.g.
 /// AMD's, or Intel's with the microcode that mitigates Gather Data Sampling), so
-/// [`Fetch::fastest_for`] times them.
+/// [`Fetch::fastest_for`] times them. The scalar path loads values and ignores this.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Fetch {
     /// One gather per step from the rows as they are.
     Gather,
-    /// Each tile laid out once in blocks of 16 rows padded to 2, 4, 8 or 16 features; a step
-    /// picks each lane's value from its block's registers with two-register permutes (forests of
-    /// at most 16 features; wider ones gather).
-    Permute,
+    /// Each tile laid out once so that a step selects each lane's value from registers. AVX-512:
+    /// blocks of 16 rows padded to 2, 4, 8 or 16 features, picked by two-register permutes
+    /// (forests of at most 16 features). AVX2: blocks of 8 rows transposed, padded to 2, 4 or 8
+    /// columns, picked by a tree of blends on the feature's bits (at most 8 features). Wider
+    /// forests gather.
+    Select,
 }
 
 impl Fetch {
     /// Every way, for tests and benches.
-    pub const ALL: [Fetch; 2] = [Fetch::Gather, Fetch::Permute];
+    pub const ALL: [Fetch; 2] = [Fetch::Gather, Fetch::Select];
 
-    /// The faster way to read `forest`'s values on this CPU, timed: two tiles of rows made from
-    /// the forest's own thresholds are scored both ways, alternately, and the best of five of each
-    /// compared (2.4–2.7 ms for 100 trees of ψ 256 on an AMD EPYC). [`Fetch::Gather`] where there
-    /// is nothing to choose: without AVX-512, or when the permute read does not serve the forest.
-    pub fn fastest_for(forest: &Forest) -> Fetch {
-        let ways = Fetch::ALL.map(|fetch| Scorer::with_fetch(Isa::Avx512, fetch));
-        let ([Some(gather), Some(permute)], true) = (ways, Fetch::permute_serves(forest)) else {
+    /// The faster way for `isa`'s path to read `forest`'s values on this CPU, timed: two tiles of
+    /// rows made from the forest's own thresholds are scored both ways, alternately, and the best
+    /// of five of each compared (2.4–2.7 ms for 100 trees of ψ 256 on an AMD EPYC).
+    /// [`Fetch::Gather`] where there is nothing to choose: `isa` not available, or its select read
+    /// does not serve the forest.
+    pub fn fastest_for(isa: Isa, forest: &Forest) -> Fetch {
+        let ways = Fetch::ALL.map(|fetch| Scorer::with_fetch(isa, fetch));
+        let ([Some(gather), Some(select)], true) = (ways, Fetch::select_serves(isa, forest)) else {
             return Fetch::Gather;
         };
         let x = probe_rows(forest, 2 * TILE);
         let mut out = vec![0.0f32; 2 * TILE];
         let mut best = [std::time::Duration::MAX; 2];
         for _ in 0..5 {
-            for (i, scorer) in [gather, permute].iter().enumerate() {
+            for (i, scorer) in [gather, select].iter().enumerate() {
                 let start = std::time::Instant::now();
                 scorer.path_sums(forest, &x, &mut out);
                 best[i] = best[i].min(start.elapsed());
             }
         }
         if best[1] < best[0] {
-            Fetch::Permute
+            Fetch::Select
         } else {
             Fetch::Gather
         }
     }
 
-    /// Whether the AVX-512 path reads `forest`'s values by permutes when asked to: at most
-    /// [`PERMUTE_MAX_FEATURES`] features, every tree in heap order.
-    pub fn permute_serves(forest: &Forest) -> bool {
-        forest.n_features <= PERMUTE_MAX_FEATURES && forest.heap.iter().all(Option::is_some)
+    /// Whether `isa`'s path selects `forest`'s values from registers when asked to: at most
+    /// 16 features on AVX-512, 8 on AVX2, never on the scalar path; every tree in heap order.
+    pub fn select_serves(isa: Isa, forest: &Forest) -> bool {
+        forest.n_features <= select_max_features(isa) && forest.heap.iter().all(Option::is_some)
     }
 
     /// The name benches and logs print.
     pub fn name(self) -> &'static str {
         match self {
             Fetch::Gather => "gather",
-            Fetch::Permute => "permute",
+            Fetch::Select => "select",
         }
     }
 }
@@ -520,21 +529,14 @@ pub struct Scorer {
 
 impl Scorer {
     /// A scorer of `forest` on `isa`, `None` when this CPU cannot run it (the AVX-512 path hands
-    /// the forests it does not cover to the AVX2 one, so it needs both). On AVX-512 it reads
-    /// values the way [`Fetch::fastest_for`] finds faster for this forest here.
+    /// the forests it does not cover to the AVX2 one, so it needs both). It reads values the way
+    /// [`Fetch::fastest_for`] finds faster for this forest here.
     pub fn new(isa: Isa, forest: &Forest) -> Option<Scorer> {
-        let scorer = Scorer::with_fetch(isa, Fetch::Gather)?;
-        Some(match isa {
-            Isa::Avx512 => Scorer {
-                fetch: Fetch::fastest_for(forest),
-                ..scorer
-            },
-            _ => scorer,
-        })
+        Scorer::with_fetch(isa, Fetch::fastest_for(isa, forest))
     }
 
-    /// A scorer on `isa` that reads values as `fetch` says (it only changes the AVX-512 path; the
-    /// sums are the same either way).
+    /// A scorer on `isa` that reads values as `fetch` says (the vector paths only; the sums are
+    /// the same either way).
     pub fn with_fetch(isa: Isa, fetch: Fetch) -> Option<Scorer> {
         let ok = isa.is_available() && (isa != Isa::Avx512 || Isa::Avx2.is_available());
         ok.then_some(Scorer { isa, fetch })
@@ -575,7 +577,7 @@ impl Scorer {
                 // SAFETY: `Scorer::new` only builds an Avx2 scorer when AVX2 is available; the
                 // chunk holds `ot.len() <= TILE` rows of `f` values (checked above), and
                 // `Forest::new` checked every feature and child index.
-                Isa::Avx2 => unsafe { x86_64::avx2::add_tile(forest, xt, ot) },
+                Isa::Avx2 => unsafe { x86_64::avx2::add_tile(forest, xt, ot, self.fetch) },
                 #[cfg(target_arch = "x86_64")]
                 // SAFETY: as for Avx2: an Avx512 scorer exists only where AVX-512F and AVX2 are.
                 Isa::Avx512 => unsafe { x86_64::avx512::add_tile(forest, xt, ot, self.fetch) },

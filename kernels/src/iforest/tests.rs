@@ -296,44 +296,55 @@ fn median_threshold_is_the_median_of_a_features_splits() {
 }
 
 #[test]
-fn the_read_is_chosen_only_where_the_permute_read_serves() {
+fn the_read_is_chosen_only_where_the_select_read_serves() {
     let mut rng = Rng(5);
     let forest_of = |rng: &mut Rng, f: usize, depth: u32| {
         let trees: Vec<Vec<Node>> = (0..20).map(|_| random_tree(rng, f, depth)).collect();
         Forest::new(f, 256, &trees).expect("valid forest")
     };
     let narrow = forest_of(&mut rng, 8, 8);
+    let middle = forest_of(&mut rng, 12, 8);
     let wide = forest_of(&mut rng, 17, 8);
     let deep = forest_of(&mut rng, 8, super::HEAP_MAX_DEPTH + 4);
-    assert!(Fetch::permute_serves(&narrow));
-    assert!(!Fetch::permute_serves(&wide));
     assert!(
         deep.depth.iter().any(|&d| d > super::HEAP_MAX_DEPTH),
         "some tree too deep for heap order"
     );
-    assert!(!Fetch::permute_serves(&deep));
-    for forest in [&wide, &deep] {
-        assert_eq!(Fetch::fastest_for(forest), Fetch::Gather);
+    let serves = |isa, forest| Fetch::select_serves(isa, forest);
+    assert!(serves(Isa::Avx512, &narrow) && serves(Isa::Avx2, &narrow));
+    assert!(serves(Isa::Avx512, &middle) && !serves(Isa::Avx2, &middle));
+    for forest in [&narrow, &middle, &wide, &deep] {
+        assert!(!serves(Isa::Scalar, forest));
     }
-    // The scorer a forest gets reads the way timing chose on AVX-512 and gathers elsewhere, and
-    // scores as the scalar path does.
-    let x = random_rows(&mut rng, 1000, 8, true);
-    let sums = |scorer: Scorer| {
-        let mut out = vec![0.0f32; 1000];
-        scorer.path_sums(&narrow, &x, &mut out);
-        out.iter().map(|v| v.to_bits()).collect::<Vec<_>>()
-    };
-    let reference = sums(Scorer::new(Isa::Scalar, &narrow).expect("available"));
-    for isa in Isa::under_test() {
-        let scorer = Scorer::new(isa, &narrow).expect("available");
-        if isa != Isa::Avx512 {
-            assert_eq!(scorer.fetch(), Fetch::Gather, "{isa}");
+    for isa in Isa::ALL {
+        assert!(!serves(isa, &wide) && !serves(isa, &deep), "{isa}");
+        for forest in [&wide, &deep] {
+            assert_eq!(Fetch::fastest_for(isa, forest), Fetch::Gather, "{isa}");
         }
-        assert!(
-            sums(scorer) == reference,
-            "{isa} ({})",
-            scorer.fetch().name()
-        );
+    }
+    assert_eq!(Fetch::fastest_for(Isa::Avx2, &middle), Fetch::Gather);
+    // The scorer a forest gets reads the way timing chose (the scalar path: gather, which it
+    // ignores), and scores as the scalar path does.
+    for forest in [&narrow, &middle] {
+        let f = forest.n_features();
+        let x = random_rows(&mut rng, 1000, f, true);
+        let sums = |scorer: Scorer| {
+            let mut out = vec![0.0f32; 1000];
+            scorer.path_sums(forest, &x, &mut out);
+            out.iter().map(|v| v.to_bits()).collect::<Vec<_>>()
+        };
+        let reference = sums(Scorer::new(Isa::Scalar, forest).expect("available"));
+        for isa in Isa::under_test() {
+            let scorer = Scorer::new(isa, forest).expect("available");
+            if !serves(isa, forest) {
+                assert_eq!(scorer.fetch(), Fetch::Gather, "{isa}");
+            }
+            assert!(
+                sums(scorer) == reference,
+                "{isa} ({})",
+                scorer.fetch().name()
+            );
+        }
     }
 }
 

@@ -7,7 +7,8 @@
 //! gathering each row's value from the rows as they are beats transposing a tile so as to select
 //! the values by blends (1.9–2.1 M at any width).
 
-use crate::iforest::{scalar, unpack_heap_node, Forest, Heap};
+use crate::iforest::{scalar, unpack_heap_node, Fetch, Forest, Heap, TILE};
+use crate::isa::Isa;
 use core::arch::x86_64::*;
 
 /// Adds tree `t`'s path length to `out[i]` for every row `i` of `x`.
@@ -120,6 +121,8 @@ struct HeapWalk {
     feat: [__m256i; REGISTER_LEVELS + 2],
     nodes: *const i64,
     values: *const f32,
+    /// The features levels 0 and 1 test (`[root, left, right]`).
+    top: [usize; 3],
 }
 
 impl HeapWalk {
@@ -149,7 +152,10 @@ impl HeapWalk {
                 *f_reg = _mm256_loadu_si256(f8.as_ptr() as *const __m256i);
             }
         }
+        let top =
+            core::array::from_fn(|i| nodes.get(i).map_or(0, |&n| unpack_heap_node(n).1 as usize));
         HeapWalk {
+            top,
             depth,
             inner: (1i32 << depth) - 1,
             thr,
@@ -239,31 +245,20 @@ impl HeapWalk {
         }
     }
 
-    /// Walks the blocks of 8 rows of `x` (16 blocks in lockstep, then single blocks), gathering
-    /// each row's value, and adds their path lengths to `out` (whose length is a multiple of 8).
+    /// Walks the blocks of 8 rows of `out` (16 blocks in lockstep, then single blocks), reading
+    /// block `b`'s values by `value(self, b, level, node, feat)` (its lanes at `node` of `level`
+    /// test features `feat`), and adds their path lengths to `out` (a multiple of 8 long).
     ///
     /// # Safety
-    /// AVX2; `x` holds `out.len()` rows of `f` values, and every feature index of the tree is
-    /// below `f`.
+    /// AVX2; `value` reads blocks below `out.len() / 8` at every feature index of the tree.
     #[inline(always)]
-    unsafe fn walk(&self, x: &[f32], f: usize, out: &mut [f32]) {
+    unsafe fn walk(
+        &self,
+        value: impl Fn(&HeapWalk, usize, usize, __m256i, __m256i) -> __m256,
+        out: &mut [f32],
+    ) {
         const LANES: usize = 16;
         let blocks = out.len() / 8;
-        // SAFETY: register arithmetic only.
-        let rows = unsafe {
-            _mm256_mullo_epi32(
-                _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7),
-                _mm256_set1_epi32(f as i32),
-            )
-        };
-        // Block `b`'s 8 rows' values of their features `feat`.
-        let value = |b: usize, feat: __m256i| {
-            // SAFETY: called below only for blocks below `blocks`, whose rows are inside `x`;
-            // `feat < f`.
-            unsafe {
-                _mm256_i32gather_ps::<4>(x.as_ptr().add(b * 8 * f), _mm256_add_epi32(rows, feat))
-            }
-        };
         let mut b = 0;
         // SAFETY: blocks `b..b + LANES` (or `b`) exist in `out`; `fields` gets indices of the level
         // being walked, `finish` last-level ones.
@@ -273,7 +268,7 @@ impl HeapWalk {
                 for level in 0..self.depth {
                     for (k, n) in node.iter_mut().enumerate() {
                         let (thr, feat) = self.fields(level, *n);
-                        *n = HeapWalk::down(*n, value(b + k, feat), thr);
+                        *n = HeapWalk::down(*n, value(self, b + k, level, *n, feat), thr);
                     }
                 }
                 for (k, n) in node.iter().enumerate() {
@@ -285,7 +280,7 @@ impl HeapWalk {
                 let mut node = _mm256_setzero_si256();
                 for level in 0..self.depth {
                     let (thr, feat) = self.fields(level, node);
-                    node = HeapWalk::down(node, value(b, feat), thr);
+                    node = HeapWalk::down(node, value(self, b, level, node, feat), thr);
                 }
                 self.finish(node, out.as_mut_ptr().add(b * 8));
                 b += 1;
@@ -302,10 +297,85 @@ impl HeapWalk {
 unsafe fn add_heap_tree(forest: &Forest, t: usize, h: Heap, x: &[f32], out: &mut [f32]) {
     let f = forest.n_features;
     let body = out.len() - out.len() % 8;
-    // SAFETY: the caller's contract; `x` holds the `body` rows walked, feature indices are below
-    // `f` (checked by `Forest::new`).
-    unsafe { HeapWalk::new(forest, t, h).walk(x, f, &mut out[..body]) };
+    let rows = _mm256_mullo_epi32(
+        _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7),
+        _mm256_set1_epi32(f as i32),
+    );
+    // Block `b`'s 8 rows' values of their features `feat`.
+    let value = |_: &HeapWalk, b: usize, _, _, feat: __m256i| {
+        // SAFETY: the walk reads blocks below `body / 8`, whose rows are inside `x`, at features
+        // below `f` (checked by `Forest::new`).
+        unsafe { _mm256_i32gather_ps::<4>(x.as_ptr().add(b * 8 * f), _mm256_add_epi32(rows, feat)) }
+    };
+    // SAFETY: the caller's contract.
+    unsafe { HeapWalk::new(forest, t, h).walk(value, &mut out[..body]) };
     scalar::add_tree(forest, t, &x[body * f..], &mut out[body..]);
+}
+
+/// The tile `x` (rows of `f <= 2^L` values) transposed in blocks of 8 rows, each block `2^L`
+/// columns of 8 values (zero past `f`), into `cols`; returns the number of whole blocks.
+fn transpose<const L: usize>(x: &[f32], f: usize, cols: &mut [f32]) -> usize {
+    let blocks = x.len() / f / 8;
+    for (r, row) in x.chunks_exact(f).take(blocks * 8).enumerate() {
+        let at = (r / 8) * (8 << L) + r % 8;
+        for (j, &v) in row.iter().enumerate() {
+            cols[at + 8 * j] = v;
+        }
+    }
+    blocks
+}
+
+/// Block `b`'s values at features `feat` (of its lanes' nodes `node` at `level` of `walk`'s tree)
+/// from its `2^L` columns at `cols`: one column at level 0, one of two at level 1, deeper a tree
+/// of blends, each level picking by one bit of the feature.
+///
+/// # Safety
+/// AVX2; block `b`'s columns are in `cols`, every feature of the tree is below `2^L`.
+#[inline(always)]
+unsafe fn select<const L: usize>(
+    cols: *const f32,
+    b: usize,
+    walk: &HeapWalk,
+    level: usize,
+    node: __m256i,
+    feat: __m256i,
+) -> __m256 {
+    // SAFETY: the caller's contract.
+    unsafe {
+        let c = cols.add(b * (8 << L));
+        if level == 0 {
+            return _mm256_loadu_ps(c.add(8 * walk.top[0]));
+        }
+        if level == 1 {
+            let right = _mm256_castsi256_ps(_mm256_cmpeq_epi32(node, _mm256_set1_epi32(2)));
+            return _mm256_blendv_ps(
+                _mm256_loadu_ps(c.add(8 * walk.top[1])),
+                _mm256_loadu_ps(c.add(8 * walk.top[2])),
+                right,
+            );
+        }
+        let mut v = [_mm256_setzero_ps(); 8];
+        for (j, v) in v.iter_mut().enumerate().take(1 << L) {
+            *v = _mm256_loadu_ps(c.add(8 * j));
+        }
+        // Bit k of each lane's feature moved to the sign, which blendv reads.
+        let bits = [
+            _mm256_slli_epi32::<31>(feat),
+            _mm256_slli_epi32::<30>(feat),
+            _mm256_slli_epi32::<29>(feat),
+        ];
+        let mut n = 1usize << L;
+        for bit in bits {
+            if n == 1 {
+                break;
+            }
+            for i in 0..n / 2 {
+                v[i] = _mm256_blendv_ps(v[2 * i], v[2 * i + 1], _mm256_castsi256_ps(bit));
+            }
+            n /= 2;
+        }
+        v[0]
+    }
 }
 
 /// Adds every tree's path lengths for one tile of rows (at most [`crate::iforest::TILE`]), tree
@@ -315,7 +385,38 @@ unsafe fn add_heap_tree(forest: &Forest, t: usize, h: Heap, x: &[f32], out: &mut
 /// AVX2; `x` holds `out.len() <= TILE` rows of `forest.n_features` values; `forest` was checked by
 /// `Forest::new`.
 #[target_feature(enable = "avx2")]
-pub(crate) unsafe fn add_tile(forest: &Forest, x: &[f32], out: &mut [f32]) {
+pub(crate) unsafe fn add_tile(forest: &Forest, x: &[f32], out: &mut [f32], fetch: Fetch) {
+    let f = forest.n_features;
+    if fetch == Fetch::Select && Fetch::select_serves(Isa::Avx2, forest) {
+        macro_rules! columns {
+            ($l:literal) => {{
+                let mut cols = [0.0f32; TILE << $l];
+                let blocks = transpose::<$l>(x, f, &mut cols);
+                let body = blocks * 8;
+                let cp = cols.as_ptr();
+                for (t, h) in forest.heap.iter().enumerate() {
+                    let h = h.expect("every tree is in heap order (checked above)");
+                    // SAFETY: as this function; the walk reads blocks below `blocks`, which
+                    // `cols` holds, at features below `f <= 2^L`.
+                    unsafe {
+                        HeapWalk::new(forest, t, h).walk(
+                            |walk, b, level, node, feat| {
+                                select::<$l>(cp, b, walk, level, node, feat)
+                            },
+                            &mut out[..body],
+                        )
+                    };
+                    scalar::add_tree(forest, t, &x[body * f..], &mut out[body..]);
+                }
+            }};
+        }
+        match f {
+            1..=2 => columns!(1),
+            3..=4 => columns!(2),
+            _ => columns!(3),
+        }
+        return;
+    }
     for t in 0..forest.n_trees() {
         // SAFETY: as this function.
         unsafe { add_tree(forest, t, x, out) };

@@ -32,7 +32,8 @@
 //! dependent permutes made it slower.
 
 use super::avx2;
-use crate::iforest::{unpack_heap_node, Fetch, Forest, Heap, PERMUTE_MAX_FEATURES, TILE};
+use crate::iforest::{select_max_features, unpack_heap_node, Fetch, Forest, Heap, TILE};
+use crate::isa::Isa;
 use core::arch::x86_64::*;
 
 /// Most features a forest may have for this path (a padded block stays on the stack, 4 KiB).
@@ -293,7 +294,7 @@ impl Values for Rows<'_> {
 }
 
 /// A tile laid out twice, in blocks of 16 rows padded with zeros to `W = 2^L` features (`L` in
-/// 1..=4), for [`Fetch::Permute`]: `rows` row-major (a block is `W` registers, two of them hold
+/// 1..=4), for [`Fetch::Select`]: `rows` row-major (a block is `W` registers, two of them hold
 /// `32 / W` rows, so `W / 2` two-register permutes and `W / 2 − 1` constant-mask blends pick
 /// each lane's value), and `cols` transposed (a block is `W` columns, so that levels 0 and 1,
 /// where every lane tests one of at most two features, load their values).
@@ -350,7 +351,7 @@ impl<const L: usize> Values for Padded<'_, L> {
 }
 
 /// Widest padding [`Padded`] takes: `2^MAX_PAD_LEVEL` = 16 features.
-const MAX_PAD_LEVEL: usize = PERMUTE_MAX_FEATURES.trailing_zeros() as usize;
+const MAX_PAD_LEVEL: usize = select_max_features(Isa::Avx512).trailing_zeros() as usize;
 
 /// Lays `x` (rows of `f ≤ 2^L` values) out as [`Padded`] in `rows` and `cols`, which the caller
 /// zeroed (the padding stays zero); returns the number of blocks.
@@ -379,7 +380,7 @@ pub(crate) unsafe fn add_tile(forest: &Forest, x: &[f32], out: &mut [f32], fetch
     let f = forest.n_features;
     if f > MAX_FEATURES || forest.heap.iter().any(Option::is_none) {
         // SAFETY: as this function (AVX2 is available).
-        unsafe { avx2::add_tile(forest, x, out) };
+        unsafe { avx2::add_tile(forest, x, out, Fetch::Gather) };
         return;
     }
     let rows = out.len();
@@ -392,7 +393,7 @@ pub(crate) unsafe fn add_tile(forest: &Forest, x: &[f32], out: &mut [f32], fetch
             .enumerate()
             .filter_map(|(t, h)| Some((t, (*h)?)))
     };
-    if fetch == Fetch::Permute && f <= 1 << MAX_PAD_LEVEL {
+    if fetch == Fetch::Select && f <= 1 << MAX_PAD_LEVEL {
         macro_rules! permute {
             ($l:literal) => {{
                 // Zeroed once, as wide as this forest's padding.
