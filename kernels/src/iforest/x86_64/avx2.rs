@@ -1,11 +1,18 @@
-//! AVX2 path: 8 rows walk a tree at once with gathers, scalar tail.
+//! AVX2 path: 8 rows walk a tree at once, scalar tail.
 //!
-//! A step is a chain of dependent operations (the node's fields, the row's value by a gather, the
-//! compare), so one block of 8 rows is latency-bound: blocks walk in lockstep so that their chains
-//! overlap. Measured on the SKAB forest (`cargo bench --bench iforest`): 16 blocks in lockstep give
-//! 3.8–4.2 M rows/s against 2.2 M for 4, although 16 node registers spill; 32 is slower again; and
-//! gathering each row's value from the rows as they are beats transposing a tile so as to select
-//! the values by blends (1.9–2.1 M at any width).
+//! A step is a chain of dependent operations (the node's fields, the row's value, the compare),
+//! so one block of 8 rows is latency-bound: blocks walk in lockstep so that their chains overlap.
+//! Each row's value is read one of two ways ([`Fetch`]), with the same bits: a gather from the
+//! rows as they are, or (forests of at most 8 features in heap order) a select from the tile
+//! transposed once in blocks of 8 rows, padded to 2, 4 or 8 columns: level 0 loads its column,
+//! level 1 blends two, deeper levels pick by a tree of blends on the feature's bits.
+//!
+//! Measured on the SKAB forest (`cargo bench --bench iforest`, 8 features). On an Intel Xeon
+//! (Sapphire Rapids): 16 blocks in lockstep give 3.8–4.2 M rows/s against 2.2 M for 4, although
+//! 16 node registers spill; 32 is slower again; gathering beat selecting by blends (1.9–2.1 M at
+//! any width, before levels 0 and 1 loaded their columns). On an AMD EPYC (Zen 5), where gathers
+//! are slow, the select read wins: 3.6 M rows/s against 2.6 M (8 or 12 blocks in lockstep are
+//! slower). [`Fetch::fastest_for`] times both for each forest, so each CPU takes its faster one.
 
 use crate::iforest::{scalar, unpack_heap_node, Fetch, Forest, Heap, TILE};
 use crate::isa::Isa;
