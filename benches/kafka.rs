@@ -177,12 +177,7 @@ fn bare_batch_consume(addr: &str, group: &str, n: u64) -> f64 {
 /// (a scrape every 5 ms took about 5 % of its samples).
 fn scorer_throughput(vigil: &Path, addr: &str, group: &str, config: &Path, n: u64) -> f64 {
     let (scorer, http) = start_scorer(vigil, addr, "bench", group, config);
-    let unix = || {
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .expect("clock after 1970")
-            .as_secs_f64()
-    };
+    let unix = || vigil::time::now_micros() as f64 / 1e6;
     let (t_first, done_first) = loop {
         let m = metrics(&http);
         let done = m.get("vigil_records_done_total").copied().unwrap_or(0.0);

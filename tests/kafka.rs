@@ -396,18 +396,13 @@ fn score_publishes_the_same_alerts_as_replay_and_a_restart_does_not_redo_work() 
     assert!(status.success());
     let want = replay_alerts();
 
-    let started = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .expect("clock")
-        .as_secs_f64();
+    let unix = || vigil::time::now_micros() as f64 / 1e6;
+    let started = unix();
     let scorer = Scorer::start(&broker, "g1", &dir, "first");
     scorer.wait_until(60, "all records done", |m| {
         m.get("vigil_records_done_total") == Some(&64_800.0)
     });
-    let scored = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .expect("clock")
-        .as_secs_f64();
+    let scored = unix();
     let last = scorer.metrics()["vigil_last_record_done_timestamp_seconds"];
     assert!(
         started < last && last <= scored,
