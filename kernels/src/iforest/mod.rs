@@ -98,6 +98,9 @@ pub struct Forest {
     /// `trees · c(ψ)`.
     norm: f64,
     sample_size: usize,
+    /// [`Fetch::fastest_for`]'s answer for the AVX2 and the AVX-512 path, once timed: every
+    /// scorer made for this forest (one per shard) then reads the same way without timing again.
+    fastest: [std::sync::OnceLock<Fetch>; 2],
 }
 
 /// Equal when every column is bit-for-bit equal (leaves hold NaN thresholds).
@@ -187,6 +190,7 @@ impl Forest {
             heap_value: Vec::new(),
             norm: trees.len() as f64 * average_path_length(sample_size as f64),
             sample_size,
+            fastest: Default::default(),
         };
         for (t, nodes) in trees.iter().enumerate() {
             f.push_tree(t, n_features, nodes)?;
@@ -449,12 +453,21 @@ impl Fetch {
     /// Every way, for tests and benches.
     pub const ALL: [Fetch; 2] = [Fetch::Gather, Fetch::Select];
 
-    /// The faster way for `isa`'s path to read `forest`'s values on this CPU, timed: two tiles of
-    /// rows made from the forest's own thresholds are scored both ways, alternately, and the best
-    /// of five of each compared (2.4–2.7 ms for 100 trees of ψ 256 on an AMD EPYC).
-    /// [`Fetch::Gather`] where there is nothing to choose: `isa` not available, or its select read
-    /// does not serve the forest.
+    /// The faster way for `isa`'s path to read `forest`'s values on this CPU, timed once per
+    /// forest and path: two tiles of rows made from the forest's own thresholds are scored both
+    /// ways, alternately, and the best of five of each compared (2.4–2.7 ms for 100 trees of ψ 256
+    /// on an AMD EPYC). [`Fetch::Gather`] where there is nothing to choose: `isa` not available,
+    /// or its select read does not serve the forest.
     pub fn fastest_for(isa: Isa, forest: &Forest) -> Fetch {
+        match isa {
+            Isa::Scalar => Fetch::Gather,
+            Isa::Avx2 => *forest.fastest[0].get_or_init(|| Fetch::time(isa, forest)),
+            Isa::Avx512 => *forest.fastest[1].get_or_init(|| Fetch::time(isa, forest)),
+        }
+    }
+
+    /// [`Fetch::fastest_for`], timed now.
+    fn time(isa: Isa, forest: &Forest) -> Fetch {
         let ways = Fetch::ALL.map(|fetch| Scorer::with_fetch(isa, fetch));
         let ([Some(gather), Some(select)], true) = (ways, Fetch::select_serves(isa, forest)) else {
             return Fetch::Gather;
